@@ -1,0 +1,25 @@
+//! The small traits of weft and the upgrade of a raw connection.
+//!
+//! A libp2p connection starts as a raw byte stream (TCP) and is *upgraded*: first
+//! multistream-select picks a security protocol and its handshake proves the remote
+//! [`PeerId`](libp2p_identity::PeerId) and encrypts the channel, then a stream
+//! multiplexer is chosen (inside the handshake when both sides support inlined
+//! negotiation, otherwise by multistream-select over the secure channel).
+//!
+//! This crate holds the two traits implementations plug into:
+//!
+//! - [`SecurityUpgrade`]: a security protocol such as `/noise` or `/tls/1.0.0`;
+//! - [`StreamMuxer`]: a stream multiplexer such as `/yamux/1.0.0`;
+//!
+//! and the types they pass around. Both traits are dyn-compatible, so a list of
+//! implementations can be chosen at run time.
+
+mod io;
+mod muxer;
+mod role;
+mod security;
+
+pub use io::{BoxFuture, BoxedIo, Io};
+pub use muxer::{BoxedStream, Muxed, MuxedConnection, MuxedStream, MuxerError, StreamMuxer};
+pub use role::Role;
+pub use security::{SecuredConnection, SecurityError, SecurityUpgrade};

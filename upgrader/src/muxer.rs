@@ -1,0 +1,91 @@
+//! The muxer trait: turn a secured byte stream into many independent streams.
+
+use crate::io::{BoxFuture, BoxedIo};
+use crate::role::Role;
+use futures::io::{AsyncRead, AsyncWrite};
+use std::sync::Arc;
+
+/// A libp2p stream multiplexer (for example `/yamux/1.0.0`).
+///
+/// Dyn-compatible, so the upgrader can keep an ordered list of
+/// `Arc<dyn StreamMuxer>` chosen at run time.
+pub trait StreamMuxer: Send + Sync + 'static {
+    /// The multistream-select protocol id, for example `/yamux/1.0.0`.
+    fn protocol_id(&self) -> &str;
+
+    /// Turns a secured connection into a multiplexed one.
+    ///
+    /// `role` decides, for example, whether we are the yamux client (odd stream ids)
+    /// or server (even ids). The returned [`Muxed::driver`] must be polled (spawned on
+    /// the caller's runtime) for the connection to make progress.
+    fn upgrade(&self, io: BoxedIo, role: Role) -> Result<Muxed, MuxerError>;
+}
+
+/// A freshly multiplexed connection: the handle and the future that drives it.
+pub struct Muxed {
+    /// The handle to open, accept and close streams. Cheap to clone (`Arc`).
+    pub connection: Arc<dyn MuxedConnection>,
+    /// Drives the connection's I/O. Spawn it: nothing moves on the connection while it
+    /// is not polled. It completes when the connection has closed, with the reason.
+    pub driver: BoxFuture<'static, Result<(), MuxerError>>,
+}
+
+impl std::fmt::Debug for Muxed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Muxed").finish_non_exhaustive()
+    }
+}
+
+/// A handle to a multiplexed connection. All methods take `&self`, so one handle can
+/// be shared by the tasks that open and accept streams.
+#[async_trait::async_trait]
+pub trait MuxedConnection: Send + Sync + 'static {
+    /// Opens a new outbound stream. It may be usable before the remote acknowledged it.
+    async fn open_stream(&self) -> Result<BoxedStream, MuxerError>;
+
+    /// Waits for the next inbound stream. After the connection closed (by us, by the
+    /// remote's go-away, or by an error) this returns [`MuxerError::Closed`] or the
+    /// error that ended it.
+    async fn accept_stream(&self) -> Result<BoxedStream, MuxerError>;
+
+    /// Closes the connection gracefully: tells the remote (go-away), flushes, and
+    /// closes the underlying stream. Open streams then fail.
+    async fn close(&self) -> Result<(), MuxerError>;
+
+    /// Whether the connection is closed, by either side.
+    fn is_closed(&self) -> bool;
+
+    /// Whether the remote announced that it will open no more streams (yamux
+    /// go-away), or closed the connection.
+    fn remote_went_away(&self) -> bool;
+}
+
+/// One stream of a multiplexed connection.
+///
+/// `poll_close` is a half-close: our write side is done (the remote reads EOF), while
+/// reads go on until the remote closes its side too.
+pub trait MuxedStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// Aborts the stream in both directions; the remote sees an error, not EOF.
+    fn reset(&mut self);
+}
+
+/// An owned, type-erased [`MuxedStream`].
+pub type BoxedStream = Box<dyn MuxedStream>;
+
+/// Why a multiplexer operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MuxerError {
+    /// The underlying connection failed.
+    #[error("i/o error on the multiplexed connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// The connection is closed (by us, or the remote went away).
+    #[error("the multiplexed connection is closed")]
+    Closed,
+    /// The limit on concurrent streams was reached.
+    #[error("too many streams on this connection")]
+    TooManyStreams,
+    /// The remote broke the muxer protocol.
+    #[error("muxer protocol violation: {0}")]
+    Protocol(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
