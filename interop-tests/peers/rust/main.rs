@@ -1,0 +1,2 @@
+//! The rust-libp2p interop peer (being written).
+fn main() {}
