@@ -1,0 +1,197 @@
+// weft's js-libp2p interop peer.
+//
+// Contract (shared with the go and rust peers, see interop-tests/README.md):
+//   node peer.mjs listen --security noise|tls [--ip 127.0.0.1] [--port 0]
+//   node peer.mjs dial MULTIADDR --security noise|tls [--echo-bytes N] [--timeout-secs S]
+// TCP only, Noise or TLS, yamux only. stdout carries only the contract's output;
+// logs go to stderr.
+import './polyfill.mjs'
+
+import { randomBytes } from 'node:crypto'
+import { parseArgs } from 'node:util'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { tls } from '@libp2p/tls'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+
+const AGENT_VERSION = 'js-libp2p-interop-peer'
+const ECHO_PROTOCOL = '/echo/1.0.0'
+const ECHO_CHUNK = 64 * 1024
+
+function usage () {
+  process.stderr.write('usage:\n' +
+    '  peer.mjs listen --security noise|tls [--ip 127.0.0.1] [--port 0]\n' +
+    '  peer.mjs dial MULTIADDR --security noise|tls [--echo-bytes 1048576] [--timeout-secs 30]\n')
+  process.exit(2)
+}
+
+function encrypter (security) {
+  if (security === 'noise') return noise()
+  if (security === 'tls') return tls()
+  throw new Error(`unknown --security ${JSON.stringify(security)} (want noise or tls)`)
+}
+
+async function newNode (security, listen) {
+  return createLibp2p({
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: [encrypter(security)],
+    streamMuxers: [yamux()],
+    nodeInfo: { userAgent: AGENT_VERSION },
+    services: {
+      identify: identify(),
+      ping: ping()
+    }
+  })
+}
+
+/** Echo every byte until the remote half-closes, then close the write side. */
+async function echoHandler (stream) {
+  try {
+    for await (const chunk of stream) {
+      if (!stream.send(chunk)) {
+        await stream.onDrain()
+      }
+    }
+    await stream.close()
+  } catch (err) {
+    process.stderr.write(`echo stream failed: ${err?.stack ?? err}\n`)
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+  }
+}
+
+function writeStdout (line) {
+  return new Promise((resolve) => process.stdout.write(line + '\n', () => resolve()))
+}
+
+async function listen (argv) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      security: { type: 'string' },
+      ip: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '0' }
+    },
+    allowPositionals: true
+  })
+  if (positionals.length !== 0) throw new Error(`unexpected arguments: ${positionals.join(' ')}`)
+  const node = await newNode(values.security, [`/ip4/${values.ip}/tcp/${values.port}`])
+  await node.handle(ECHO_PROTOCOL, echoHandler)
+  const addr = node.getMultiaddrs().find((ma) => ma.toString().includes('/tcp/'))
+  if (addr == null) throw new Error('no TCP listen address')
+  let line = addr.toString()
+  if (!line.includes('/p2p/')) line += `/p2p/${node.peerId.toString()}`
+  await writeStdout(line)
+  const stop = async () => {
+    await node.stop().catch(() => {})
+    process.exit(0)
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
+/** Send `n` random bytes on /echo/1.0.0 while reading, half-close, read to EOF, verify. */
+async function echo (node, peerId, n, signal) {
+  const stream = await node.dialProtocol(peerId, ECHO_PROTOCOL, { signal })
+  const payload = randomBytes(n)
+  const writer = (async () => {
+    for (let offset = 0; offset < n; offset += ECHO_CHUNK) {
+      if (!stream.send(payload.subarray(offset, Math.min(n, offset + ECHO_CHUNK)))) {
+        await stream.onDrain({ signal })
+      }
+    }
+    await stream.close({ signal })
+  })()
+  const received = Buffer.alloc(n)
+  let got = 0
+  for await (const chunk of stream) {
+    const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray()
+    if (got + bytes.byteLength > n) {
+      stream.abort(new Error('too many bytes'))
+      throw new Error(`echoed more than the ${n} bytes sent`)
+    }
+    received.set(bytes, got)
+    got += bytes.byteLength
+  }
+  await writer
+  if (got !== n) throw new Error(`echoed ${got} bytes, sent ${n}`)
+  if (!received.equals(payload)) throw new Error('echoed bytes differ from the bytes sent')
+}
+
+async function dial (argv) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      security: { type: 'string' },
+      'echo-bytes': { type: 'string', default: '1048576' },
+      'timeout-secs': { type: 'string', default: '30' }
+    },
+    allowPositionals: true
+  })
+  if (positionals.length !== 1) throw new Error('expected exactly one MULTIADDR')
+  const echoBytes = Number(values['echo-bytes'])
+  const timeoutSecs = Number(values['timeout-secs'])
+  if (!Number.isSafeInteger(echoBytes) || echoBytes < 0) throw new Error('bad --echo-bytes')
+  if (!(timeoutSecs > 0)) throw new Error('bad --timeout-secs')
+  const target = multiaddr(positionals[0])
+  const remote = positionals[0].split('/p2p/').pop()
+  if (!positionals[0].includes('/p2p/') || remote === '') throw new Error('MULTIADDR must end in /p2p/<peer id>')
+
+  const signal = AbortSignal.timeout(timeoutSecs * 1000)
+  const node = await newNode(values.security, [])
+  try {
+    const identified = new Promise((resolve, reject) => {
+      node.addEventListener('peer:identify', (evt) => {
+        if (evt.detail.peerId.toString() === remote) resolve(evt.detail)
+      })
+      signal.addEventListener('abort', () => reject(new Error('timed out waiting for identify')))
+    })
+    const conn = await node.dial(target, { signal })
+    if (conn.remotePeer.toString() !== remote) throw new Error(`connected to ${conn.remotePeer}, expected ${remote}`)
+    const id = await identified
+    const rtt = await node.services.ping.ping(conn.remotePeer, { signal })
+    await echo(node, conn.remotePeer, echoBytes, signal)
+    return {
+      ok: true,
+      remote_peer: remote,
+      agent_version: id.agentVersion ?? '',
+      protocols: id.protocols,
+      security: conn.encryption ?? (values.security === 'tls' ? '/tls/1.0.0' : '/noise'),
+      muxer: conn.multiplexer ?? '/yamux/1.0.0',
+      rtt_ms: rtt,
+      echo_bytes: echoBytes
+    }
+  } finally {
+    await node.stop().catch(() => {})
+  }
+}
+
+async function main () {
+  const [command, ...rest] = process.argv.slice(2)
+  if (command === 'listen') {
+    try {
+      await listen(rest)
+    } catch (err) {
+      process.stderr.write(`listen failed: ${err?.stack ?? err}\n`)
+      process.exit(1)
+    }
+  } else if (command === 'dial') {
+    let report
+    try {
+      report = await dial(rest)
+    } catch (err) {
+      process.stderr.write(`dial failed: ${err?.stack ?? err}\n`)
+      report = { ok: false, error: String(err?.message ?? err) }
+    }
+    await writeStdout(JSON.stringify(report))
+    process.exit(report.ok ? 0 : 1)
+  } else {
+    usage()
+  }
+}
+
+await main()
