@@ -1,3 +1,26 @@
 //! Connection limits and a trimming connection manager for weft.
 //!
-//! Not built yet: this crate will hold what the line above says.
+//! The host asks one trait, [`ConnectionPolicy`], before and after each handshake and
+//! when it wants to shed load; the policy answers and the host acts. This crate does no
+//! I/O of its own.
+//!
+//! - [`NoLimits`] accepts everything.
+//! - A user's own type can implement [`ConnectionPolicy`].
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod clock;
+mod error;
+mod id;
+mod permit;
+mod policy;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{ConfigError, LimitError, LimitKind};
+pub use id::{ConnectionId, Direction};
+pub use permit::PendingPermit;
+pub use policy::{Admission, ConnectionPolicy, NoLimits};
+
+/// Re-exported so users name the same types as this crate's API.
+pub use libp2p_identity::PeerId;
+/// Re-exported so users name the same types as this crate's API.
+pub use multiaddr::Multiaddr;
