@@ -1,3 +1,42 @@
 //! libp2p TLS 1.3 (`/tls/1.0.0`) for weft, with rustls and rcgen.
 //!
-//! Not built yet: this crate will hold what the line above says.
+//! [`TlsUpgrade`] implements [`weft_upgrader::SecurityUpgrade`] as the
+//! [libp2p TLS spec](https://github.com/libp2p/specs/blob/master/tls/tls.md) says:
+//!
+//! - each handshake presents a fresh self-signed ECDSA P-256 certificate whose first
+//!   extension is the libp2p public key extension (OID 1.3.6.1.4.1.53594.1.1): the
+//!   host public key and its signature over `"libp2p-tls-handshake:"` ‖ the
+//!   certificate's SubjectPublicKeyInfo;
+//! - both sides require and verify exactly one peer certificate (validity period,
+//!   self-signature, the extension present exactly once, no unknown critical
+//!   extension, the extension signature), TLS 1.3 only, no SNI;
+//! - the dialer checks the expected [`PeerId`](libp2p_identity::PeerId);
+//! - muxers may be agreed through ALPN (inlined muxer negotiation), following the
+//!   client's preference, with `"libp2p"` as the fallback.
+//!
+//! Failures are [`weft_upgrader::SecurityError`]s; the detailed cause is a boxed
+//! [`TlsError`] inside `Authentication` or `Protocol`.
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod alpn;
+pub mod certificate;
+mod config;
+mod error;
+mod provider;
+mod signed_key;
+mod upgrade;
+mod verifier;
+
+pub use alpn::LIBP2P_ALPN;
+pub use certificate::{generate_certificate, GeneratedCertificate, Libp2pCertificate};
+pub use config::{TlsConfig, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use error::TlsError;
+pub use signed_key::SignedKey;
+pub use upgrade::{TlsUpgrade, PROTOCOL_ID};
+
+/// The signature verification algorithms this crate uses (those of rustls's *ring*
+/// provider), for [`Libp2pCertificate::verify`].
+pub fn verification_algorithms() -> rustls::crypto::WebPkiSupportedAlgorithms {
+    rustls::crypto::ring::default_provider().signature_verification_algorithms
+}
