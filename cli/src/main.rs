@@ -1,8 +1,191 @@
-//! The `weft` command: demo, listen, dial, perf.
+//! The `weft` command: a demo of two hosts, a listener, a dialer, perf, and peer ids.
 //!
-//! Not built yet: this crate will hold the `weft` binary.
+//! ```text
+//! weft                  # the demo (same as `weft demo`)
+//! weft listen --listen /ip4/127.0.0.1/tcp/4001
+//! weft dial /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --ping 3 --echo 1048576
+//! weft perf /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --upload 0 --download 104857600
+//! weft id --seed 000102...1f
+//! ```
 
-fn main() {
-    eprintln!("weft: the command-line tool is not built yet");
-    std::process::exit(2);
+mod demo;
+mod dial;
+mod echo;
+mod listen;
+mod options;
+mod perf;
+
+use clap::{Args, Parser, Subcommand};
+use options::{parse_security_list, SecurityList};
+use std::process::ExitCode;
+use std::time::Duration;
+use weft_host::Multiaddr;
+
+#[derive(Parser)]
+#[command(name = "weft", version, about = "libp2p connections: demo, listen, dial, perf")]
+struct Cli {
+    /// Print one JSON line (dial, perf) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Two hosts on 127.0.0.1: every security x muxer combination, with a table.
+    Demo,
+    /// Listen and serve ping, identify, /echo/1.0.0 and /perf/1.0.0 until Ctrl-C.
+    Listen(ListenArgs),
+    /// Connect, identify, ping and echo; exit 0 only if everything checked out.
+    Dial(DialArgs),
+    /// Run /perf/1.0.0 against a peer.
+    Perf(PerfArgs),
+    /// Print the peer id (of --seed, or of a fresh key).
+    Id(IdArgs),
+}
+
+#[derive(Args)]
+struct ListenArgs {
+    /// Address to listen on (repeatable); default /ip4/127.0.0.1/tcp/0.
+    #[arg(long = "listen", value_name = "MULTIADDR")]
+    listen: Vec<Multiaddr>,
+    /// Listen on this IPv4 address (with --port), the interop peers' way of saying it.
+    #[arg(long, value_name = "IP", conflicts_with = "listen")]
+    ip: Option<std::net::Ipv4Addr>,
+    /// The TCP port for --ip (0: any free port).
+    #[arg(long, default_value_t = 0, requires = "ip")]
+    port: u16,
+    /// Security protocols in order of preference.
+    #[arg(long, default_value = "noise,tls", value_parser = parse_security_list)]
+    security: SecurityList,
+    /// A 32-byte Ed25519 secret in hex, for a fixed identity.
+    #[arg(long, value_name = "HEX32")]
+    seed: Option<String>,
+}
+
+#[derive(Args)]
+struct DialArgs {
+    /// The peer's address, ending in /p2p/<peer id>.
+    addr: Multiaddr,
+    /// Security protocols in order of preference.
+    #[arg(long, default_value = "noise,tls", value_parser = parse_security_list)]
+    security: SecurityList,
+    /// Number of pings.
+    #[arg(long, default_value_t = 1)]
+    ping: usize,
+    /// Bytes of random data to echo over /echo/1.0.0 and verify (0: skip).
+    #[arg(long, alias = "echo-bytes", default_value_t = 0)]
+    echo: usize,
+    /// Propose protocols lazily (0-RTT) when there is a single choice.
+    #[arg(long)]
+    lazy: bool,
+    /// A 32-byte Ed25519 secret in hex, for a fixed identity.
+    #[arg(long, value_name = "HEX32")]
+    seed: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout_secs: u64,
+}
+
+#[derive(Args)]
+struct PerfArgs {
+    /// The peer's address, ending in /p2p/<peer id>.
+    addr: Multiaddr,
+    /// Security protocols in order of preference.
+    #[arg(long, default_value = "noise,tls", value_parser = parse_security_list)]
+    security: SecurityList,
+    /// Bytes to upload.
+    #[arg(long, default_value_t = 0)]
+    upload: u64,
+    /// Bytes to download.
+    #[arg(long, default_value_t = 0)]
+    download: u64,
+    /// A 32-byte Ed25519 secret in hex, for a fixed identity.
+    #[arg(long, value_name = "HEX32")]
+    seed: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+}
+
+#[derive(Args)]
+struct IdArgs {
+    /// A 32-byte Ed25519 secret in hex.
+    #[arg(long, value_name = "HEX32")]
+    seed: Option<String>,
+}
+
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let json = cli.json;
+    let result = match cli.command.unwrap_or(Command::Demo) {
+        Command::Demo => demo::run().await,
+        Command::Listen(a) => {
+            let mut addrs = a.listen;
+            if let Some(ip) = a.ip {
+                addrs.push(Multiaddr::empty().with(weft_host::Protocol::Ip4(ip)).with(weft_host::Protocol::Tcp(a.port)));
+            }
+            listen::run(addrs, a.security.0, a.seed).await
+        }
+        Command::Id(a) => options::keypair(a.seed.as_deref()).map(|k| println!("{}", k.public().to_peer_id())),
+        Command::Dial(a) => {
+            let opts = dial::DialOptions {
+                addr: a.addr,
+                security: a.security.0,
+                pings: a.ping,
+                echo_bytes: a.echo,
+                lazy: a.lazy,
+                seed: a.seed,
+                timeout: Duration::from_secs(a.timeout_secs),
+            };
+            dial::run(opts).await.map(|report| {
+                if json {
+                    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                } else {
+                    dial::print_human(&report);
+                }
+            })
+        }
+        Command::Perf(a) => perf::run(
+                a.addr,
+                a.security.0,
+                a.upload,
+                a.download,
+                a.seed,
+                Duration::from_secs(a.timeout_secs),
+            )
+            .await
+            .map(|p| {
+                if json {
+                    println!("{}", serde_json::to_string(&p).unwrap_or_default());
+                } else {
+                    println!("security {} muxer {}", p.security, p.muxer);
+                    println!("upload   {} bytes in {:.3} s: {:.3} Gbit/s", p.upload_bytes, p.upload_s, p.upload_gbit_s);
+                    println!(
+                        "download {} bytes in {:.3} s: {:.3} Gbit/s",
+                        p.download_bytes, p.download_s, p.download_gbit_s
+                    );
+                }
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({ "ok": false, "error": e }));
+            }
+            eprintln!("weft: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,3 +1,77 @@
-//! A thin libp2p host: transports, upgrader, stream handlers, lifecycle events, identify and ping.
+//! A thin libp2p host.
 //!
-//! Not built yet: this crate will hold what the line above says.
+//! `weft-host` wires weft's crates together: transports (TCP, in-memory), the
+//! upgrader (security, then a muxer), a peerstore and a connection policy. On top it
+//! routes inbound streams to handlers registered by exact protocol id or by a match
+//! function, opens outbound streams, reports lifecycle events, and speaks the
+//! protocols every libp2p host speaks: identify (with push) and ping.
+//!
+//! Each implementation sits behind a feature flag (`tcp`, `noise`, `tls`, `yamux`,
+//! `redb`), with all but `redb` on by default.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use futures::{AsyncReadExt, AsyncWriteExt};
+//! let server = weft_host::Host::builder().build()?;
+//! server.set_handler("/echo/1.0.0", |mut stream| async move {
+//!     let mut buf = Vec::new();
+//!     if stream.read_to_end(&mut buf).await.is_ok() {
+//!         let _ = stream.write_all(&buf).await;
+//!         let _ = stream.close().await;
+//!     }
+//! });
+//! let addrs = server.listen(&"/ip4/127.0.0.1/tcp/0".parse()?).await?;
+//!
+//! let client = weft_host::Host::builder().build()?;
+//! let addr = addrs[0].clone().with(multiaddr::Protocol::P2p(server.peer_id()));
+//! client.dial(&addr).await?;
+//! let mut stream = client.new_stream(server.peer_id(), &["/echo/1.0.0"]).await?;
+//! stream.write_all(b"hello").await?;
+//! stream.close().await?;
+//! let mut echoed = Vec::new();
+//! stream.read_to_end(&mut echoed).await?;
+//! assert_eq!(echoed, b"hello");
+//! # Ok(()) }
+//! ```
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod book;
+mod builder;
+mod conn;
+mod error;
+mod events;
+mod handlers;
+mod host;
+pub mod identify;
+pub mod perf;
+pub mod ping;
+mod stream;
+pub mod transport;
+
+pub use builder::HostBuilder;
+pub use conn::ConnectionInfo;
+pub use error::{BuildError, DialError, ListenError, StreamError};
+pub use events::Event;
+pub use handlers::{HandlerOptions, MatchFn};
+pub use host::{Host, HostConfig};
+pub use stream::Stream;
+
+pub use libp2p_identity::{Keypair, PeerId, PublicKey};
+pub use multiaddr::{Multiaddr, Protocol};
+pub use tokio::sync::broadcast::error::RecvError;
+pub use weft_connmgr::{ConnectionId, Direction};
+
+/// Why a ping failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PingFailure {
+    /// No stream could be opened.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The exchange failed.
+    #[error(transparent)]
+    Ping(#[from] ping::PingError),
+    /// No answer in time.
+    #[error("ping timed out after {0:?}")]
+    Timeout(std::time::Duration),
+}

@@ -1,0 +1,145 @@
+//! `weft dial`: connect, identify, ping, echo, and report.
+
+use crate::echo;
+use crate::options::{build_host, keypair, Security};
+use serde::Serialize;
+use std::time::Duration;
+use weft_host::{Event, Host, Multiaddr, PeerId, Protocol};
+
+/// What `weft dial` found out. The JSON form is the interop peers' report format.
+#[derive(Debug, Serialize)]
+pub struct DialReport {
+    /// Always true in a report (failures are reported as errors).
+    pub ok: bool,
+    /// The remote peer.
+    pub remote_peer: String,
+    /// The remote's agent version (identify).
+    pub agent_version: String,
+    /// The remote's protocol version (identify).
+    pub protocol_version: String,
+    /// The remote's protocols (identify).
+    pub protocols: Vec<String>,
+    /// The remote's listen addresses (identify).
+    pub listen_addrs: Vec<String>,
+    /// The negotiated security protocol.
+    pub security: String,
+    /// The negotiated muxer.
+    pub muxer: String,
+    /// Time to connect and upgrade, in milliseconds.
+    pub connect_ms: f64,
+    /// The first ping's RTT, in milliseconds.
+    pub rtt_ms: f64,
+    /// Every ping's RTT.
+    pub rtts_ms: Vec<f64>,
+    /// Bytes echoed and checked.
+    pub echo_bytes: usize,
+    /// Echo throughput in MiB/s (both directions at once).
+    pub echo_mib_per_s: f64,
+}
+
+/// Options of one dial.
+#[derive(Debug, Clone)]
+pub struct DialOptions {
+    /// Where.
+    pub addr: Multiaddr,
+    /// Security protocols offered, in order.
+    pub security: Vec<Security>,
+    /// Pings to send.
+    pub pings: usize,
+    /// Bytes to echo (0: skip).
+    pub echo_bytes: usize,
+    /// Lazy (0-RTT) proposals.
+    pub lazy: bool,
+    /// Our identity seed.
+    pub seed: Option<String>,
+    /// Overall time limit.
+    pub timeout: Duration,
+}
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(p)) => Some(p),
+        _ => None,
+    }
+}
+
+/// Runs the dial on a fresh host and shuts it down.
+pub async fn run(opts: DialOptions) -> Result<DialReport, String> {
+    let host = build_host(keypair(opts.seed.as_deref())?, &opts.security, opts.lazy)?;
+    let result = tokio::time::timeout(opts.timeout, dial_with(&host, &opts)).await;
+    host.shutdown().await;
+    result.map_err(|_| format!("gave up after {:?}", opts.timeout))?
+}
+
+/// Dials from an existing host (the demo uses this too).
+pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, String> {
+    if peer_of(&opts.addr).is_none() {
+        return Err(format!("{} has no /p2p/<peer id> suffix", opts.addr));
+    }
+    let mut events = host.subscribe();
+    let started = std::time::Instant::now();
+    let info = host.dial(&opts.addr).await.map_err(|e| format!("dial failed: {e}"))?;
+    let connect_ms = started.elapsed().as_secs_f64() * 1e3;
+    let peer = info.peer;
+    let identified = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(Event::PeerIdentified { peer: p, agent_version, protocol_version, protocols, listen_addrs, .. })
+                    if p == peer =>
+                {
+                    return Ok((agent_version, protocol_version, protocols, listen_addrs));
+                }
+                Ok(_) | Err(weft_host::RecvError::Lagged(_)) => continue,
+                Err(e) => return Err(format!("event stream ended: {e}")),
+            }
+        }
+    })
+    .await
+    .map_err(|_| "the remote did not answer identify within 10 s".to_string())??;
+    let (agent_version, protocol_version, protocols, listen_addrs) = identified;
+    let mut rtts_ms = Vec::new();
+    for _ in 0..opts.pings {
+        let rtt = host.ping(peer).await.map_err(|e| format!("ping failed: {e}"))?;
+        rtts_ms.push(rtt.as_secs_f64() * 1e3);
+    }
+    let mut echo_mib_per_s = 0.0;
+    if opts.echo_bytes > 0 {
+        let took = echo::check(host, peer, opts.echo_bytes).await?;
+        echo_mib_per_s = opts.echo_bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64();
+    }
+    Ok(DialReport {
+        ok: true,
+        remote_peer: peer.to_string(),
+        agent_version,
+        protocol_version,
+        protocols,
+        listen_addrs: listen_addrs.iter().map(|a| a.to_string()).collect(),
+        security: info.security,
+        muxer: info.muxer,
+        connect_ms,
+        rtt_ms: rtts_ms.first().copied().unwrap_or(0.0),
+        rtts_ms,
+        echo_bytes: opts.echo_bytes,
+        echo_mib_per_s,
+    })
+}
+
+/// Prints a report for people.
+pub fn print_human(r: &DialReport) {
+    println!("connected to   {}", r.remote_peer);
+    println!("security       {}", r.security);
+    println!("muxer          {}", r.muxer);
+    println!("connect        {:.2} ms", r.connect_ms);
+    println!("agent          {}", r.agent_version);
+    println!("protocol ver.  {}", r.protocol_version);
+    println!("protocols      {}", r.protocols.join(", "));
+    for a in &r.listen_addrs {
+        println!("listens on     {a}");
+    }
+    for (i, rtt) in r.rtts_ms.iter().enumerate() {
+        println!("ping {:<9} {rtt:.3} ms", i + 1);
+    }
+    if r.echo_bytes > 0 {
+        println!("echo           {} bytes verified ({:.1} MiB/s)", r.echo_bytes, r.echo_mib_per_s);
+    }
+}

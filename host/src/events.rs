@@ -1,0 +1,101 @@
+//! Lifecycle events (the spec's "Connection Lifecycle Events").
+//!
+//! Events go out on a bounded broadcast channel: a subscriber that falls behind is
+//! told how many events it missed ([`tokio::sync::broadcast::error::RecvError::Lagged`])
+//! and never stalls the host.
+
+use libp2p_identity::PeerId;
+use multiaddr::Multiaddr;
+use weft_connmgr::{ConnectionId, Direction};
+
+/// Something that happened on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A connection finished its upgrade and is open.
+    Connected {
+        /// The remote peer.
+        peer: PeerId,
+        /// The connection.
+        connection: ConnectionId,
+        /// Who dialed.
+        direction: Direction,
+        /// Our address on this connection.
+        local_addr: Multiaddr,
+        /// The remote address of this connection.
+        remote_addr: Multiaddr,
+        /// The negotiated security protocol.
+        security: String,
+        /// The negotiated muxer.
+        muxer: String,
+    },
+    /// A connection closed.
+    Disconnected {
+        /// The remote peer.
+        peer: PeerId,
+        /// The connection.
+        connection: ConnectionId,
+        /// Who dialed.
+        direction: Direction,
+        /// The remote address of this connection.
+        remote_addr: Multiaddr,
+    },
+    /// A stream was opened and its protocol negotiated.
+    OpenedStream {
+        /// The remote peer.
+        peer: PeerId,
+        /// The connection carrying the stream.
+        connection: ConnectionId,
+        /// Who opened the stream.
+        direction: Direction,
+        /// The negotiated protocol.
+        protocol: String,
+    },
+    /// A negotiated stream was dropped or closed.
+    ClosedStream {
+        /// The remote peer.
+        peer: PeerId,
+        /// The connection carrying the stream.
+        connection: ConnectionId,
+        /// Who opened the stream.
+        direction: Direction,
+        /// The negotiated protocol.
+        protocol: String,
+    },
+    /// The host started listening on these addresses.
+    Listen {
+        /// The addresses (port 0 resolved).
+        addrs: Vec<Multiaddr>,
+    },
+    /// The host stopped listening on these addresses.
+    ListenClose {
+        /// The addresses.
+        addrs: Vec<Multiaddr>,
+    },
+    /// Identify told us about a peer.
+    PeerIdentified {
+        /// The peer.
+        peer: PeerId,
+        /// The connection identify ran on.
+        connection: ConnectionId,
+        /// The peer's agent version.
+        agent_version: String,
+        /// The peer's protocol version.
+        protocol_version: String,
+        /// The protocols the peer accepts.
+        protocols: Vec<String>,
+        /// The addresses the peer listens on.
+        listen_addrs: Vec<Multiaddr>,
+        /// The address the peer sees us at, if it said.
+        observed_addr: Option<Multiaddr>,
+    },
+    /// The set of protocols a peer supports changed (identify push, or a later identify).
+    PeerProtocolsChanged {
+        /// The peer.
+        peer: PeerId,
+        /// Protocols it gained.
+        added: Vec<String>,
+        /// Protocols it dropped.
+        removed: Vec<String>,
+    },
+}

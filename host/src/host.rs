@@ -1,0 +1,968 @@
+//! The host: listening, dialing, connections, streams and the built-in protocols.
+
+use crate::book;
+use crate::conn::{ConnState, ConnectionInfo};
+use crate::error::{DialError, ListenError, StreamError};
+use crate::events::Event;
+use crate::handlers::{Handler, HandlerOptions, Handlers, MatchFn};
+use crate::stream::{Stream, StreamTracker};
+use crate::transport::{split_peer_id, Listener, Transport, TransportOutput, Transported};
+use crate::{identify, ping};
+use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p_identity::{Keypair, PeerId};
+use multiaddr::Multiaddr;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn, Instrument};
+use weft_connmgr::{ConnectionId, ConnectionPolicy, Direction, PendingPermit};
+use weft_mss::Version;
+use weft_peerstore::PeerStore;
+use weft_upgrader::{Connection, Upgrader};
+
+/// Timeouts and identity strings of a host.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// The whole dial of one peer, all addresses included.
+    pub dial_timeout: Duration,
+    /// One address attempt: transport connect plus upgrade.
+    pub dial_timeout_per_address: Duration,
+    /// Between starting attempts on successive addresses of one peer.
+    pub dial_stagger: Duration,
+    /// Protocol negotiation on a new stream.
+    pub negotiation_timeout: Duration,
+    /// Identify and ping exchanges.
+    pub protocol_timeout: Duration,
+    /// How long shutdown waits for connections to close gracefully.
+    pub shutdown_grace: Duration,
+    /// The agent version identify advertises.
+    pub agent_version: String,
+    /// The protocol version identify advertises.
+    pub protocol_version: String,
+    /// Capacity of the event channel; slower subscribers are told they lagged.
+    pub event_capacity: usize,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            dial_timeout: Duration::from_secs(30),
+            dial_timeout_per_address: Duration::from_secs(15),
+            dial_stagger: Duration::from_millis(250),
+            negotiation_timeout: Duration::from_secs(10),
+            protocol_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+            agent_version: concat!("weft/", env!("CARGO_PKG_VERSION")).to_string(),
+            protocol_version: "ipfs/0.1.0".to_string(),
+            event_capacity: 1024,
+        }
+    }
+}
+
+type SharedDial = Shared<BoxFuture<'static, Result<Arc<ConnState>, DialError>>>;
+
+struct ListenerEntry {
+    addrs: Vec<Multiaddr>,
+    stop: CancellationToken,
+}
+
+#[derive(Default)]
+struct State {
+    connections: HashMap<ConnectionId, Arc<ConnState>>,
+    by_peer: HashMap<PeerId, Vec<ConnectionId>>,
+    dials: HashMap<PeerId, SharedDial>,
+    listeners: Vec<ListenerEntry>,
+    ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) keypair: Keypair,
+    pub(crate) peer_id: PeerId,
+    pub(crate) config: HostConfig,
+    pub(crate) transports: Vec<Arc<dyn Transport>>,
+    pub(crate) upgrader: Upgrader,
+    pub(crate) handlers: Handlers,
+    pub(crate) peerstore: Arc<dyn PeerStore>,
+    pub(crate) policy: Arc<dyn ConnectionPolicy>,
+    events: broadcast::Sender<Event>,
+    state: Mutex<State>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// A libp2p host: listens, dials, keeps connections, and routes streams to handlers.
+///
+/// Cheap to clone; all clones are the same host. Call [`Host::shutdown`] to close it:
+/// its tasks hold it alive until then.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("peer_id", &self.inner.peer_id).finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Starts building a host. See [`HostBuilder`](crate::HostBuilder).
+    pub fn builder() -> crate::HostBuilder {
+        crate::HostBuilder::new()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        keypair: Keypair,
+        config: HostConfig,
+        transports: Vec<Arc<dyn Transport>>,
+        upgrader: Upgrader,
+        peerstore: Arc<dyn PeerStore>,
+        policy: Arc<dyn ConnectionPolicy>,
+    ) -> Host {
+        let (events, _) = broadcast::channel(config.event_capacity.max(16));
+        let inner = Arc::new(Inner {
+            peer_id: keypair.public().to_peer_id(),
+            keypair,
+            config,
+            transports,
+            upgrader,
+            handlers: Handlers::default(),
+            peerstore,
+            policy,
+            events,
+            state: Mutex::new(State::default()),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        });
+        let host = Host { inner };
+        host.register_builtin_protocols();
+        host
+    }
+
+    /// This host's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.peer_id
+    }
+
+    /// This host's identity keypair.
+    pub fn keypair(&self) -> &Keypair {
+        &self.inner.keypair
+    }
+
+    /// The peerstore the host keeps up to date.
+    pub fn peerstore(&self) -> &Arc<dyn PeerStore> {
+        &self.inner.peerstore
+    }
+
+    /// The connection policy the host consults.
+    pub fn connection_policy(&self) -> &Arc<dyn ConnectionPolicy> {
+        &self.inner.policy
+    }
+
+    /// Subscribes to lifecycle events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The addresses the host listens on.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.inner.listen_addrs()
+    }
+
+    /// Open connections, all peers.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.inner.lock().connections.values().map(|c| c.info()).collect()
+    }
+
+    /// Open connections to one peer.
+    pub fn connections_to(&self, peer: &PeerId) -> Vec<ConnectionInfo> {
+        let state = self.inner.lock();
+        state
+            .by_peer
+            .get(peer)
+            .map(|ids| ids.iter().filter_map(|id| state.connections.get(id)).map(|c| c.info()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether at least one usable connection to the peer is open.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.inner.connection_to(peer).is_some()
+    }
+
+    // ----- handlers -----
+
+    /// Registers a handler for an exact protocol id (replacing any previous one), and
+    /// tells connected peers (identify push).
+    pub fn set_handler<F, Fut>(&self, protocol: impl Into<String>, handler: F)
+    where
+        F: Fn(Stream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.set_handler_with(protocol, HandlerOptions::default(), handler)
+    }
+
+    /// [`set_handler`](Self::set_handler) with options (inbound stream limit).
+    pub fn set_handler_with<F, Fut>(&self, protocol: impl Into<String>, options: HandlerOptions, handler: F)
+    where
+        F: Fn(Stream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |s| Box::pin(handler(s)));
+        self.inner.handlers.insert_exact(protocol.into(), handler, options);
+        self.inner.push_identify_to_all();
+    }
+
+    /// Registers a handler chosen by a match function over the proposed id. `id` is
+    /// what identify advertises and what [`remove_handler`](Self::remove_handler) takes.
+    /// Exact registrations are tried first.
+    pub fn set_match_handler<M, F, Fut>(&self, id: impl Into<String>, matches: M, handler: F)
+    where
+        M: Fn(&str) -> bool + Send + Sync + 'static,
+        F: Fn(Stream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |s| Box::pin(handler(s)));
+        let matches: MatchFn = Arc::new(matches);
+        self.inner.handlers.insert_match(id.into(), matches, handler, HandlerOptions::default());
+        self.inner.push_identify_to_all();
+    }
+
+    /// Removes a handler; true if one was registered under `protocol`.
+    pub fn remove_handler(&self, protocol: &str) -> bool {
+        let removed = self.inner.handlers.remove(protocol);
+        if removed {
+            self.inner.push_identify_to_all();
+        }
+        removed
+    }
+
+    /// Serves `/perf/1.0.0` (off by default, as the spec recommends).
+    pub fn enable_perf(&self) {
+        self.set_handler(crate::perf::PROTOCOL, |mut stream| async move {
+            if let Err(e) = crate::perf::serve(&mut stream).await {
+                debug!(error = %e, "serving perf failed");
+            }
+        });
+    }
+
+    /// The protocol ids we accept inbound streams for (what identify advertises).
+    pub fn protocols(&self) -> Vec<String> {
+        self.inner.handlers.ids()
+    }
+
+    // ----- listening -----
+
+    /// Listens on an address; returns the actual addresses (port 0 resolved).
+    pub async fn listen(&self, addr: &Multiaddr) -> Result<Vec<Multiaddr>, ListenError> {
+        let inner = &self.inner;
+        if inner.shutdown.is_cancelled() {
+            return Err(ListenError::Shutdown);
+        }
+        let (bare, peer) = split_peer_id(addr);
+        if let Some(peer) = peer.filter(|p| *p != inner.peer_id) {
+            return Err(ListenError::WrongPeerId(peer));
+        }
+        let transport = inner
+            .transports
+            .iter()
+            .find(|t| t.can_listen(&bare))
+            .ok_or_else(|| ListenError::Unsupported(bare.clone()))?;
+        let listener = transport.listen(&bare).await?;
+        let addrs = listener.local_addrs();
+        let stop = inner.shutdown.child_token();
+        inner.lock().listeners.push(ListenerEntry { addrs: addrs.clone(), stop: stop.clone() });
+        info!(?addrs, "listening");
+        inner.emit(Event::Listen { addrs: addrs.clone() });
+        let weak = Arc::downgrade(inner);
+        inner.tasks.spawn(accept_loop(weak, listener, stop, addrs.clone()));
+        inner.push_identify_to_all();
+        Ok(addrs)
+    }
+
+    /// Stops listening on the listener that has `addr` among its addresses.
+    pub fn close_listener(&self, addr: &Multiaddr) -> bool {
+        let state = self.inner.lock();
+        match state.listeners.iter().find(|l| l.addrs.contains(addr)) {
+            Some(l) => {
+                l.stop.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    // ----- dialing -----
+
+    /// Dials an address. With a `/p2p/<peer id>` suffix, an open connection to that
+    /// peer is reused, concurrent dials to it share one attempt, and the handshake must
+    /// prove that peer.
+    pub async fn dial(&self, addr: &Multiaddr) -> Result<ConnectionInfo, DialError> {
+        let (bare, peer) = split_peer_id(addr);
+        match peer {
+            Some(peer) => {
+                book::add_dialable_addr(&*self.inner.peerstore, &peer, &bare);
+                let inner = self.inner.clone();
+                let conn = self
+                    .inner
+                    .dial_shared(peer, move || {
+                        let inner = inner.clone();
+                        async move { inner.dial_addresses(Some(peer), vec![bare]).await }.boxed()
+                    })
+                    .await?;
+                Ok(conn.info())
+            }
+            None => Ok(self.inner.dial_addresses(None, vec![bare]).await?.info()),
+        }
+    }
+
+    /// Connects to a peer: reuses an open connection, or dials the addresses the
+    /// peerstore knows, staggered, the first to succeed wins.
+    pub async fn dial_peer(&self, peer: PeerId) -> Result<ConnectionInfo, DialError> {
+        Ok(self.inner.connect(peer).await?.info())
+    }
+
+    /// Closes every connection to a peer gracefully.
+    pub async fn disconnect(&self, peer: &PeerId) {
+        let conns: Vec<Arc<ConnState>> = {
+            let state = self.inner.lock();
+            state
+                .by_peer
+                .get(peer)
+                .map(|ids| ids.iter().filter_map(|id| state.connections.get(id).cloned()).collect())
+                .unwrap_or_default()
+        };
+        for conn in conns {
+            close_connection(&conn, self.inner.config.shutdown_grace).await;
+        }
+    }
+
+    // ----- streams -----
+
+    /// Opens a stream to a peer (connecting first if needed) and negotiates the first
+    /// protocol of `protocols` the peer accepts. The stream's
+    /// [`protocol`](Stream::protocol) is the negotiated id.
+    ///
+    /// When only one id is offered, or the peerstore already knows that the peer
+    /// supports one of them, the proposal is lazy (0-RTT): it leaves with the first
+    /// data, and a refusal surfaces as an error on the first read.
+    pub async fn new_stream(&self, peer: PeerId, protocols: &[&str]) -> Result<Stream, StreamError> {
+        if protocols.is_empty() {
+            return Err(StreamError::NoProtocols);
+        }
+        let conn = self.inner.connect(peer).await?;
+        self.inner.open_stream_on(&conn, protocols).await
+    }
+
+    /// Pings a peer once over `/ipfs/ping/1.0.0` and returns the round-trip time. At
+    /// most one ping stream per peer is open at a time; concurrent calls wait.
+    pub async fn ping(&self, peer: PeerId) -> Result<Duration, crate::PingFailure> {
+        let lock = {
+            let mut state = self.inner.lock();
+            state.ping_locks.entry(peer).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        let timeout = self.inner.config.protocol_timeout;
+        let run = async {
+            let mut stream = self.new_stream(peer, &[ping::PROTOCOL]).await?;
+            let rtt = ping::ping_once(&mut stream).await?;
+            let _ = futures::AsyncWriteExt::close(&mut stream).await;
+            Ok::<_, crate::PingFailure>(rtt)
+        };
+        let rtt = tokio::time::timeout(timeout, run)
+            .await
+            .map_err(|_| crate::PingFailure::Timeout(timeout))??;
+        book::record_latency(&*self.inner.peerstore, &peer, rtt);
+        Ok(rtt)
+    }
+
+    /// Shuts down: stops the listeners (`ListenClose`), closes every connection with
+    /// a go-away, waits for the host's tasks (bounded by the configured grace).
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        info!("shutting down");
+        let conns: Vec<Arc<ConnState>> = inner.lock().connections.values().cloned().collect();
+        let grace = inner.config.shutdown_grace;
+        futures::future::join_all(conns.iter().map(|c| close_connection(c, grace))).await;
+        inner.shutdown.cancel();
+        inner.tasks.close();
+        if tokio::time::timeout(grace, inner.tasks.wait()).await.is_err() {
+            warn!("some host tasks did not finish within {grace:?}");
+        }
+    }
+}
+
+/// Closes one connection gracefully (go-away), bounded in time.
+async fn close_connection(conn: &ConnState, grace: Duration) {
+    if tokio::time::timeout(grace, conn.muxed.close()).await.is_err() {
+        debug!(conn = %conn.id, "graceful close timed out");
+    }
+    conn.closed.cancel();
+}
+
+async fn accept_loop(
+    weak: Weak<Inner>,
+    mut listener: Box<dyn Listener>,
+    stop: CancellationToken,
+    addrs: Vec<Multiaddr>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let Some(inner) = weak.upgrade() else { break };
+        match accepted {
+            Ok(transported) => inner.handle_inbound(transported),
+            Err(e) => {
+                warn!(error = %e, "listener failed");
+                break;
+            }
+        }
+    }
+    drop(listener);
+    if let Some(inner) = weak.upgrade() {
+        inner.lock().listeners.retain(|l| l.addrs != addrs);
+        inner.emit(Event::ListenClose { addrs });
+        inner.push_identify_to_all();
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state holds no invariant a panicking thread could break half-way.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.lock().listeners.iter().flat_map(|l| l.addrs.clone()).collect()
+    }
+
+    fn connection_to(&self, peer: &PeerId) -> Option<Arc<ConnState>> {
+        let state = self.lock();
+        state
+            .by_peer
+            .get(peer)?
+            .iter()
+            .rev()
+            .filter_map(|id| state.connections.get(id))
+            .find(|c| c.is_usable())
+            .cloned()
+    }
+
+    /// An open connection to `peer`, or one dial shared by every concurrent caller.
+    async fn dial_shared<F>(self: &Arc<Self>, peer: PeerId, start: F) -> Result<Arc<ConnState>, DialError>
+    where
+        F: FnOnce() -> BoxFuture<'static, Result<Arc<ConnState>, DialError>>,
+    {
+        if peer == self.peer_id {
+            return Err(DialError::SelfDial);
+        }
+        if let Some(conn) = self.connection_to(&peer) {
+            return Ok(conn);
+        }
+        let shared = {
+            let mut state = self.lock();
+            match state.dials.get(&peer) {
+                Some(existing) => existing.clone(),
+                None => {
+                    let weak = Arc::downgrade(self);
+                    let attempt = start();
+                    let fut = async move {
+                        let result = attempt.await;
+                        if let Some(inner) = weak.upgrade() {
+                            inner.lock().dials.remove(&peer);
+                        }
+                        result
+                    }
+                    .boxed()
+                    .shared();
+                    state.dials.insert(peer, fut.clone());
+                    fut
+                }
+            }
+        };
+        shared.await
+    }
+
+    async fn connect(self: &Arc<Self>, peer: PeerId) -> Result<Arc<ConnState>, DialError> {
+        let inner = self.clone();
+        self.dial_shared(peer, move || {
+            async move {
+                let addrs = book::dialable_addrs(&*inner.peerstore, &peer);
+                if addrs.is_empty() {
+                    return Err(DialError::NoAddresses(peer));
+                }
+                inner.dial_addresses(Some(peer), addrs).await
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// Dials several addresses, starting one every `dial_stagger`; the first success
+    /// wins and the other attempts are dropped.
+    async fn dial_addresses(
+        self: &Arc<Self>,
+        peer: Option<PeerId>,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<Arc<ConnState>, DialError> {
+        if self.shutdown.is_cancelled() {
+            return Err(DialError::Shutdown);
+        }
+        let total = self.config.dial_timeout;
+        let stagger = self.config.dial_stagger;
+        let target = peer.map(|p| p.to_string()).unwrap_or_else(|| format!("{addrs:?}"));
+        let attempts = async {
+            let mut pending = FuturesUnordered::new();
+            let mut errors = Vec::new();
+            for (i, addr) in addrs.iter().cloned().enumerate() {
+                let inner = self.clone();
+                let delay = stagger * i as u32;
+                pending.push(async move {
+                    tokio::time::sleep(delay).await;
+                    let result = inner.dial_one(peer, addr.clone()).await;
+                    (addr, result)
+                });
+            }
+            while let Some((addr, result)) = pending.next().await {
+                match result {
+                    Ok(conn) => return Ok(conn),
+                    Err(e) => {
+                        debug!(%addr, error = %e, "dial attempt failed");
+                        errors.push((addr, e));
+                    }
+                }
+            }
+            if errors.len() == 1 {
+                if let Some((_, e)) = errors.pop() {
+                    return Err(e);
+                }
+            }
+            Err(DialError::AllFailed(errors))
+        };
+        tokio::select! {
+            _ = self.shutdown.cancelled() => Err(DialError::Shutdown),
+            r = tokio::time::timeout(total, attempts) => {
+                r.map_err(|_| DialError::Timeout { addr: target, after: total })?
+            }
+        }
+    }
+
+    async fn dial_one(self: &Arc<Self>, peer: Option<PeerId>, addr: Multiaddr) -> Result<Arc<ConnState>, DialError> {
+        if peer == Some(self.peer_id) {
+            return Err(DialError::SelfDial);
+        }
+        let per_address = self.config.dial_timeout_per_address;
+        let span = tracing::debug_span!("dial", %addr, ?peer);
+        let attempt = async {
+            let permit = self.policy.allow_dial(peer, &addr)?;
+            let transport = self.transports.iter().find(|t| t.can_dial(&addr)).ok_or_else(|| {
+                DialError::Transport {
+                    addr: addr.clone(),
+                    source: Arc::new(crate::transport::TransportError::Unsupported(addr.clone())),
+                }
+            })?;
+            let transported = transport.dial(&addr).await.map_err(|e| DialError::Transport {
+                addr: addr.clone(),
+                source: Arc::new(e),
+            })?;
+            let Transported { output, local_addr, remote_addr } = transported;
+            let connection = match output {
+                TransportOutput::Connection(c) => c,
+                TransportOutput::Raw(io) => self
+                    .upgrader
+                    .upgrade_outbound(io, peer)
+                    .await
+                    .map_err(|e| DialError::Upgrade { addr: addr.clone(), source: Arc::new(e) })?,
+            };
+            if let Some(expected) = peer {
+                if connection.remote_peer != expected {
+                    // A transport that yields connections directly must prove the peer too.
+                    return Err(DialError::Upgrade {
+                        addr: addr.clone(),
+                        source: Arc::new(weft_upgrader::UpgradeError::Handshake {
+                            protocol: connection.security_protocol.clone(),
+                            source: weft_upgrader::SecurityError::PeerIdMismatch {
+                                expected,
+                                actual: connection.remote_peer,
+                            },
+                        }),
+                    });
+                }
+            }
+            self.add_connection(connection, Direction::Outbound, local_addr, remote_addr, permit)
+                .map_err(DialError::Limit)
+        };
+        tokio::time::timeout(per_address, attempt.instrument(span))
+            .await
+            .map_err(|_| DialError::Timeout { addr: addr.to_string(), after: per_address })?
+    }
+
+    fn handle_inbound(self: &Arc<Self>, transported: Transported) {
+        let Transported { output, local_addr, remote_addr } = transported;
+        let permit = match self.policy.allow_inbound(&local_addr, &remote_addr) {
+            Ok(p) => p,
+            Err(e) => {
+                info!(%remote_addr, error = %e, "inbound connection refused");
+                return;
+            }
+        };
+        let inner = self.clone();
+        let span = tracing::debug_span!("inbound", %remote_addr);
+        self.tasks.spawn(
+            async move {
+                let connection = match output {
+                    TransportOutput::Connection(c) => Ok(c),
+                    TransportOutput::Raw(io) => inner.upgrader.upgrade_inbound(io).await,
+                };
+                match connection {
+                    Ok(c) => {
+                        if let Err(e) = inner.add_connection(c, Direction::Inbound, local_addr, remote_addr, permit) {
+                            info!(error = %e, "inbound connection refused after the handshake");
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "inbound upgrade failed"),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Registers an upgraded connection: policy, bookkeeping, events, and its tasks.
+    fn add_connection(
+        self: &Arc<Self>,
+        connection: Connection,
+        direction: Direction,
+        local_addr: Multiaddr,
+        remote_addr: Multiaddr,
+        permit: PendingPermit,
+    ) -> Result<Arc<ConnState>, weft_connmgr::LimitError> {
+        let id = ConnectionId::next();
+        let Connection { remote_peer, remote_public_key, security_protocol, muxer_protocol, muxed, driver, .. } =
+            connection;
+        let admission = match self.policy.established(permit, id, remote_peer, direction, &remote_addr) {
+            Ok(a) => a,
+            Err(e) => {
+                let muxed = muxed.clone();
+                self.tasks.spawn(async move {
+                    let _ = muxed.close().await;
+                });
+                self.tasks.spawn(async move {
+                    let _ = driver.await;
+                });
+                return Err(e);
+            }
+        };
+        let conn = Arc::new(ConnState {
+            id,
+            peer: remote_peer,
+            direction,
+            local_addr: local_addr.clone(),
+            remote_addr: remote_addr.clone(),
+            security: security_protocol.clone(),
+            muxer: muxer_protocol.clone(),
+            muxed,
+            open_streams: Arc::new(AtomicUsize::new(0)),
+            closed: self.shutdown.child_token(),
+        });
+        {
+            let mut state = self.lock();
+            state.connections.insert(id, conn.clone());
+            state.by_peer.entry(remote_peer).or_default().push(id);
+        }
+        book::on_connected(&*self.peerstore, &remote_peer, &remote_public_key, &remote_addr, direction);
+        info!(peer = %remote_peer, conn = %id, %direction, %remote_addr, security = %security_protocol, muxer = %muxer_protocol, "connected");
+        self.emit(Event::Connected {
+            peer: remote_peer,
+            connection: id,
+            direction,
+            local_addr,
+            remote_addr,
+            security: security_protocol,
+            muxer: muxer_protocol,
+        });
+
+        // The driver: the connection lives as long as it runs.
+        let weak = Arc::downgrade(self);
+        let c = conn.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                r = driver => if let Err(e) = r { debug!(conn = %c.id, error = %e, "connection ended with an error") },
+                _ = c.closed.cancelled() => {}
+            }
+            c.closed.cancel();
+            if let Some(inner) = weak.upgrade() {
+                inner.remove_connection(&c);
+            }
+        });
+        // Inbound streams.
+        self.tasks.spawn(accept_streams(Arc::downgrade(self), conn.clone()));
+        // Identify the remote.
+        let inner = self.clone();
+        let c = conn.clone();
+        self.tasks.spawn(async move { inner.request_identify(&c).await });
+
+        if admission.should_trim() {
+            self.trim();
+        }
+        Ok(conn)
+    }
+
+    fn remove_connection(&self, conn: &ConnState) {
+        let last = {
+            let mut state = self.lock();
+            state.connections.remove(&conn.id);
+            let mut last = false;
+            if let Some(ids) = state.by_peer.get_mut(&conn.peer) {
+                ids.retain(|id| *id != conn.id);
+                if ids.is_empty() {
+                    state.by_peer.remove(&conn.peer);
+                    state.ping_locks.remove(&conn.peer);
+                    last = true;
+                }
+            }
+            last
+        };
+        self.policy.closed(conn.id);
+        if last {
+            book::on_disconnected(&*self.peerstore, &conn.peer);
+        }
+        info!(peer = %conn.peer, conn = %conn.id, "disconnected");
+        self.emit(Event::Disconnected {
+            peer: conn.peer,
+            connection: conn.id,
+            direction: conn.direction,
+            remote_addr: conn.remote_addr.clone(),
+        });
+    }
+
+    /// Closes what the policy says is expendable.
+    fn trim(self: &Arc<Self>) {
+        let victims: Vec<Arc<ConnState>> = {
+            let ids = self.policy.trim();
+            let state = self.lock();
+            ids.iter().filter_map(|id| state.connections.get(id).cloned()).collect()
+        };
+        let grace = self.config.shutdown_grace;
+        for conn in victims {
+            info!(peer = %conn.peer, conn = %conn.id, "trimming connection");
+            self.tasks.spawn(async move { close_connection(&conn, grace).await });
+        }
+    }
+
+    fn tracker(&self, conn: &ConnState) -> StreamTracker {
+        let policy = self.policy.clone();
+        let id = conn.id;
+        StreamTracker {
+            events: self.events.clone(),
+            open_streams: conn.open_streams.clone(),
+            on_count_change: Arc::new(move |n| policy.stream_count_changed(id, n)),
+        }
+    }
+
+    async fn open_stream_on(&self, conn: &ConnState, protocols: &[&str]) -> Result<Stream, StreamError> {
+        let known = book::first_supported(&*self.peerstore, &conn.peer, protocols);
+        let (proposals, version): (Vec<&str>, Version) = match known.as_deref() {
+            Some(p) => (vec![p], Version::V1Lazy),
+            None if protocols.len() == 1 => (protocols.to_vec(), Version::V1Lazy),
+            None => (protocols.to_vec(), Version::V1),
+        };
+        let raw = conn.muxed.open_stream().await?;
+        let timeout = self.config.negotiation_timeout;
+        let (protocol, negotiated) = tokio::time::timeout(timeout, weft_mss::dialer_select(raw, proposals, version))
+            .await
+            .map_err(|_| StreamError::Timeout(timeout))??;
+        Ok(Stream::new(negotiated, protocol, conn.peer, conn.id, Direction::Outbound, self.tracker(conn)))
+    }
+
+    // ----- identify -----
+
+    fn identify_message(&self, observed: Option<&Multiaddr>) -> identify::IdentifyMessage {
+        identify::build_message(
+            &self.keypair.public(),
+            &self.config.protocol_version,
+            &self.config.agent_version,
+            &self.listen_addrs(),
+            observed,
+            self.handlers.ids(),
+        )
+    }
+
+    async fn request_identify(self: &Arc<Self>, conn: &Arc<ConnState>) {
+        let timeout = self.config.protocol_timeout;
+        let run = async {
+            let mut stream = self.open_stream_on(conn, &[identify::PROTOCOL]).await.map_err(|e| e.to_string())?;
+            identify::read(&mut stream).await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(msg)) => self.apply_identify(conn, &msg, false),
+            Ok(Err(e)) => debug!(peer = %conn.peer, error = %e, "identify failed"),
+            Err(_) => debug!(peer = %conn.peer, "identify timed out"),
+        }
+    }
+
+    /// Stores what a peer told us and emits the events. A push may leave fields out.
+    fn apply_identify(&self, conn: &ConnState, msg: &identify::IdentifyMessage, push: bool) {
+        let info = identify::IdentifyInfo::from_message(msg);
+        if let Some(key) = &info.public_key {
+            if key.to_peer_id() != conn.peer {
+                warn!(peer = %conn.peer, "identify carried a public key of another peer; ignored");
+                return;
+            }
+        }
+        let replace_protocols = !push || !msg.protocols.is_empty();
+        let (added, removed) = book::on_identified(&*self.peerstore, &conn.peer, &info, replace_protocols);
+        if !push {
+            self.emit(Event::PeerIdentified {
+                peer: conn.peer,
+                connection: conn.id,
+                agent_version: info.agent_version.clone().unwrap_or_default(),
+                protocol_version: info.protocol_version.clone().unwrap_or_default(),
+                protocols: info.protocols.clone(),
+                listen_addrs: info.listen_addrs.clone(),
+                observed_addr: info.observed_addr.clone(),
+            });
+        }
+        if !added.is_empty() || !removed.is_empty() {
+            self.emit(Event::PeerProtocolsChanged { peer: conn.peer, added, removed });
+        }
+    }
+
+    /// Tells every connected peer our current protocols and addresses.
+    fn push_identify_to_all(self: &Arc<Self>) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let conns: Vec<Arc<ConnState>> = self.lock().connections.values().cloned().collect();
+        for conn in conns {
+            let inner = self.clone();
+            self.tasks.spawn(async move {
+                let timeout = inner.config.protocol_timeout;
+                let run = async {
+                    let mut stream = inner
+                        .open_stream_on(&conn, &[identify::PUSH_PROTOCOL])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let msg = inner.identify_message(Some(&conn.remote_addr));
+                    identify::send(&mut stream, &msg).await.map_err(|e| e.to_string())
+                };
+                match tokio::time::timeout(timeout, run).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => debug!(peer = %conn.peer, error = %e, "identify push failed"),
+                    Err(_) => debug!(peer = %conn.peer, "identify push timed out"),
+                }
+            });
+        }
+    }
+}
+
+impl Host {
+    fn register_builtin_protocols(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.handlers.insert_exact(
+            identify::PROTOCOL.to_string(),
+            Arc::new(move |mut stream: Stream| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let observed = inner.lock().connections.get(&stream.connection()).map(|c| c.remote_addr.clone());
+                    let msg = inner.identify_message(observed.as_ref());
+                    if let Err(e) = identify::send(&mut stream, &msg).await {
+                        debug!(error = %e, "answering identify failed");
+                    }
+                })
+            }),
+            HandlerOptions { max_inbound_streams: Some(64) },
+        );
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.handlers.insert_exact(
+            identify::PUSH_PROTOCOL.to_string(),
+            Arc::new(move |mut stream: Stream| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let timeout = inner.config.protocol_timeout;
+                    let msg = match tokio::time::timeout(timeout, identify::read(&mut stream)).await {
+                        Ok(Ok(msg)) => msg,
+                        Ok(Err(e)) => return debug!(error = %e, "identify push malformed"),
+                        Err(_) => return debug!("identify push timed out"),
+                    };
+                    let conn = inner.lock().connections.get(&stream.connection()).cloned();
+                    if let Some(conn) = conn {
+                        inner.apply_identify(&conn, &msg, true);
+                    }
+                })
+            }),
+            HandlerOptions { max_inbound_streams: Some(8) },
+        );
+        self.inner.handlers.insert_exact(
+            ping::PROTOCOL.to_string(),
+            Arc::new(|mut stream: Stream| {
+                Box::pin(async move {
+                    if let Err(e) = ping::serve(&mut stream).await {
+                        debug!(error = %e, "serving ping failed");
+                    }
+                })
+            }),
+            // The spec: a listener SHOULD accept at most 2 ping streams per peer; we
+            // bound them host-wide per connection burst instead of per peer.
+            HandlerOptions { max_inbound_streams: Some(128) },
+        );
+    }
+}
+
+/// Accepts the inbound streams of one connection and hands each to its handler.
+async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
+    loop {
+        let raw = tokio::select! {
+            _ = conn.closed.cancelled() => break,
+            r = conn.muxed.accept_stream() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    debug!(conn = %conn.id, error = %e, "no more inbound streams");
+                    break;
+                }
+            },
+        };
+        let Some(inner) = weak.upgrade() else { break };
+        let c = conn.clone();
+        let weak = weak.clone();
+        inner.tasks.spawn(async move {
+            let Some(inner) = weak.upgrade() else { return };
+            let timeout = inner.config.negotiation_timeout;
+            let negotiated = tokio::time::timeout(timeout, weft_mss::listener_select(raw, &inner.handlers)).await;
+            let (protocol, io) = match negotiated {
+                Ok(Ok(pair)) => pair,
+                Ok(Err(e)) => return debug!(conn = %c.id, error = %e, "inbound negotiation failed"),
+                Err(_) => return debug!(conn = %c.id, "inbound negotiation timed out"),
+            };
+            let Some(entry) = inner.handlers.find(&protocol) else {
+                return debug!(%protocol, "handler removed during negotiation");
+            };
+            let tracker = inner.tracker(&c);
+            let mut stream = Stream::new(io, protocol, c.peer, c.id, Direction::Inbound, tracker);
+            let Some(slot) = entry.try_acquire() else {
+                debug!(protocol = %stream.protocol(), "inbound stream limit reached; resetting");
+                stream.reset();
+                return;
+            };
+            drop(inner);
+            (entry.handler)(stream).await;
+            drop(slot);
+        });
+    }
+}

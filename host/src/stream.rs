@@ -1,0 +1,134 @@
+//! A negotiated application stream.
+
+use crate::events::Event;
+use futures::io::{AsyncRead, AsyncWrite};
+use libp2p_identity::PeerId;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::broadcast;
+use weft_connmgr::{ConnectionId, Direction};
+use weft_mss::Negotiated;
+use weft_upgrader::BoxedStream;
+
+/// Reports a stream's end: the `ClosedStream` event and the connection's stream count.
+pub(crate) struct StreamTracker {
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) open_streams: Arc<AtomicUsize>,
+    pub(crate) on_count_change: Arc<dyn Fn(usize) + Send + Sync>,
+}
+
+/// A stream on a connection, with its protocol negotiated.
+///
+/// It is a futures-io `AsyncRead + AsyncWrite`; `close` half-closes (the remote reads
+/// EOF, we can still read). Use `tokio_util::compat` to get tokio's traits.
+pub struct Stream {
+    inner: Negotiated<BoxedStream>,
+    protocol: String,
+    peer: PeerId,
+    connection: ConnectionId,
+    direction: Direction,
+    tracker: Option<StreamTracker>,
+}
+
+impl Stream {
+    pub(crate) fn new(
+        inner: Negotiated<BoxedStream>,
+        protocol: String,
+        peer: PeerId,
+        connection: ConnectionId,
+        direction: Direction,
+        tracker: StreamTracker,
+    ) -> Self {
+        let count = tracker.open_streams.fetch_add(1, Ordering::AcqRel) + 1;
+        (tracker.on_count_change)(count);
+        let _ = tracker.events.send(Event::OpenedStream {
+            peer,
+            connection,
+            direction,
+            protocol: protocol.clone(),
+        });
+        Stream { inner, protocol, peer, connection, direction, tracker: Some(tracker) }
+    }
+
+    /// The negotiated protocol id.
+    pub fn protocol(&self) -> &str {
+        &self.protocol
+    }
+
+    /// The remote peer.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// The connection carrying this stream.
+    pub fn connection(&self) -> ConnectionId {
+        self.connection
+    }
+
+    /// Who opened the stream.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Aborts the stream in both directions: the remote sees an error, not EOF.
+    pub fn reset(&mut self) {
+        self.inner.get_mut().reset();
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if let Some(t) = self.tracker.take() {
+            let count = t.open_streams.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+            (t.on_count_change)(count);
+            let _ = t.events.send(Event::ClosedStream {
+                peer: self.peer,
+                connection: self.connection,
+                direction: self.direction,
+                protocol: std::mem::take(&mut self.protocol),
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("protocol", &self.protocol)
+            .field("peer", &self.peer)
+            .field("connection", &self.connection)
+            .field("direction", &self.direction)
+            .finish()
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}

@@ -1,0 +1,100 @@
+//! Transports: how bytes reach a peer.
+//!
+//! A transport either yields a raw byte stream, which the host upgrades (security,
+//! then a muxer) into a [`Connection`], or yields a [`Connection`] directly, as a
+//! transport that comes secure and multiplexed on its own (QUIC) will. Both end as the
+//! same connection type, so such a transport plugs in without reshaping the host.
+
+use multiaddr::{Multiaddr, Protocol};
+use weft_upgrader::{BoxedIo, Connection};
+
+pub mod memory;
+#[cfg(feature = "tcp")]
+pub mod tcp;
+
+/// What a transport hands the host for one connection.
+pub enum TransportOutput {
+    /// A raw byte stream; the host upgrades it.
+    Raw(BoxedIo),
+    /// A connection that is already secure and multiplexed.
+    Connection(Connection),
+}
+
+impl std::fmt::Debug for TransportOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportOutput::Raw(_) => f.write_str("Raw"),
+            TransportOutput::Connection(c) => f.debug_tuple("Connection").field(c).finish(),
+        }
+    }
+}
+
+/// One connection as a transport produced it, with its endpoints.
+#[derive(Debug)]
+pub struct Transported {
+    /// The stream or connection.
+    pub output: TransportOutput,
+    /// Our side's address.
+    pub local_addr: Multiaddr,
+    /// The remote side's address.
+    pub remote_addr: Multiaddr,
+}
+
+/// Why a transport could not dial or listen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// No transport handles this address.
+    #[error("no transport supports the address {0}")]
+    Unsupported(Multiaddr),
+    /// A `/dns*` name did not resolve to a usable address.
+    #[error("could not resolve {name}: {reason}")]
+    Resolve {
+        /// The name looked up.
+        name: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The operating system refused or the connection failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The listener was closed.
+    #[error("the listener is closed")]
+    Closed,
+}
+
+/// A way to reach peers: TCP, an in-memory pipe, later QUIC.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// A short name for logs, for example `tcp`.
+    fn name(&self) -> &str;
+    /// Whether this transport can dial the address (ignoring a `/p2p/` suffix).
+    fn can_dial(&self, addr: &Multiaddr) -> bool;
+    /// Whether this transport can listen on the address.
+    fn can_listen(&self, addr: &Multiaddr) -> bool;
+    /// Connects to the address (without a `/p2p/` suffix).
+    async fn dial(&self, addr: &Multiaddr) -> Result<Transported, TransportError>;
+    /// Starts listening on the address.
+    async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn Listener>, TransportError>;
+}
+
+/// A listening socket.
+#[async_trait::async_trait]
+pub trait Listener: Send + 'static {
+    /// The actual addresses listened on (port 0 resolved).
+    fn local_addrs(&self) -> Vec<Multiaddr>;
+    /// Waits for the next inbound connection.
+    async fn accept(&mut self) -> Result<Transported, TransportError>;
+}
+
+/// Splits a trailing `/p2p/<peer id>` off an address.
+pub fn split_peer_id(addr: &Multiaddr) -> (Multiaddr, Option<libp2p_identity::PeerId>) {
+    let mut addr = addr.clone();
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => {
+            addr.pop();
+            (addr, Some(peer))
+        }
+        _ => (addr, None),
+    }
+}
