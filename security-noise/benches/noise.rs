@@ -1,0 +1,2 @@
+//! Noise benchmarks (being written).
+fn main() {}
