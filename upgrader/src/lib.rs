@@ -14,10 +14,14 @@
 //! and the types they pass around. Both traits are dyn-compatible, so a list of
 //! implementations can be chosen at run time.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod io;
 mod muxer;
 mod role;
 mod security;
+#[cfg(feature = "test-suite")]
+pub mod test_suite;
 
 pub use io::{BoxFuture, BoxedIo, Io};
 pub use muxer::{BoxedStream, Muxed, MuxedConnection, MuxedStream, MuxerError, StreamMuxer};
