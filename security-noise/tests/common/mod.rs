@@ -77,3 +77,64 @@ where
     assert_eq!(b_recv.await.unwrap(), a_digest, "a -> b corrupted");
     assert_eq!(a_recv.await.unwrap(), b_digest, "b -> a corrupted");
 }
+
+/// Reads one `u16`-length-prefixed frame.
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut prefix = [0u8; 2];
+    reader.read_exact(&mut prefix).await?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+    reader.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// Writes one `u16`-length-prefixed frame and flushes.
+pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, body: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(body.len()).unwrap();
+    writer.write_all(&len.to_be_bytes()).await?;
+    writer.write_all(body).await?;
+    writer.flush().await
+}
+
+/// A snow handshake state for libp2p Noise with a fresh static key: (state, static
+/// public key).
+pub fn snow_state(initiator: bool) -> (snow::HandshakeState, Vec<u8>) {
+    let params: snow::params::NoiseParams = "Noise_XX_25519_ChaChaPoly_SHA256".parse().unwrap();
+    let builder = snow::Builder::new(params);
+    let keypair = builder.generate_keypair().unwrap();
+    let builder = builder.local_private_key(&keypair.private).unwrap();
+    let state = if initiator {
+        builder.build_initiator().unwrap()
+    } else {
+        builder.build_responder().unwrap()
+    };
+    (state, keypair.public)
+}
+
+/// A handshake payload that signs `signed_static_key` with `identity`.
+pub fn payload_for(identity: &libp2p_identity::Keypair, signed_static_key: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    let mut data = b"noise-libp2p-static-key:".to_vec();
+    data.extend_from_slice(signed_static_key);
+    weft_security_noise::payload::NoiseHandshakePayload {
+        identity_key: Some(identity.public().encode_protobuf()),
+        identity_sig: Some(identity.sign(&data).unwrap()),
+        extensions: None,
+    }
+    .encode_to_vec()
+}
+
+/// A hand-driven Noise responder (snow, no weft code) that reads message 1 and answers
+/// message 2 with `payload(its static public key)`, then waits for message 3.
+pub async fn evil_responder<S>(mut io: S, payload: impl FnOnce(&[u8]) -> Vec<u8>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut state, static_key) = snow_state(false);
+    let payload = payload(&static_key);
+    let msg1 = read_frame(&mut io).await.unwrap();
+    let mut scratch = vec![0u8; 65535];
+    state.read_message(&msg1, &mut scratch).unwrap();
+    let len = state.write_message(&payload, &mut scratch).unwrap();
+    write_frame(&mut io, &scratch[..len]).await.unwrap();
+    let _ = read_frame(&mut io).await;
+}
