@@ -9,14 +9,24 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod clock;
+mod decay;
 mod error;
 mod id;
+mod limits;
+mod manager;
 mod permit;
 mod policy;
+mod state;
+mod trim;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use decay::DecayFn;
 pub use error::{ConfigError, LimitError, LimitKind};
 pub use id::{ConnectionId, Direction};
+pub use limits::ConnectionLimits;
+pub use manager::{
+    ConnectionManager, ConnectionManagerConfig, ConnectionStats, DecayingTag, Watermarks,
+};
 pub use permit::PendingPermit;
 pub use policy::{Admission, ConnectionPolicy, NoLimits};
 
