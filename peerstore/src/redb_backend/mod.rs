@@ -1,0 +1,324 @@
+//! [`RedbPeerStore`]: the persistent backend, one `redb` file.
+
+mod codec;
+mod errors;
+mod open;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use libp2p_identity::PeerId;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::backend::{impl_peer_store, oldest, Durability, RecordStore, RecordStoreExt};
+use crate::clock::{now_ms, Clock, SystemClock};
+use crate::error::{PeerStoreError, Result};
+use crate::event::{EventSender, PeerStoreEvent};
+use crate::limits::Limits;
+use crate::record::PeerRecord;
+use errors::storage;
+
+/// The version of the file layout this build writes and reads. A file with another
+/// version is refused with [`PeerStoreError::UnsupportedFormat`] and left untouched.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Peer id bytes → encoded peer record.
+const PEERS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("weft_peers");
+/// Store-level records (the format version).
+const META: TableDefinition<'static, &str, u64> = TableDefinition::new("weft_peerstore_meta");
+/// Key of the format version in [`META`].
+const FORMAT_KEY: &str = "format_version";
+
+/// Options of [`RedbPeerStore::open_with`].
+#[derive(Debug, Clone)]
+pub struct RedbOptions {
+    /// Size bounds. Default: [`Limits::default`].
+    pub limits: Limits,
+    /// Time source for expiries. Default: [`SystemClock`].
+    pub clock: Arc<dyn Clock>,
+    /// Page cache of the database, bytes. Default 32 MiB.
+    pub cache_size: usize,
+    /// Whether each write is on disk (`fsync`) before it returns. Default `true`.
+    /// With `false`, writes are atomic but a crash may lose those made since the last
+    /// [`RedbPeerStore::flush`].
+    pub durable_writes: bool,
+    /// Whether to verify every page checksum when opening (reads the whole file), so a
+    /// damaged file is refused up front. Default `true`.
+    pub verify_on_open: bool,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            cache_size: 32 * 1024 * 1024,
+            durable_writes: true,
+            verify_on_open: true,
+        }
+    }
+}
+
+/// A peer store in one file, on the pure-Rust, ACID, crash-safe `redb` database.
+///
+/// Each write is one transaction: after a crash the file holds every write that had
+/// returned (with [`RedbOptions::durable_writes`], the default) and none that had not.
+/// Expiries are stored as UNIX time, so TTLs keep running while the process is stopped;
+/// expired addresses are deleted when the store opens. Readers do not block each other
+/// or the writer (MVCC); writes are serialised.
+///
+/// Opening checks a format-version record: a file that is damaged, of a newer format or
+/// not a weft peer store gives an error and is never overwritten.
+///
+/// ```
+/// use weft_peerstore::{PeerStore, RedbPeerStore, DEFAULT_ADDR_TTL};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("peers.redb");
+/// let peer = libp2p_identity::PeerId::random();
+/// let addr: multiaddr::Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse()?;
+/// {
+///     let store = RedbPeerStore::open(&path)?;
+///     store.add_addrs(&peer, &[addr.clone()], DEFAULT_ADDR_TTL)?;
+/// }
+/// let store = RedbPeerStore::open(&path)?;
+/// assert_eq!(store.addrs(&peer)?, vec![addr]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RedbPeerStore {
+    db: Database,
+    path: PathBuf,
+    options: RedbOptions,
+    events: EventSender,
+}
+
+impl fmt::Debug for RedbPeerStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbPeerStore")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbPeerStore {
+    /// Opens (or creates) the store at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, RedbOptions::default())
+    }
+
+    /// Opens (or creates) the store at `path`.
+    pub fn open_with(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let span = tracing::debug_span!("peerstore_open", path = %path.display());
+        let _entered = span.enter();
+        let db = open::open_database(&path, &options)?;
+        let store = Self {
+            db,
+            path,
+            events: EventSender::new(options.limits.event_capacity),
+            options,
+        };
+        let (expired, _) = store.purge_expired()?;
+        tracing::debug!(expired, "peer store opened");
+        Ok(store)
+    }
+
+    /// The file of this store.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes every earlier write durable (needed only for writes made without `fsync`:
+    /// latency samples, or all writes with `durable_writes: false`).
+    pub fn flush(&self) -> Result<()> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        txn.commit().map_err(storage)
+    }
+
+    fn begin_write(&self, durability: Durability) -> Result<redb::WriteTransaction> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        if durability == Durability::Relaxed || !self.options.durable_writes {
+            txn.set_durability(redb::Durability::None)
+                .map_err(storage)?;
+        }
+        Ok(txn)
+    }
+
+    /// Deletes the oldest non-connected peers other than `keep`.
+    fn evict_in(
+        &self,
+        table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+        keep: &[u8],
+    ) -> Result<Vec<PeerId>> {
+        let mut candidates = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (key, value) = entry.map_err(storage)?;
+            if key.value() == keep {
+                continue;
+            }
+            let record = codec::decode(value.value())?;
+            if !record.is_connected() {
+                candidates.push((record.last_update_ms, peer_from_key(key.value())?));
+            }
+        }
+        let mut evicted = Vec::new();
+        for (_, peer) in oldest(candidates, self.options.limits.eviction_batch()) {
+            table.remove(peer.to_bytes().as_slice()).map_err(storage)?;
+            tracing::debug!(%peer, "peer store full: evicted peer");
+            evicted.push(peer);
+        }
+        Ok(evicted)
+    }
+}
+
+fn peer_from_key(key: &[u8]) -> Result<PeerId> {
+    PeerId::from_bytes(key).map_err(|e| PeerStoreError::Corrupt(format!("bad peer id key: {e}")))
+}
+
+impl RecordStore for RedbPeerStore {
+    fn limits(&self) -> &Limits {
+        &self.options.limits
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_ms(self.options.clock.as_ref())
+    }
+
+    fn events(&self) -> &EventSender {
+        &self.events
+    }
+
+    fn read_record<R>(&self, peer: &PeerId, f: impl FnOnce(&PeerRecord) -> R) -> Result<Option<R>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(PEERS).map_err(storage)?;
+        let Some(value) = table.get(peer.to_bytes().as_slice()).map_err(storage)? else {
+            return Ok(None);
+        };
+        let record = codec::decode(value.value())?;
+        Ok(Some(f(&record)))
+    }
+
+    fn write_record<R>(
+        &self,
+        peer: &PeerId,
+        durability: Durability,
+        f: impl Fn(&mut PeerRecord, u64) -> Result<R>,
+    ) -> Result<R> {
+        let now = self.now_ms();
+        let key = peer.to_bytes();
+        let txn = self.begin_write(durability)?;
+        let mut evicted = Vec::new();
+        let out = {
+            let mut table = txn.open_table(PEERS).map_err(storage)?;
+            let existing = match table.get(key.as_slice()).map_err(storage)? {
+                Some(value) => Some(codec::decode(value.value())?),
+                None => None,
+            };
+            let is_new = existing.is_none();
+            let mut record = existing.unwrap_or_default();
+            let out = f(&mut record, now)?;
+            record.last_update_ms = now;
+            if record.is_empty() {
+                if is_new {
+                    drop(table);
+                    txn.abort().map_err(storage)?;
+                    return Ok(out);
+                }
+                table.remove(key.as_slice()).map_err(storage)?;
+            } else {
+                let count = usize::try_from(table.len().map_err(storage)?).unwrap_or(usize::MAX);
+                if is_new && count >= self.options.limits.max_peers {
+                    evicted = self.evict_in(&mut table, &key)?;
+                    if evicted.is_empty() {
+                        return Err(PeerStoreError::StoreFull {
+                            limit: self.options.limits.max_peers,
+                        });
+                    }
+                }
+                table
+                    .insert(key.as_slice(), codec::encode(&record).as_slice())
+                    .map_err(storage)?;
+            }
+            out
+        };
+        txn.commit().map_err(storage)?;
+        self.events.send_all(
+            evicted
+                .into_iter()
+                .map(|peer| PeerStoreEvent::PeerEvicted { peer }),
+        );
+        Ok(out)
+    }
+
+    fn purge_expired(&self) -> Result<(usize, Vec<PeerId>)> {
+        let now = self.now_ms();
+        let txn = self.begin_write(Durability::Durable)?;
+        let mut removed = 0;
+        let mut changed = Vec::new();
+        {
+            let mut table = txn.open_table(PEERS).map_err(storage)?;
+            let mut updates: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+            for entry in table.iter().map_err(storage)? {
+                let (key, value) = entry.map_err(storage)?;
+                let mut record = codec::decode(value.value())?;
+                let n = record.purge_expired(now);
+                if n > 0 {
+                    removed += n;
+                    changed.push(peer_from_key(key.value())?);
+                    let new_value = (!record.is_empty()).then(|| codec::encode(&record));
+                    updates.push((key.value().to_vec(), new_value));
+                }
+            }
+            for (key, value) in &updates {
+                match value {
+                    Some(value) => table.insert(key.as_slice(), value.as_slice()),
+                    None => table.remove(key.as_slice()),
+                }
+                .map_err(storage)?;
+            }
+        }
+        if changed.is_empty() {
+            txn.abort().map_err(storage)?;
+        } else {
+            txn.commit().map_err(storage)?;
+        }
+        Ok((removed, changed))
+    }
+
+    fn peer_ids(&self) -> Result<Vec<PeerId>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(PEERS).map_err(storage)?;
+        let mut peers = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (key, _) = entry.map_err(storage)?;
+            peers.push(peer_from_key(key.value())?);
+        }
+        Ok(peers)
+    }
+
+    fn count(&self) -> Result<usize> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(PEERS).map_err(storage)?;
+        let len = table.len().map_err(storage)?;
+        Ok(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    fn delete_record(&self, peer: &PeerId) -> Result<bool> {
+        let txn = self.begin_write(Durability::Durable)?;
+        let existed = {
+            let mut table = txn.open_table(PEERS).map_err(storage)?;
+            let removed = table.remove(peer.to_bytes().as_slice()).map_err(storage)?;
+            removed.is_some()
+        };
+        if existed {
+            txn.commit().map_err(storage)?;
+        } else {
+            txn.abort().map_err(storage)?;
+        }
+        Ok(existed)
+    }
+}
+
+impl_peer_store!(RedbPeerStore);
