@@ -1,3 +1,133 @@
 //! The yamux stream multiplexer (`/yamux/1.0.0`) behind weft's muxer trait.
 //!
-//! Not built yet: this crate will hold what the line above says.
+//! [`Yamux`] implements [`weft_upgrader::StreamMuxer`] on top of the `yamux` crate
+//! (0.14). [`StreamMuxer::upgrade`] returns a handle and a driver future; spawn the
+//! driver on your runtime, it owns the connection and does all the I/O:
+//!
+//! - `open_stream` and `close` are requests to the driver over a channel, answered
+//!   through a oneshot; `accept_stream` takes streams from a bounded backlog
+//!   ([`YamuxConfig::with_inbound_backlog`], 256 by default). When the backlog is full,
+//!   or the stream limit is reached, a new inbound stream is reset. A `yamux` 0.14
+//!   remote stops opening streams by itself once 256 of them wait for our ACK, and
+//!   we only acknowledge a stream once the application reads or writes it.
+//! - Backpressure is yamux's flow control: each stream has a 256 KiB window that the
+//!   reader refills by reading, auto-tuned upwards with the measured round-trip time,
+//!   and capped for the whole connection ([`YamuxConfig::with_max_receive_window`]).
+//!   A reader that stops reading stops its sender after at most one window.
+//! - [`Role::Initiator`](weft_upgrader::Role) is the yamux client (odd stream ids).
+//!
+//! # How streams end
+//!
+//! Reads return EOF only when the remote half-closed the stream (FIN). A stream reset
+//! by the remote fails with [`std::io::ErrorKind::ConnectionReset`], and a stream cut
+//! by the end of its connection (close by either side, go-away, I/O failure) with
+//! [`std::io::ErrorKind::ConnectionAborted`], after the data already received has
+//! been read. The `yamux` crate reports all of these as EOF; this crate tells them
+//! apart by following the frame headers on the socket (see `tap.rs`).
+//!
+//! `MuxedStream::reset` sends RST whatever the stream's state (yamux itself sends it
+//! only when a stream is dropped with both directions open). Dropping a stream
+//! without closing or resetting it does what `yamux` does: RST if both directions are
+//! open, FIN if the remote had finished, nothing if we had half-closed.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use futures::{AsyncReadExt, AsyncWriteExt};
+//! use weft_muxer_yamux::Yamux;
+//! use weft_upgrader::{BoxedIo, Role, StreamMuxer};
+//!
+//! # async fn example(io: BoxedIo) -> Result<(), Box<dyn std::error::Error>> {
+//! let muxed = Yamux::new().upgrade(io, Role::Initiator)?;
+//! let driver = muxed.driver; // spawn this on your runtime, e.g. tokio::spawn(driver)
+//! # drop(driver);
+//! let mut stream = muxed.connection.open_stream().await?;
+//! stream.write_all(b"ping").await?;
+//! stream.close().await?; // half-close: we keep reading
+//! let mut answer = Vec::new();
+//! stream.read_to_end(&mut answer).await?;
+//! muxed.connection.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod config;
+mod connection;
+mod driver;
+mod frame_scan;
+mod shared;
+mod stream;
+mod tap;
+
+pub use config::{ConfigError, YamuxConfig, STREAM_WINDOW};
+
+use connection::YamuxConnection;
+use driver::Driver;
+use futures::channel::mpsc;
+use futures::FutureExt;
+use shared::Shared;
+use std::sync::Arc;
+use tap::Tap;
+use weft_upgrader::{BoxedIo, Muxed, MuxerError, Role, StreamMuxer};
+
+/// The multistream-select protocol id of yamux.
+pub const PROTOCOL_ID: &str = "/yamux/1.0.0";
+
+/// Outstanding open/close requests a connection's driver queues.
+const COMMAND_QUEUE: usize = 32;
+
+/// The yamux stream multiplexer, `/yamux/1.0.0`.
+#[derive(Debug, Clone, Default)]
+pub struct Yamux {
+    config: YamuxConfig,
+}
+
+impl Yamux {
+    /// Yamux with the default [`YamuxConfig`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Yamux with `config`, if it is valid.
+    pub fn with_config(config: YamuxConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Yamux { config })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &YamuxConfig {
+        &self.config
+    }
+}
+
+impl StreamMuxer for Yamux {
+    fn protocol_id(&self) -> &str {
+        PROTOCOL_ID
+    }
+
+    fn upgrade(&self, io: BoxedIo, role: Role) -> Result<Muxed, MuxerError> {
+        let mode = match role {
+            Role::Initiator => yamux::Mode::Client,
+            Role::Responder => yamux::Mode::Server,
+        };
+        tracing::debug!(?mode, "starting yamux connection");
+        let shared = Arc::new(Shared::default());
+        let io = Tap::new(io, shared.clone());
+        let connection = yamux::Connection::new(io, self.config.to_yamux(), mode);
+        let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        // A futures channel holds `buffer + senders` items; we have one sender.
+        let (inbound_tx, inbound_rx) = mpsc::channel(self.config.inbound_backlog.saturating_sub(1));
+        let driver = Driver::new(
+            connection,
+            shared.clone(),
+            self.config.max_streams,
+            command_rx,
+            inbound_tx,
+        );
+        Ok(Muxed {
+            connection: Arc::new(YamuxConnection::new(command_tx, inbound_rx, shared)),
+            driver: driver.run().boxed(),
+        })
+    }
+}

@@ -1,0 +1,211 @@
+//! The knobs of the yamux muxer, checked before use.
+
+/// The initial window of every yamux stream (256 KiB), fixed by the spec.
+pub const STREAM_WINDOW: usize = 256 * 1024;
+
+/// Streams the `yamux` crate may still hold after we dropped them (it reaps dropped
+/// streams asynchronously). Its own stream limit is ours plus this slack, so that the
+/// lag never makes it refuse a stream we counted as free; a refused outbound stream
+/// kills the whole connection in `yamux` 0.14.
+pub(crate) const REAP_SLACK: usize = 32;
+
+/// Why a [`YamuxConfig`] is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_streams` must be at least 1.
+    #[error("max_streams must be at least 1")]
+    NoStreams,
+    /// `max_streams` is so large that the windows overflow.
+    #[error("max_streams {0} is too large")]
+    TooManyStreams(usize),
+    /// The connection receive window must give every stream its initial 256 KiB.
+    #[error("max_receive_window {window} is below 256 KiB x max_streams = {min}")]
+    WindowTooSmall {
+        /// The configured window.
+        window: usize,
+        /// The smallest allowed window.
+        min: usize,
+    },
+    /// `split_send_size` must be at least 1 byte.
+    #[error("split_send_size must be at least 1")]
+    ZeroSplitSendSize,
+    /// `inbound_backlog` must be at least 1.
+    #[error("inbound_backlog must be at least 1")]
+    ZeroBacklog,
+}
+
+/// Configuration of the yamux muxer.
+///
+/// Defaults (chosen by the benchmark in `benches/`, see the crate README):
+/// 512 streams, a 512 MiB connection receive window, 16 KiB data frames, and a backlog
+/// of 256 inbound streams not yet accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamuxConfig {
+    pub(crate) max_streams: usize,
+    pub(crate) max_receive_window: usize,
+    pub(crate) split_send_size: usize,
+    pub(crate) inbound_backlog: usize,
+}
+
+impl Default for YamuxConfig {
+    fn default() -> Self {
+        YamuxConfig {
+            max_streams: 512,
+            max_receive_window: 512 * 1024 * 1024,
+            split_send_size: 16 * 1024,
+            inbound_backlog: 256,
+        }
+    }
+}
+
+impl YamuxConfig {
+    /// The default configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the most streams open at once on a connection, both directions together.
+    ///
+    /// Opening more fails with `MuxerError::TooManyStreams`; inbound streams beyond the
+    /// limit are reset.
+    pub fn with_max_streams(mut self, max_streams: usize) -> Self {
+        self.max_streams = max_streams;
+        self
+    }
+
+    /// Sets the most bytes the remote may have in flight to us over all streams of a
+    /// connection: the bound on receive buffer memory. Every stream starts with a
+    /// 256 KiB window that grows (auto-tuning) with its throughput, up to this total.
+    /// Must be at least 256 KiB x `max_streams`.
+    pub fn with_max_receive_window(mut self, bytes: usize) -> Self {
+        self.max_receive_window = bytes;
+        self
+    }
+
+    /// Sets the largest data frame we send; bigger writes are split.
+    pub fn with_split_send_size(mut self, bytes: usize) -> Self {
+        self.split_send_size = bytes;
+        self
+    }
+
+    /// Sets how many inbound streams may wait for `accept_stream`. When the backlog is
+    /// full, further inbound streams are reset.
+    pub fn with_inbound_backlog(mut self, streams: usize) -> Self {
+        self.inbound_backlog = streams;
+        self
+    }
+
+    /// The most streams open at once.
+    pub fn max_streams(&self) -> usize {
+        self.max_streams
+    }
+
+    /// The connection receive window.
+    pub fn max_receive_window(&self) -> usize {
+        self.max_receive_window
+    }
+
+    /// The largest data frame we send.
+    pub fn split_send_size(&self) -> usize {
+        self.split_send_size
+    }
+
+    /// The inbound backlog.
+    pub fn inbound_backlog(&self) -> usize {
+        self.inbound_backlog
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_streams == 0 {
+            return Err(ConfigError::NoStreams);
+        }
+        let internal_min = self
+            .max_streams
+            .checked_add(REAP_SLACK)
+            .and_then(|n| n.checked_mul(STREAM_WINDOW))
+            .ok_or(ConfigError::TooManyStreams(self.max_streams))?;
+        let min = internal_min - REAP_SLACK * STREAM_WINDOW;
+        if self.max_receive_window < min {
+            return Err(ConfigError::WindowTooSmall {
+                window: self.max_receive_window,
+                min,
+            });
+        }
+        if self.split_send_size == 0 {
+            return Err(ConfigError::ZeroSplitSendSize);
+        }
+        if self.inbound_backlog == 0 {
+            return Err(ConfigError::ZeroBacklog);
+        }
+        Ok(())
+    }
+
+    /// The `yamux` crate's configuration. Call only on a validated configuration.
+    pub(crate) fn to_yamux(&self) -> yamux::Config {
+        let streams = self.max_streams.saturating_add(REAP_SLACK);
+        let window = self
+            .max_receive_window
+            .max(streams.saturating_mul(STREAM_WINDOW));
+        let mut config = yamux::Config::default();
+        // Order matters: yamux asserts window >= streams x 256 KiB at every step.
+        config.set_max_connection_receive_window(None);
+        config.set_max_num_streams(streams);
+        config.set_max_connection_receive_window(Some(window));
+        config.set_split_send_size(self.split_send_size);
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_converts() {
+        let config = YamuxConfig::default();
+        assert_eq!(config.validate(), Ok(()));
+        let _ = config.to_yamux();
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let base = YamuxConfig::default;
+        assert_eq!(
+            base().with_max_streams(0).validate(),
+            Err(ConfigError::NoStreams)
+        );
+        assert_eq!(
+            base().with_max_streams(usize::MAX).validate(),
+            Err(ConfigError::TooManyStreams(usize::MAX))
+        );
+        assert_eq!(
+            base()
+                .with_max_streams(10)
+                .with_max_receive_window(1024)
+                .validate(),
+            Err(ConfigError::WindowTooSmall {
+                window: 1024,
+                min: 10 * STREAM_WINDOW
+            })
+        );
+        assert_eq!(
+            base().with_split_send_size(0).validate(),
+            Err(ConfigError::ZeroSplitSendSize)
+        );
+        assert_eq!(
+            base().with_inbound_backlog(0).validate(),
+            Err(ConfigError::ZeroBacklog)
+        );
+    }
+
+    #[test]
+    fn smallest_valid_window_converts_without_panic() {
+        let config = YamuxConfig::default()
+            .with_max_streams(3)
+            .with_max_receive_window(3 * STREAM_WINDOW);
+        assert_eq!(config.validate(), Ok(()));
+        let _ = config.to_yamux();
+    }
+}

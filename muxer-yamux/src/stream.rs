@@ -1,0 +1,163 @@
+//! One yamux stream behind [`MuxedStream`].
+
+use crate::shared::{End, Shared};
+use futures::io::{AsyncRead, AsyncWrite};
+use futures::ready;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use weft_upgrader::MuxedStream;
+
+/// A yamux stream that tells a clean end (the remote's FIN) from a reset or the death of
+/// the connection, which the `yamux` crate reports alike as EOF.
+#[derive(Debug)]
+pub(crate) struct YamuxStream {
+    /// `None` once we reset the stream.
+    inner: Option<yamux::Stream>,
+    id: u32,
+    shared: Arc<Shared>,
+    write_closed: bool,
+}
+
+impl YamuxStream {
+    /// Wraps a stream that `shared` already tracks and counts.
+    pub(crate) fn new(inner: yamux::Stream, shared: Arc<Shared>) -> Self {
+        let id = inner.id().val();
+        YamuxStream {
+            inner: Some(inner),
+            id,
+            shared,
+            write_closed: false,
+        }
+    }
+
+    /// The error for a stream that ended without a FIN from the remote.
+    fn abort_error(&self) -> io::Error {
+        if self.shared.signals(self.id).rst {
+            return io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                format!("yamux stream {} was reset by the remote", self.id),
+            );
+        }
+        let why = match self.shared.end() {
+            Some(End::Local) => "the connection was closed locally".to_owned(),
+            Some(End::Remote) => "the remote closed the connection".to_owned(),
+            Some(End::Failed(reason)) => format!("the connection failed: {reason}"),
+            None => "the connection is closed".to_owned(),
+        };
+        io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            format!("yamux stream {} aborted: {why}", self.id),
+        )
+    }
+
+    fn locally_reset(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            format!("yamux stream {} was reset locally", self.id),
+        )
+    }
+
+    /// Turns yamux's generic write error into the reason, when we know it.
+    fn write_error(&self, err: io::Error) -> io::Error {
+        if self.shared.signals(self.id).rst || self.shared.is_closed() {
+            self.abort_error()
+        } else {
+            err
+        }
+    }
+}
+
+impl AsyncRead for YamuxStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(Err(this.locally_reset()));
+        };
+        let n = ready!(Pin::new(&mut *inner).poll_read(cx, buf))?;
+        if n > 0 {
+            // yamux computes the window update at the start of a read, so the credit
+            // for what we just took would wait for the next read. An empty read sends
+            // it now, without consuming data: a reader that caught up unblocks its
+            // writer at once.
+            let _ = Pin::new(inner).poll_read(cx, &mut []);
+        }
+        if n == 0 && !buf.is_empty() {
+            let signals = this.shared.signals(this.id);
+            if signals.rst || !signals.fin {
+                return Poll::Ready(Err(this.abort_error()));
+            }
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl AsyncWrite for YamuxStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(Err(this.locally_reset()));
+        };
+        Pin::new(inner)
+            .poll_write(cx, buf)
+            .map_err(|e| this.write_error(e))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(Err(this.locally_reset()));
+        };
+        Pin::new(inner)
+            .poll_flush(cx)
+            .map_err(|e| this.write_error(e))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(Err(this.locally_reset()));
+        };
+        ready!(Pin::new(inner).poll_close(cx)).map_err(|e| this.write_error(e))?;
+        this.write_closed = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl MuxedStream for YamuxStream {
+    /// Resets the stream: the remote's reads and writes fail.
+    ///
+    /// Dropping a yamux stream makes the `yamux` crate send RST only while both
+    /// directions are open; after a FIN it sends FIN, and after our own half-close
+    /// nothing at all. So unless the stream is already over (both FINs, an RST from the
+    /// remote, or a dead connection) we also queue an RST frame of our own, which the
+    /// connection writes between two yamux frames.
+    fn reset(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        let signals = self.shared.signals(self.id);
+        let finished = self.write_closed && signals.fin;
+        if !(signals.rst || finished || self.shared.end().is_some()) {
+            tracing::debug!(stream = self.id, "resetting stream");
+            self.shared.queue_reset(self.id);
+        }
+        drop(inner);
+    }
+}
+
+impl Drop for YamuxStream {
+    fn drop(&mut self) {
+        self.shared.forget(self.id);
+        self.shared.stream_dropped();
+    }
+}
