@@ -3,7 +3,8 @@
 //! [`TlsUpgrade`] implements [`weft_upgrader::SecurityUpgrade`] as the
 //! [libp2p TLS spec](https://github.com/libp2p/specs/blob/master/tls/tls.md) says:
 //!
-//! - each handshake presents a fresh self-signed ECDSA P-256 certificate whose first
+//! - handshakes present a self-signed ECDSA P-256 certificate (fresh, or reused for
+//!   [`TlsConfig::certificate_lifetime`], 60 s by default) whose first
 //!   extension is the libp2p public key extension (OID 1.3.6.1.4.1.53594.1.1): the
 //!   host public key and its signature over `"libp2p-tls-handshake:"` ‖ the
 //!   certificate's SubjectPublicKeyInfo;
@@ -30,7 +31,7 @@ mod verifier;
 
 pub use alpn::LIBP2P_ALPN;
 pub use certificate::{generate_certificate, GeneratedCertificate, Libp2pCertificate};
-pub use config::{TlsConfig, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use config::{TlsConfig, DEFAULT_CERTIFICATE_LIFETIME, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use error::TlsError;
 pub use signed_key::SignedKey;
 pub use upgrade::{TlsUpgrade, PROTOCOL_ID};

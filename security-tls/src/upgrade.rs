@@ -15,7 +15,8 @@ use rustls::server::{Acceptor, NoServerSessionStorage};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, ServerConfig};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tracing::Instrument;
 use weft_upgrader::{BoxedIo, SecuredConnection, SecurityError, SecurityUpgrade};
 
@@ -28,9 +29,10 @@ const DUMMY_SERVER_NAME: &str = "libp2p.invalid";
 
 /// libp2p TLS 1.3 (`/tls/1.0.0`) for a local identity.
 ///
-/// Each handshake uses a fresh self-signed certificate carrying the libp2p public key
-/// extension, requires and verifies the peer's certificate on both sides, and may
-/// agree on a muxer through ALPN. Handshakes need a Tokio runtime (for the timeout).
+/// Handshakes present a self-signed certificate carrying the libp2p public key
+/// extension (fresh, or reused for [`TlsConfig::certificate_lifetime`]), require and
+/// verify the peer's certificate on both sides, and may agree on a muxer through
+/// ALPN. Handshakes need a Tokio runtime (for the timeout).
 ///
 /// ```no_run
 /// # async fn demo(tcp: weft_upgrader::BoxedIo) -> Result<(), weft_upgrader::SecurityError> {
@@ -48,6 +50,9 @@ pub struct TlsUpgrade {
     identity: Keypair,
     config: TlsConfig,
     provider: Arc<CryptoProvider>,
+    /// The certificate in reuse and when it was made. Locked only briefly, never
+    /// across an `.await`.
+    cached: Mutex<Option<(Instant, Arc<CertifiedKey>)>>,
 }
 
 impl std::fmt::Debug for TlsUpgrade {
@@ -71,6 +76,7 @@ impl TlsUpgrade {
             identity,
             config,
             provider: libp2p_provider(),
+            cached: Mutex::new(None),
         }
     }
 
@@ -84,8 +90,33 @@ impl TlsUpgrade {
         &self.config
     }
 
-    /// A fresh certificate and its loaded signing key.
+    /// Our certificate and signing key: the cached one while it is younger than the
+    /// configured lifetime, otherwise a fresh one.
     fn certified_key(&self) -> Result<Arc<CertifiedKey>, TlsError> {
+        let lifetime = self.config.certificate_lifetime;
+        if lifetime.is_zero() {
+            return self.fresh_certified_key();
+        }
+        let now = Instant::now();
+        if let Some((made, key)) = self.lock_cache().as_ref() {
+            if now.saturating_duration_since(*made) < lifetime {
+                return Ok(key.clone());
+            }
+        }
+        let key = self.fresh_certified_key()?;
+        *self.lock_cache() = Some((now, key.clone()));
+        Ok(key)
+    }
+
+    /// The certificate cache (a poisoned lock still holds a usable value).
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<CertifiedKey>)>> {
+        self.cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A fresh certificate and its loaded signing key.
+    fn fresh_certified_key(&self) -> Result<Arc<CertifiedKey>, TlsError> {
         let generated = generate_certificate(&self.identity)?;
         let key = self
             .provider
