@@ -83,6 +83,12 @@ impl<R> Negotiated<R> {
         &self.inner.io
     }
 
+    /// The underlying stream, mutably, for calls that are not I/O (for example a
+    /// muxer stream's `reset`). Reading or writing it directly bypasses buffered bytes.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner.io
+    }
+
     fn fail(&mut self, err: NegotiationError) -> NegotiationError {
         tracing::debug!(error = %err, "mss: lazy negotiation failed");
         self.state = State::Failed {
