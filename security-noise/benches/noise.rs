@@ -48,10 +48,7 @@ fn weft(backend: CryptoBackend) -> Noise {
         .unwrap()
 }
 
-type Pair = (
-    Box<dyn AsyncReadWrite>,
-    Box<dyn AsyncReadWrite>,
-);
+type Pair = (Box<dyn AsyncReadWrite>, Box<dyn AsyncReadWrite>);
 trait AsyncReadWrite: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncReadWrite for T {}
 
@@ -100,7 +97,9 @@ async fn transfer(pair: Pair, data: &'static [u8]) -> Duration {
 
 fn handshakes(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
     let mut group = c.benchmark_group("handshake");
-    group.sample_size(20).measurement_time(Duration::from_secs(4));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4));
     for (name, backend) in [
         ("weft-ring", CryptoBackend::Ring),
         ("weft-rustcrypto", CryptoBackend::RustCrypto),
@@ -158,9 +157,8 @@ fn throughput(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
             bencher.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    total += runtime.block_on(async {
-                        transfer(weft_pair(&a, &b).await, data).await
-                    });
+                    total +=
+                        runtime.block_on(async { transfer(weft_pair(&a, &b).await, data).await });
                 }
                 record(&format!("throughput/{name}"), iters, total)
             })
@@ -171,7 +169,8 @@ fn throughput(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
         bencher.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                total += runtime.block_on(async { transfer(libp2p_pair(&a, &b).await, data).await });
+                total +=
+                    runtime.block_on(async { transfer(libp2p_pair(&a, &b).await, data).await });
             }
             record("throughput/libp2p-noise", iters, total)
         })

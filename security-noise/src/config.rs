@@ -44,9 +44,7 @@ impl CryptoBackend {
 
 /// Parses [`NOISE_PARAMS`].
 pub(crate) fn noise_params() -> Result<NoiseParams, NoiseError> {
-    NOISE_PARAMS
-        .parse()
-        .map_err(NoiseError::Setup)
+    NOISE_PARAMS.parse().map_err(NoiseError::Setup)
 }
 
 /// Builds a [`Noise`] security upgrade.

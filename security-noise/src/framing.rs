@@ -45,14 +45,14 @@ pub(crate) async fn read_handshake_frame<R: AsyncRead + Unpin>(
     message: u8,
 ) -> Result<usize, ReadFrameError> {
     let mut prefix = [0u8; LEN_PREFIX];
-    io.read_exact(&mut prefix).await.map_err(ReadFrameError::Io)?;
+    io.read_exact(&mut prefix)
+        .await
+        .map_err(ReadFrameError::Io)?;
     let len = usize::from(u16::from_be_bytes(prefix));
     let Some(target) = buf.get_mut(..len).filter(|_| len <= max) else {
-        return Err(ReadFrameError::Noise(NoiseError::HandshakeMessageTooLarge {
-            message,
-            len,
-            max,
-        }));
+        return Err(ReadFrameError::Noise(
+            NoiseError::HandshakeMessageTooLarge { message, len, max },
+        ));
     };
     io.read_exact(target).await.map_err(ReadFrameError::Io)?;
     Ok(len)

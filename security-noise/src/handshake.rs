@@ -1,11 +1,17 @@
 //! The XX handshake with the libp2p payload, driven over a byte stream.
 
+// `SecurityError` (the shared trait's error type, two `PeerId`s wide) is what the
+// trait returns; boxing it here would only move the cost.
+#![allow(clippy::result_large_err)]
+
 use crate::error::NoiseError;
 use crate::framing::{
     read_handshake_frame, write_handshake_frame, ReadFrameError, LEN_PREFIX, MAX_FRAME_LEN,
 };
 use crate::muxer_negotiation::{select_muxer, MAX_REMOTE_MUXERS};
-use crate::payload::{decode_payload, static_key_signing_data, NoiseExtensions, NoiseHandshakePayload};
+use crate::payload::{
+    decode_payload, static_key_signing_data, NoiseExtensions, NoiseHandshakePayload,
+};
 use crate::transport::NoiseStream;
 use crate::upgrade::Shared;
 use libp2p_identity::{PeerId, PublicKey};
@@ -134,10 +140,12 @@ impl Handshake<'_> {
     /// Our payload for message 2 (responder) or 3 (initiator).
     fn local_payload(&self, muxers: &[String]) -> Vec<u8> {
         let config = &self.shared.config;
-        let extensions = (!muxers.is_empty() || !config.webtransport_certhashes.is_empty())
-            .then(|| NoiseExtensions {
-                webtransport_certhashes: config.webtransport_certhashes.clone(),
-                stream_muxers: muxers.to_vec(),
+        let extensions =
+            (!muxers.is_empty() || !config.webtransport_certhashes.is_empty()).then(|| {
+                NoiseExtensions {
+                    webtransport_certhashes: config.webtransport_certhashes.clone(),
+                    stream_muxers: muxers.to_vec(),
+                }
             });
         NoiseHandshakePayload {
             identity_key: Some(self.shared.identity_key.clone()),

@@ -61,7 +61,10 @@ struct WriteBuffers {
 }
 
 fn invalid_data(error: snow::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("noise frame rejected: {error}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("noise frame rejected: {error}"),
+    )
 }
 
 impl NoiseStream {

@@ -45,7 +45,10 @@ pub struct Noise {
 impl std::fmt::Debug for Noise {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Noise")
-            .field("local_peer", &self.shared.config.identity.public().to_peer_id())
+            .field(
+                "local_peer",
+                &self.shared.config.identity.public().to_peer_id(),
+            )
             .field("handshake_timeout", &self.shared.config.handshake_timeout)
             .field("backend", &self.shared.config.backend)
             .finish_non_exhaustive()
@@ -95,15 +98,14 @@ impl Noise {
             remote = tracing::field::Empty
         );
         let outcome = async {
-            let result = tokio::time::timeout(
-                timeout,
-                handshake(&self.shared, io, role, expected, muxers),
-            )
-            .await
-            .unwrap_or(Err(SecurityError::Timeout(timeout)));
+            let result =
+                tokio::time::timeout(timeout, handshake(&self.shared, io, role, expected, muxers))
+                    .await
+                    .unwrap_or(Err(SecurityError::Timeout(timeout)));
             match &result {
                 Ok(secured) => {
-                    tracing::Span::current().record("remote", tracing::field::display(&secured.remote_peer));
+                    tracing::Span::current()
+                        .record("remote", tracing::field::display(&secured.remote_peer));
                     tracing::debug!(muxer = ?secured.muxer, "noise handshake complete");
                 }
                 Err(error) => tracing::debug!(%error, "noise handshake failed"),

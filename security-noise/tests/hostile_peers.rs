@@ -111,7 +111,10 @@ async fn untampered_relay_works() {
 async fn flipped_byte_in_message_1_fails_the_initiator_at_message_2() {
     let (out, inb) = handshake_through_tampering_relay(1).await;
     let error = out.unwrap_err();
-    assert!(matches!(error, SecurityError::Authentication(_)), "{error:?}");
+    assert!(
+        matches!(error, SecurityError::Authentication(_)),
+        "{error:?}"
+    );
     assert!(matches!(
         noise_error(&error),
         NoiseError::Handshake { message: 2, .. }
@@ -137,7 +140,10 @@ async fn flipped_byte_in_message_2_fails_the_initiator() {
 async fn flipped_byte_in_message_3_fails_the_responder() {
     let (out, inb) = handshake_through_tampering_relay(3).await;
     let error = inb.unwrap_err();
-    assert!(matches!(error, SecurityError::Authentication(_)), "{error:?}");
+    assert!(
+        matches!(error, SecurityError::Authentication(_)),
+        "{error:?}"
+    );
     assert!(matches!(
         noise_error(&error),
         NoiseError::Handshake {
@@ -148,7 +154,9 @@ async fn flipped_byte_in_message_3_fails_the_responder() {
     // The initiator cannot know: its handshake completed, but the channel is dead.
     let mut out = out.unwrap();
     let mut buf = [0u8; 8];
-    let read = tokio::time::timeout(GUARD, out.io.read(&mut buf)).await.unwrap();
+    let read = tokio::time::timeout(GUARD, out.io.read(&mut buf))
+        .await
+        .unwrap();
     assert!(matches!(read, Ok(0) | Err(_)));
 }
 
@@ -212,7 +220,10 @@ async fn an_oversized_handshake_message_is_refused_before_it_is_read() {
 async fn garbage_is_a_typed_error() {
     // Garbage instead of message 1.
     let (mut dialer, listener) = tcp_pair().await;
-    dialer.write_all(&[0x00, 0x05, 1, 2, 3, 4, 5]).await.unwrap();
+    dialer
+        .write_all(&[0x00, 0x05, 1, 2, 3, 4, 5])
+        .await
+        .unwrap();
     let result = noise().secure_inbound(Box::new(listener), &[]).await;
     assert!(matches!(
         noise_error(&result.unwrap_err()),
@@ -223,7 +234,9 @@ async fn garbage_is_a_typed_error() {
     let (dialer, mut listener) = tcp_pair().await;
     let peer = async move {
         let _ = read_frame(&mut listener).await;
-        write_frame(&mut listener, &common::random_bytes(300)).await.unwrap();
+        write_frame(&mut listener, &common::random_bytes(300))
+            .await
+            .unwrap();
         tokio::time::sleep(GUARD).await;
     };
     let initiator = noise();

@@ -33,7 +33,10 @@ fn round_trip(writes: Vec<(usize, bool)>, read_size: usize) {
         let writer = async move {
             let mut offset = 0;
             for (size, flush) in writes {
-                out.io.write_all(&data[offset..offset + size]).await.unwrap();
+                out.io
+                    .write_all(&data[offset..offset + size])
+                    .await
+                    .unwrap();
                 offset += size;
                 if flush {
                     out.io.flush().await.unwrap();

@@ -49,7 +49,11 @@ async fn muxer_is_the_first_of_the_initiators_list_both_support() {
     )
     .await;
     assert_eq!(result.as_deref(), Some("/yamux/1.0.0"));
-    let result = agreed(&["/other/1", "/mplex/6.7.0"], &["/yamux/1.0.0", "/mplex/6.7.0"]).await;
+    let result = agreed(
+        &["/other/1", "/mplex/6.7.0"],
+        &["/yamux/1.0.0", "/mplex/6.7.0"],
+    )
+    .await;
     assert_eq!(result.as_deref(), Some("/mplex/6.7.0"));
 }
 
@@ -159,8 +163,11 @@ async fn a_correct_hand_made_payload_is_accepted() {
 #[tokio::test]
 async fn malformed_payloads_are_typed_errors() {
     use prost::Message;
-    let cases: Vec<(Vec<u8>, fn(&NoiseError) -> bool)> = vec![
-        (vec![0x0a, 0x50, 1, 2], |e| matches!(e, NoiseError::PayloadDecode(_))),
+    type Check = fn(&NoiseError) -> bool;
+    let cases: Vec<(Vec<u8>, Check)> = vec![
+        (vec![0x0a, 0x50, 1, 2], |e| {
+            matches!(e, NoiseError::PayloadDecode(_))
+        }),
         (Vec::new(), |e| matches!(e, NoiseError::MissingIdentityKey)),
         (
             weft_security_noise::payload::NoiseHandshakePayload {

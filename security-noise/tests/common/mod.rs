@@ -88,7 +88,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result
 }
 
 /// Writes one `u16`-length-prefixed frame and flushes.
-pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, body: &[u8]) -> std::io::Result<()> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    body: &[u8],
+) -> std::io::Result<()> {
     let len = u16::try_from(body.len()).unwrap();
     writer.write_all(&len.to_be_bytes()).await?;
     writer.write_all(body).await?;
