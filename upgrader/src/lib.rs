@@ -16,14 +16,24 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod builder;
+mod connection;
+mod error;
 mod io;
 mod muxer;
 mod role;
 mod security;
+mod step;
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
+mod upgrader;
 
+pub use builder::{UpgraderBuilder, DEFAULT_UPGRADE_TIMEOUT};
+pub use connection::Connection;
+pub use error::{UpgradeError, UpgradeStep};
 pub use io::{BoxFuture, BoxedIo, Io};
 pub use muxer::{BoxedStream, Muxed, MuxedConnection, MuxedStream, MuxerError, StreamMuxer};
 pub use role::Role;
 pub use security::{SecuredConnection, SecurityError, SecurityUpgrade};
+pub use upgrader::Upgrader;
+pub use weft_mss::NegotiationError;

@@ -43,6 +43,13 @@ pub async fn run_all(make: impl Fn() -> Arc<dyn StreamMuxer>) {
     close(&make).await;
 }
 
+/// A labelled direction: (label, opening side, accepting side).
+type Side = (
+    &'static str,
+    Arc<dyn MuxedConnection>,
+    Arc<dyn MuxedConnection>,
+);
+
 /// Two muxed connections joined by TCP, with their drivers running.
 struct Pair {
     initiator: Arc<dyn MuxedConnection>,
@@ -98,13 +105,7 @@ impl Pair {
     }
 
     /// Both sides, initiator first, labelled.
-    fn sides(
-        &self,
-    ) -> [(
-        &'static str,
-        Arc<dyn MuxedConnection>,
-        Arc<dyn MuxedConnection>,
-    ); 2] {
+    fn sides(&self) -> [Side; 2] {
         [
             (
                 "initiator opens",
@@ -609,6 +610,10 @@ pub async fn close(make: impl Fn() -> Arc<dyn StreamMuxer>) {
     let mut accepted = step("accept_stream", pair.responder.accept_stream())
         .await
         .unwrap_or_else(|e| panic!("close: accept_stream: {e}"));
+    let mut hello = [0u8; 5];
+    step("read", accepted.read_exact(&mut hello))
+        .await
+        .unwrap_or_else(|e| panic!("close: read: {e}"));
 
     step("close()", pair.initiator.close())
         .await
