@@ -1,3 +1,59 @@
-//! Cross-crate tests of weft and tests against rust-libp2p, go-libp2p and js-libp2p.
+//! Interop harness for weft: reference libp2p peers (go-libp2p, js-libp2p,
+//! rust-libp2p) behind one command-line contract, and a delaying TCP relay.
 //!
-//! Not built yet: this crate will hold what the line above says.
+//! # The peer contract
+//!
+//! Every participant is a program that understands:
+//!
+//! ```text
+//! PEER listen --security noise|tls [--ip 127.0.0.1] [--port 0]
+//!     prints exactly one stdout line, the listen multiaddr ending in /p2p/<peer id>,
+//!     then serves /ipfs/ping/1.0.0, /ipfs/id/1.0.0 (agentVersion "<impl>-interop-peer")
+//!     and /echo/1.0.0 until killed; logs go to stderr.
+//! PEER dial MULTIADDR --security noise|tls [--echo-bytes N] [--timeout-secs S]
+//!     connects, waits for identify, pings once, echoes N random bytes through
+//!     /echo/1.0.0 and prints one JSON line (see [`DialResult`]); exit 0 on success.
+//! ```
+//!
+//! The reference peers live in `interop-tests/peers/{go,js,rust}`; [`prepare`] builds
+//! them once per build. [`ListeningPeer`] and [`run_dialer`] run them; the `*_command`
+//! variants run any other program that follows the contract (such as weft's CLI).
+//!
+//! ```no_run
+//! # async fn demo() -> weft_interop_tests::Result<()> {
+//! use weft_interop_tests::{require_impls, run_dialer, Impl, ListeningPeer, Security};
+//!
+//! if !require_impls(&[Impl::Go, Impl::Rust]) {
+//!     return Ok(()); // prints "skipped: ..." (fails instead under CI=true)
+//! }
+//! let listener = ListeningPeer::spawn(Impl::Rust, Security::Noise).await?;
+//! let report = run_dialer(Impl::Go, listener.addr(), Security::Noise, 1 << 20).await?;
+//! assert_eq!(report.remote_peer, listener.peer_id());
+//! # Ok(()) }
+//! ```
+//!
+//! [`DelayRelay`] adds a fixed one-way delay to a TCP path (also as the `delay-relay`
+//! binary).
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod command;
+mod dialer;
+mod error;
+mod listener;
+mod output;
+mod participant;
+pub mod paths;
+mod prepare;
+mod relay;
+mod report;
+mod tools;
+
+pub use command::PeerCommand;
+pub use dialer::{run_dialer, run_dialer_command, DialOptions, DEFAULT_ECHO_BYTES};
+pub use error::{HarnessError, Result};
+pub use listener::{socket_addr_of, ListeningPeer, LISTEN_TIMEOUT};
+pub use participant::{Impl, Security, UnknownSecurity};
+pub use prepare::{prepare, prepare_async};
+pub use relay::DelayRelay;
+pub use report::{DialReport, DialResult, ReportError};
+pub use tools::{missing_tools, require_impls, running_in_ci, tool_available};

@@ -21,6 +21,8 @@ import { createLibp2p } from 'libp2p'
 const AGENT_VERSION = 'js-libp2p-interop-peer'
 const ECHO_PROTOCOL = '/echo/1.0.0'
 const ECHO_CHUNK = 64 * 1024
+const PING_PROTOCOL = '/ipfs/ping/1.0.0'
+const PING_SIZE = 32
 
 function usage () {
   process.stderr.write('usage:\n' +
@@ -94,6 +96,36 @@ async function listen (argv) {
   process.on('SIGINT', stop)
 }
 
+/**
+ * One ping on /ipfs/ping/1.0.0, timed with the monotonic sub-millisecond clock
+ * (@libp2p/ping reports whole milliseconds). Checks the echoed payload.
+ */
+async function pingOnce (node, peerId, signal) {
+  const stream = await node.dialProtocol(peerId, PING_PROTOCOL, { signal })
+  try {
+    const payload = randomBytes(PING_SIZE)
+    const chunks = []
+    let got = 0
+    const pong = new Promise((resolve, reject) => {
+      stream.addEventListener('message', (evt) => {
+        const bytes = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
+        chunks.push(bytes)
+        got += bytes.byteLength
+        if (got >= PING_SIZE) resolve(performance.now())
+      })
+      stream.addEventListener('close', () => reject(new Error('ping stream closed before the pong')))
+      signal.addEventListener('abort', () => reject(new Error('ping timed out')))
+    })
+    const start = performance.now()
+    stream.send(payload)
+    const end = await pong
+    if (!Buffer.concat(chunks).subarray(0, PING_SIZE).equals(payload)) throw new Error('wrong ping payload echoed')
+    return end - start
+  } finally {
+    await stream.close({ signal }).catch(() => {})
+  }
+}
+
 /** Send `n` random bytes on /echo/1.0.0 while reading, half-close, read to EOF, verify. */
 async function echo (node, peerId, n, signal) {
   const stream = await node.dialProtocol(peerId, ECHO_PROTOCOL, { signal })
@@ -153,7 +185,7 @@ async function dial (argv) {
     const conn = await node.dial(target, { signal })
     if (conn.remotePeer.toString() !== remote) throw new Error(`connected to ${conn.remotePeer}, expected ${remote}`)
     const id = await identified
-    const rtt = await node.services.ping.ping(conn.remotePeer, { signal })
+    const rtt = await pingOnce(node, conn.remotePeer, signal)
     await echo(node, conn.remotePeer, echoBytes, signal)
     return {
       ok: true,
