@@ -158,9 +158,11 @@ impl RedbPeerStore {
             if key.value() == keep {
                 continue;
             }
-            let record = codec::decode(value.value())?;
+            let Some((peer, record)) = decode_entry(key.value(), value.value()) else {
+                continue;
+            };
             if !record.is_connected() {
-                candidates.push((record.last_update_ms, peer_from_key(key.value())?));
+                candidates.push((record.last_update_ms, peer));
             }
         }
         let mut evicted = Vec::new();
@@ -175,6 +177,20 @@ impl RedbPeerStore {
 
 fn peer_from_key(key: &[u8]) -> Result<PeerId> {
     PeerId::from_bytes(key).map_err(|e| PeerStoreError::Corrupt(format!("bad peer id key: {e}")))
+}
+
+/// Decodes a table entry for a whole-table scan. A damaged entry is logged and skipped,
+/// so one bad record does not make the store unusable: it stays in the file untouched,
+/// reading or writing that peer reports [`PeerStoreError::Corrupt`], and
+/// [`crate::PeerStore::remove_peer`] deletes it.
+fn decode_entry(key: &[u8], value: &[u8]) -> Option<(PeerId, PeerRecord)> {
+    match peer_from_key(key).and_then(|peer| Ok((peer, codec::decode(value)?))) {
+        Ok(entry) => Some(entry),
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping a damaged peer store entry");
+            None
+        }
+    }
 }
 
 impl RecordStore for RedbPeerStore {
@@ -262,11 +278,13 @@ impl RecordStore for RedbPeerStore {
             let mut updates: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
             for entry in table.iter().map_err(storage)? {
                 let (key, value) = entry.map_err(storage)?;
-                let mut record = codec::decode(value.value())?;
+                let Some((peer, mut record)) = decode_entry(key.value(), value.value()) else {
+                    continue;
+                };
                 let n = record.purge_expired(now);
                 if n > 0 {
                     removed += n;
-                    changed.push(peer_from_key(key.value())?);
+                    changed.push(peer);
                     let new_value = (!record.is_empty()).then(|| codec::encode(&record));
                     updates.push((key.value().to_vec(), new_value));
                 }
@@ -293,7 +311,10 @@ impl RecordStore for RedbPeerStore {
         let mut peers = Vec::new();
         for entry in table.iter().map_err(storage)? {
             let (key, _) = entry.map_err(storage)?;
-            peers.push(peer_from_key(key.value())?);
+            match peer_from_key(key.value()) {
+                Ok(peer) => peers.push(peer),
+                Err(e) => tracing::warn!(error = %e, "skipping a damaged peer store entry"),
+            }
         }
         Ok(peers)
     }
