@@ -250,7 +250,7 @@ mod tests {
         let ids = ["/a", "/bb", "/ccc"];
         let mut out = Vec::new();
         assert_eq!(encode_ls_response(&ids, 1024, &mut out), 3);
-        assert_eq!(out, b"\x0e\x03/a\n\x04/bb\n\x05/ccc\n\n");
+        assert_eq!(out, b"\x10\x03/a\n\x04/bb\n\x05/ccc\n\n");
         out.clear();
         // Room for "/a" and "/bb" entries (4 + 5) plus the final newline: 10.
         assert_eq!(encode_ls_response(&ids, 10, &mut out), 2);
