@@ -8,6 +8,7 @@ use crate::muxer::{Muxed, StreamMuxer};
 use crate::role::Role;
 use crate::security::{SecuredConnection, SecurityError, SecurityUpgrade};
 use crate::step::StepTracker;
+use futures::io::AsyncWriteExt;
 use libp2p_identity::PeerId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -268,17 +269,26 @@ impl Upgrader {
             .map_err(UpgradeError::NegotiateSecurity)
     }
 
-    /// multistream-select of the muxer over the secure channel.
+    /// multistream-select of the muxer over the secure channel. A lazy proposal is
+    /// sent at once (flushed), without waiting for the echo.
     async fn negotiate_muxer(
         &self,
         io: BoxedIo,
         role: Role,
     ) -> Result<(String, BoxedIo), UpgradeError> {
         let ids = self.muxer_ids();
-        self.select(io, role, ids)
-            .instrument(tracing::debug_span!("negotiate_muxer"))
-            .await
-            .map_err(UpgradeError::NegotiateMuxer)
+        async {
+            let (protocol, mut io) = self.select(io, role, ids).await?;
+            // A lazy proposal would otherwise wait for the muxer's first write, and
+            // the remote's upgrade with it (a muxer may write nothing until a stream
+            // opens). Sending it now costs no round trip: the echo is still only
+            // checked on the muxer's first read.
+            io.flush().await?;
+            Ok((protocol, io))
+        }
+        .instrument(tracing::debug_span!("negotiate_muxer"))
+        .await
+        .map_err(UpgradeError::NegotiateMuxer)
     }
 
     /// One multistream-select negotiation over `ids`, in `role`.
