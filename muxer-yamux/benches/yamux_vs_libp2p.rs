@@ -5,7 +5,7 @@
 //! `cargo bench -p weft-muxer-yamux --bench yamux_vs_libp2p`
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use criterion::{criterion_group, Criterion, Throughput};
