@@ -36,7 +36,9 @@ fn garbage(len: usize, mut seed: u64) -> Vec<u8> {
 fn write_sample_store(path: &Path) -> PeerId {
     let store = RedbPeerStore::open(path).unwrap();
     let peer = PeerId::random();
-    store.add_addrs(&peer, &[addr(1)], PERMANENT_ADDR_TTL).unwrap();
+    store
+        .add_addrs(&peer, &[addr(1)], PERMANENT_ADDR_TTL)
+        .unwrap();
     store.set_protocols(&peer, &["/ipfs/ping/1.0.0"]).unwrap();
     peer
 }
@@ -47,7 +49,10 @@ fn assert_refused_untouched(path: &Path, check: impl Fn(&PeerStoreError) -> bool
     assert!(check(&err), "unexpected error: {err:?}");
     assert!(!err.to_string().is_empty());
     // (Not assert_eq: printing a whole file on failure helps nobody.)
-    assert!(std::fs::read(path).unwrap() == before, "the file was modified");
+    assert!(
+        std::fs::read(path).unwrap() == before,
+        "the file was modified"
+    );
 }
 
 #[test]
@@ -60,25 +65,39 @@ fn reopen_keeps_committed_data_and_drops_expired_addresses() {
     {
         let store = RedbPeerStore::open_with(&path, options(&clock)).unwrap();
         store.add_addrs(&peer, &[addr(1)], TEMP_ADDR_TTL).unwrap();
-        store.add_addrs(&peer, &[addr(2)], DEFAULT_ADDR_TTL).unwrap();
-        store.add_addrs(&peer, &[addr(3)], CONNECTED_ADDR_TTL).unwrap();
+        store
+            .add_addrs(&peer, &[addr(2)], DEFAULT_ADDR_TTL)
+            .unwrap();
+        store
+            .add_addrs(&peer, &[addr(3)], CONNECTED_ADDR_TTL)
+            .unwrap();
         store.add_pubkey(&peer, &key).unwrap();
         store.set_protocols(&peer, &["/a", "/b"]).unwrap();
         store.set_agent_version(&peer, "go-libp2p/0.40").unwrap();
         store.put_metadata(&peer, "raw", &[1, 2, 3]).unwrap();
-        store.record_latency(&peer, Duration::from_millis(30)).unwrap();
+        store
+            .record_latency(&peer, Duration::from_millis(30))
+            .unwrap();
         store.flush().unwrap();
         let temp_only = PeerId::random();
-        store.add_addrs(&temp_only, &[addr(9)], TEMP_ADDR_TTL).unwrap();
+        store
+            .add_addrs(&temp_only, &[addr(9)], TEMP_ADDR_TTL)
+            .unwrap();
     }
     {
         let store = RedbPeerStore::open_with(&path, options(&clock)).unwrap();
         assert_eq!(store.addrs(&peer).unwrap(), vec![addr(1), addr(2), addr(3)]);
         assert_eq!(store.pubkey(&peer).unwrap(), Some(key.clone()));
         assert_eq!(store.protocols(&peer).unwrap(), vec!["/a", "/b"]);
-        assert_eq!(store.agent_version(&peer).unwrap().as_deref(), Some("go-libp2p/0.40"));
+        assert_eq!(
+            store.agent_version(&peer).unwrap().as_deref(),
+            Some("go-libp2p/0.40")
+        );
         assert_eq!(store.metadata(&peer, "raw").unwrap(), Some(vec![1, 2, 3]));
-        assert_eq!(store.latency(&peer).unwrap(), Some(Duration::from_millis(30)));
+        assert_eq!(
+            store.latency(&peer).unwrap(),
+            Some(Duration::from_millis(30))
+        );
         assert_eq!(store.peer_count().unwrap(), 2);
     }
     // Time passes while the store is closed: the stored UNIX expiry decides.
@@ -100,8 +119,12 @@ fn ttls_run_in_real_time_while_the_store_is_closed() {
     let peer = PeerId::random();
     {
         let store = RedbPeerStore::open(&path).unwrap();
-        store.add_addrs(&peer, &[addr(1)], Duration::from_millis(300)).unwrap();
-        store.add_addrs(&peer, &[addr(2)], DEFAULT_ADDR_TTL).unwrap();
+        store
+            .add_addrs(&peer, &[addr(1)], Duration::from_millis(300))
+            .unwrap();
+        store
+            .add_addrs(&peer, &[addr(2)], DEFAULT_ADDR_TTL)
+            .unwrap();
     }
     std::thread::sleep(Duration::from_millis(400));
     let store = RedbPeerStore::open(&path).unwrap();
@@ -211,7 +234,10 @@ fn a_corrupt_record_is_an_error_not_a_panic() {
         assert_eq!(store.addrs(&good).unwrap(), vec![addr(1)]);
         assert_eq!(store.gc().unwrap(), 0);
         // ...reading or writing it is a clear error, and it is left as it was...
-        assert!(matches!(store.addrs(&victim), Err(PeerStoreError::Corrupt(_))));
+        assert!(matches!(
+            store.addrs(&victim),
+            Err(PeerStoreError::Corrupt(_))
+        ));
         assert!(matches!(
             store.add_protocols(&victim, &["/x"]),
             Err(PeerStoreError::Corrupt(_))
