@@ -74,7 +74,11 @@ fn encode_frame(body_without_newline: &[u8], out: &mut Vec<u8>) {
 ///
 /// Ids are taken in order while the whole message stays within `max_len`; the number
 /// of ids included is returned (the rest are left out, never sent oversized).
-pub fn encode_ls_response<S: AsRef<str>>(protocols: &[S], max_len: usize, out: &mut Vec<u8>) -> usize {
+pub fn encode_ls_response<S: AsRef<str>>(
+    protocols: &[S],
+    max_len: usize,
+    out: &mut Vec<u8>,
+) -> usize {
     let mut body = Vec::new();
     let mut included = 0;
     for p in protocols {
@@ -112,7 +116,9 @@ pub fn decode(input: &[u8], max_len: usize) -> Result<Option<(Message, usize)>, 
             // of them as the encoding of `max_len` needs, the value exceeds `max_len`.
             let prefix_max = varint_len(max_len);
             if input.len() >= prefix_max {
-                let lower_bound = 1usize.checked_shl(7 * input.len() as u32).unwrap_or(usize::MAX);
+                let lower_bound = 1usize
+                    .checked_shl(7 * input.len() as u32)
+                    .unwrap_or(usize::MAX);
                 return Err(NegotiationError::MessageTooLong {
                     len: lower_bound,
                     max: max_len,
@@ -235,7 +241,10 @@ mod tests {
         // 1025 announced.
         assert!(matches!(
             decode(&[0x81, 0x08], 1024),
-            Err(NegotiationError::MessageTooLong { len: 1025, max: 1024 })
+            Err(NegotiationError::MessageTooLong {
+                len: 1025,
+                max: 1024
+            })
         ));
         // Three continuation bytes can never be <= 1024, even before the end arrives.
         assert!(matches!(

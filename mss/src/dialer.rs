@@ -48,7 +48,9 @@ where
     I::Item: AsRef<str>,
 {
     let span = tracing::debug_span!("mss_dialer", ?version);
-    dialer(io, protocols, version, config).instrument(span).await
+    dialer(io, protocols, version, config)
+        .instrument(span)
+        .await
 }
 
 async fn dialer<R, I>(

@@ -95,7 +95,11 @@ impl<R> MessageIo<R> {
 impl<R: AsyncRead + AsyncWrite + Unpin> MessageIo<R> {
     /// Writes everything queued, without flushing.
     pub(crate) fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while let Some(rest) = self.write_buf.get(self.write_pos..).filter(|r| !r.is_empty()) {
+        while let Some(rest) = self
+            .write_buf
+            .get(self.write_pos..)
+            .filter(|r| !r.is_empty())
+        {
             let n = ready!(Pin::new(&mut self.io).poll_write(cx, rest))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
@@ -121,7 +125,10 @@ impl<R: AsyncRead + AsyncWrite + Unpin> MessageIo<R> {
 
     /// Receives the next message, reading from the network only when the buffer holds
     /// no complete message.
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, NegotiationError>> {
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Message, NegotiationError>> {
         loop {
             if let Some((msg, used)) = codec::decode(self.unread(), self.max_len)? {
                 self.consume(used);
@@ -133,7 +140,8 @@ impl<R: AsyncRead + AsyncWrite + Unpin> MessageIo<R> {
                 self.read_pos = 0;
             }
             let start = self.read_buf.len();
-            self.read_buf.resize(start + self.max_len + MAX_PREFIX_LEN, 0);
+            self.read_buf
+                .resize(start + self.max_len + MAX_PREFIX_LEN, 0);
             let result = match self.read_buf.get_mut(start..) {
                 Some(spare) => Pin::new(&mut self.io).poll_read(cx, spare),
                 None => Poll::Ready(Ok(0)),

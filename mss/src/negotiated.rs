@@ -159,14 +159,20 @@ impl<R: AsyncRead + AsyncWrite + Unpin> Negotiated<R> {
 
     fn check_failed(&self) -> io::Result<()> {
         match &self.state {
-            State::Failed { message } => Err(NegotiationError::FailedEarlier(message.clone()).into()),
+            State::Failed { message } => {
+                Err(NegotiationError::FailedEarlier(message.clone()).into())
+            }
             _ => Ok(()),
         }
     }
 }
 
 impl<R: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<R> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         ready!(this.poll_complete(cx)).map_err(io::Error::from)?;
         if let Some(n) = this.inner.take_buffered(buf) {
@@ -177,7 +183,11 @@ impl<R: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<R> {
 }
 
 impl<R: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Negotiated<R> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.check_failed()?;
         let pending = this.inner.pending_write_len();
@@ -218,6 +228,8 @@ impl<R> fmt::Debug for Negotiated<R> {
             State::Expecting { .. } => "expecting echo",
             State::Failed { .. } => "failed",
         };
-        f.debug_struct("Negotiated").field("state", &state).finish_non_exhaustive()
+        f.debug_struct("Negotiated")
+            .field("state", &state)
+            .finish_non_exhaustive()
     }
 }

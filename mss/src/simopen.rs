@@ -54,7 +54,9 @@ where
     I::Item: AsRef<str>,
 {
     let span = tracing::debug_span!("mss_simopen");
-    simopen(io, protocols, matcher, config).instrument(span).await
+    simopen(io, protocols, matcher, config)
+        .instrument(span)
+        .await
 }
 
 async fn simopen<R, I>(
@@ -115,7 +117,10 @@ where
 
 /// Exchanges `select:` numbers and sends our role message (the initiator's is queued
 /// only: it leaves with the first proposal).
-async fn draw_roles<R>(io: &mut MessageIo<R>, config: &Config) -> Result<SimOpenRole, NegotiationError>
+async fn draw_roles<R>(
+    io: &mut MessageIo<R>,
+    config: &Config,
+) -> Result<SimOpenRole, NegotiationError>
 where
     R: AsyncRead + AsyncWrite + Unpin,
 {
@@ -131,7 +136,9 @@ where
             Message::Other(text) if text.starts_with(SELECT_PREFIX) => {
                 let digits = text.get(SELECT_PREFIX.len()..).unwrap_or_default();
                 break digits.parse::<u64>().map_err(|_| {
-                    NegotiationError::InvalidMessage(format!("bad simultaneous-open number {text:?}"))
+                    NegotiationError::InvalidMessage(format!(
+                        "bad simultaneous-open number {text:?}"
+                    ))
                 })?;
             }
             other => {
@@ -156,7 +163,10 @@ where
     }
 }
 
-async fn expect_text<R>(io: &mut MessageIo<R>, expected: &'static str) -> Result<(), NegotiationError>
+async fn expect_text<R>(
+    io: &mut MessageIo<R>,
+    expected: &'static str,
+) -> Result<(), NegotiationError>
 where
     R: AsyncRead + AsyncWrite + Unpin,
 {

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use std::time::Duration;
 use weft_mss::codec::{decode, encode_line, Message};
 use weft_mss::{
-    dialer_select_with, listener_select, listener_select_with, Config, NegotiationError,
-    Protocols, Version,
+    dialer_select_with, listener_select, listener_select_with, Config, NegotiationError, Protocols,
+    Version,
 };
 
 const HDR: &str = "/multistream/1.0.0";
@@ -72,15 +72,27 @@ async fn oversized_length_is_rejected_from_the_prefix_alone() {
     // Announces 1025 bytes and sends none of them: the guard must not wait for them.
     let r = listener_against(with_header(&[0x81, 0x08]), Config::default()).await;
     assert!(
-        matches!(r, Err(NegotiationError::MessageTooLong { len: 1025, max: 1024 })),
+        matches!(
+            r,
+            Err(NegotiationError::MessageTooLong {
+                len: 1025,
+                max: 1024
+            })
+        ),
         "{r:?}"
     );
     // A prefix whose third byte is still a continuation byte: > 1024 for sure.
     let r = listener_against(with_header(&[0xff, 0xff]), Config::default()).await;
-    assert!(matches!(r, Err(NegotiationError::MessageTooLong { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(NegotiationError::MessageTooLong { .. })),
+        "{r:?}"
+    );
     // A huge announced length (no allocation of that size happens).
     let r = dialer_against(with_header(&[0xff, 0xff, 0xff, 0xff, 0x0f])).await;
-    assert!(matches!(r, Err(NegotiationError::MessageTooLong { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(NegotiationError::MessageTooLong { .. })),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]
@@ -126,7 +138,10 @@ async fn truncated_varint_then_close_is_connection_closed() {
 #[tokio::test]
 async fn malformed_messages_are_invalid() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("non-minimal varint", vec![0x84, 0x00, b'/', b'o', b'k', b'\n']),
+        (
+            "non-minimal varint",
+            vec![0x84, 0x00, b'/', b'o', b'k', b'\n'],
+        ),
         ("invalid UTF-8", vec![0x04, b'/', 0xc3, 0x28, b'\n']),
         ("missing newline", vec![0x03, b'/', b'o', b'k']),
         ("empty message", vec![0x00]),
@@ -134,29 +149,47 @@ async fn malformed_messages_are_invalid() {
     ];
     for (what, bytes) in cases {
         let r = listener_against(with_header(&bytes), Config::default()).await;
-        assert!(matches!(r, Err(NegotiationError::InvalidMessage(_))), "listener, {what}: {r:?}");
+        assert!(
+            matches!(r, Err(NegotiationError::InvalidMessage(_))),
+            "listener, {what}: {r:?}"
+        );
         let r = dialer_against(with_header(&bytes)).await;
-        assert!(matches!(r, Err(NegotiationError::InvalidMessage(_))), "dialer, {what}: {r:?}");
+        assert!(
+            matches!(r, Err(NegotiationError::InvalidMessage(_))),
+            "dialer, {what}: {r:?}"
+        );
     }
     // The header itself malformed.
     let mut bad_header = vec![0x13];
     bad_header.extend_from_slice(&[0xff; 18]);
     bad_header.push(b'\n');
     let r = listener_against(bad_header, Config::default()).await;
-    assert!(matches!(r, Err(NegotiationError::InvalidMessage(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(NegotiationError::InvalidMessage(_))),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]
 async fn unexpected_messages_are_typed() {
     // The listener answers something other than an echo or na.
     let r = dialer_against(frames(&[HDR, "/other"])).await;
-    assert!(matches!(r, Err(NegotiationError::UnexpectedMessage { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(NegotiationError::UnexpectedMessage { .. })),
+        "{r:?}"
+    );
     let r = dialer_against(frames(&[HDR, HDR])).await;
-    assert!(matches!(r, Err(NegotiationError::UnexpectedMessage { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(NegotiationError::UnexpectedMessage { .. })),
+        "{r:?}"
+    );
     // The dialer sends `na` or a second header.
     for second in ["na", HDR] {
         let r = listener_against(frames(&[HDR, second]), Config::default()).await;
-        assert!(matches!(r, Err(NegotiationError::UnexpectedMessage { .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(NegotiationError::UnexpectedMessage { .. })),
+            "{r:?}"
+        );
     }
 }
 
@@ -170,10 +203,8 @@ async fn peer_closing_mid_negotiation_is_connection_closed() {
     // The listener may notice on reading (EOF) or on sending its header (broken pipe).
     let r = listener_select(b, &supported).await;
     assert!(
-        matches!(
-            &r,
-            Err(NegotiationError::ConnectionClosed)
-        ) || matches!(&r, Err(NegotiationError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe),
+        matches!(&r, Err(NegotiationError::ConnectionClosed))
+            || matches!(&r, Err(NegotiationError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe),
         "{r:?}"
     );
     // Dialer side: the peer answers its header and half a message, then closes.
@@ -185,7 +216,10 @@ async fn peer_closing_mid_negotiation_is_connection_closed() {
         peer.write_all(&input).await.unwrap();
     });
     let r = dialer_select_with(a, ["/ok"], Version::V1, &Config::default()).await;
-    assert!(matches!(r, Err(NegotiationError::ConnectionClosed)), "{r:?}");
+    assert!(
+        matches!(r, Err(NegotiationError::ConnectionClosed)),
+        "{r:?}"
+    );
     closer.await.unwrap();
 }
 
@@ -202,7 +236,10 @@ async fn listener_bounds_na_rounds() {
     let r = tokio::time::timeout(LIMIT, listener_select_with(b, &supported, &config))
         .await
         .unwrap();
-    assert!(matches!(r, Err(NegotiationError::TooManyRounds { max: 5 })), "{r:?}");
+    assert!(
+        matches!(r, Err(NegotiationError::TooManyRounds { max: 5 })),
+        "{r:?}"
+    );
     // Exactly five refusals were sent (after the header).
     let mut answers = Vec::new();
     peer.read_to_end(&mut answers).await.unwrap();
@@ -220,7 +257,10 @@ async fn listener_bounds_ls_rounds_too() {
         input.extend_from_slice(&frame("ls"));
     }
     let r = listener_against(input, Config::default().with_max_na_rounds(3)).await;
-    assert!(matches!(r, Err(NegotiationError::TooManyRounds { max: 3 })), "{r:?}");
+    assert!(
+        matches!(r, Err(NegotiationError::TooManyRounds { max: 3 })),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]
@@ -246,7 +286,10 @@ async fn dialer_bounds_na_rounds_with_endless_proposals() {
     let r = tokio::time::timeout(LIMIT, dialer_select_with(a, endless, Version::V1, &config))
         .await
         .unwrap();
-    assert!(matches!(r, Err(NegotiationError::TooManyRounds { max: 8 })), "{r:?}");
+    assert!(
+        matches!(r, Err(NegotiationError::TooManyRounds { max: 8 })),
+        "{r:?}"
+    );
     refuser.await.unwrap();
 }
 
@@ -281,9 +324,14 @@ async fn non_protocol_text_and_simultaneous_connect_get_na() {
         let supported = Protocols::new().with_match("/any", |_| true);
         listener_select(b, &supported).await.map(|(p, _)| p)
     });
-    peer.write_all(&frames(&[HDR, "/libp2p/simultaneous-connect", "hello", "/real"]))
-        .await
-        .unwrap();
+    peer.write_all(&frames(&[
+        HDR,
+        "/libp2p/simultaneous-connect",
+        "hello",
+        "/real",
+    ]))
+    .await
+    .unwrap();
     let expected = frames(&[HDR, "na", "na", "/real"]);
     assert_eq!(read_n(&mut peer, expected.len()).await, expected);
     assert_eq!(task.await.unwrap().unwrap(), "/real");

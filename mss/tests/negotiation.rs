@@ -44,7 +44,9 @@ async fn dialer_sends_header_and_proposal_before_hearing_the_listener() {
     let dialer = tokio::spawn(dialer_select(a, ["/echo/1.0.0"], Version::V1));
     let expected = frames(&[HDR, "/echo/1.0.0"]);
     assert_eq!(read_n(&mut peer, expected.len()).await, expected);
-    peer.write_all(&frames(&[HDR, "/echo/1.0.0"])).await.unwrap();
+    peer.write_all(&frames(&[HDR, "/echo/1.0.0"]))
+        .await
+        .unwrap();
     let (p, _) = dialer.await.unwrap().unwrap();
     assert_eq!(p, "/echo/1.0.0");
 }
@@ -71,7 +73,10 @@ async fn lazy_dialer_sends_header_proposal_and_data_in_one_write() {
     let (proto, mut stream) = dialer_select(a, ["/lazy"], Version::V1Lazy).await.unwrap();
     assert_eq!(proto, "/lazy");
     assert!(stream.is_pending());
-    assert!(dialer_writes.lock().unwrap().is_empty(), "nothing sent before data");
+    assert!(
+        dialer_writes.lock().unwrap().is_empty(),
+        "nothing sent before data"
+    );
 
     let listener = tokio::spawn(async move {
         let supported = Protocols::new().with_exact("/lazy");
@@ -161,12 +166,19 @@ async fn lazy_refusal_surfaces_as_a_typed_read_error() {
         let supported = Protocols::new().with_exact("/other");
         listener_select(b, &supported).await
     });
-    stream.write_all(b"data that must not be taken as accepted").await.unwrap();
+    stream
+        .write_all(b"data that must not be taken as accepted")
+        .await
+        .unwrap();
     stream.flush().await.unwrap();
     let mut buf = [0u8; 16];
     let err = stream.read(&mut buf).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
-    let inner = err.get_ref().unwrap().downcast_ref::<NegotiationError>().unwrap();
+    let inner = err
+        .get_ref()
+        .unwrap()
+        .downcast_ref::<NegotiationError>()
+        .unwrap();
     assert!(
         matches!(inner, NegotiationError::NoProtocolAccepted { tried } if tried == &["/nope"]),
         "{inner:?}"
@@ -188,7 +200,11 @@ async fn lazy_wrong_echo_is_invalid_data() {
     let mut buf = [0u8; 4];
     let err = stream.read(&mut buf).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
-    let inner = err.get_ref().unwrap().downcast_ref::<NegotiationError>().unwrap();
+    let inner = err
+        .get_ref()
+        .unwrap()
+        .downcast_ref::<NegotiationError>()
+        .unwrap();
     assert!(matches!(inner, NegotiationError::UnexpectedMessage { .. }));
 }
 
@@ -243,13 +259,11 @@ async fn listener_answers_ls_then_accepts() {
 async fn no_protocol_accepted_is_typed() {
     let (a, b) = duplex();
     let supported = Protocols::new().with_exact("/z");
-    let (dialed, listened) = tokio::join!(
-        dialer_select(a, ["/x", "/y"], Version::V1),
-        async move {
+    let (dialed, listened) =
+        tokio::join!(dialer_select(a, ["/x", "/y"], Version::V1), async move {
             // The listener sees the dialer close after two refusals.
             listener_select(b, &supported).await
-        }
-    );
+        });
     match dialed {
         Err(NegotiationError::NoProtocolAccepted { tried }) => assert_eq!(tried, ["/x", "/y"]),
         other => panic!("unexpected {other:?}"),

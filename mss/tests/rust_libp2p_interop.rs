@@ -52,7 +52,11 @@ async fn our_dialer_against_their_listener() {
             let (p, mut s) = dialer_select(a, proposals.clone(), version).await.unwrap();
             assert_eq!(p, "/yamux/1.0.0");
             ping(&mut s).await;
-            assert_eq!(listener.await.unwrap(), "/yamux/1.0.0", "{version:?} {proposals:?}");
+            assert_eq!(
+                listener.await.unwrap(),
+                "/yamux/1.0.0",
+                "{version:?} {proposals:?}"
+            );
         }
     }
 }
@@ -63,17 +67,24 @@ async fn their_dialer_against_our_listener() {
         for proposals in [vec!["/yamux/1.0.0"], vec!["/mplex/6.7.0", "/yamux/1.0.0"]] {
             let (a, b) = tcp_pair().await;
             let listener = tokio::spawn(async move {
-                let supported = Protocols::new().with_exact("/noise").with_exact("/yamux/1.0.0");
+                let supported = Protocols::new()
+                    .with_exact("/noise")
+                    .with_exact("/yamux/1.0.0");
                 let (p, mut s) = listener_select(b, &supported).await.unwrap();
                 pong(&mut s).await;
                 p
             });
-            let (p, mut s) = theirs::dialer_select_proto(a, proposals.clone(), their_version(version))
-                .await
-                .unwrap();
+            let (p, mut s) =
+                theirs::dialer_select_proto(a, proposals.clone(), their_version(version))
+                    .await
+                    .unwrap();
             assert_eq!(p, "/yamux/1.0.0");
             ping(&mut s).await;
-            assert_eq!(listener.await.unwrap(), "/yamux/1.0.0", "{version:?} {proposals:?}");
+            assert_eq!(
+                listener.await.unwrap(),
+                "/yamux/1.0.0",
+                "{version:?} {proposals:?}"
+            );
         }
     }
 }
@@ -82,14 +93,19 @@ async fn their_dialer_against_our_listener() {
 async fn their_listener_refusing_our_lazy_proposal_is_a_typed_read_error() {
     let (a, b) = tcp_pair().await;
     let listener = tokio::spawn(async move {
-        theirs::listener_select_proto(b, ["/other"]).await.map(|(p, _)| p)
+        theirs::listener_select_proto(b, ["/other"])
+            .await
+            .map(|(p, _)| p)
     });
-    let (_, mut s) = dialer_select(a, ["/wanted"], Version::V1Lazy).await.unwrap();
+    let (_, mut s) = dialer_select(a, ["/wanted"], Version::V1Lazy)
+        .await
+        .unwrap();
     let mut buf = [0u8; 8];
     let err = s.read(&mut buf).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     assert!(matches!(
-        err.get_ref().and_then(|e| e.downcast_ref::<NegotiationError>()),
+        err.get_ref()
+            .and_then(|e| e.downcast_ref::<NegotiationError>()),
         Some(NegotiationError::NoProtocolAccepted { .. })
     ));
     drop(s);
@@ -102,7 +118,9 @@ async fn no_common_protocol_with_their_listener() {
     let listener =
         tokio::spawn(async move { theirs::listener_select_proto(b, ["/c"]).await.is_err() });
     let r = dialer_select(a, ["/a", "/b"], Version::V1).await;
-    assert!(matches!(r, Err(NegotiationError::NoProtocolAccepted { tried }) if tried == ["/a", "/b"]));
+    assert!(
+        matches!(r, Err(NegotiationError::NoProtocolAccepted { tried }) if tried == ["/a", "/b"])
+    );
     assert!(listener.await.unwrap());
 }
 
@@ -113,9 +131,11 @@ async fn their_dialer_refused_by_our_listener() {
         let supported = Protocols::new().with_exact("/c");
         listener_select(b, &supported).await.map(|(p, _)| p)
     });
-    assert!(theirs::dialer_select_proto(a, ["/a", "/b"], theirs::Version::V1)
-        .await
-        .is_err());
+    assert!(
+        theirs::dialer_select_proto(a, ["/a", "/b"], theirs::Version::V1)
+            .await
+            .is_err()
+    );
     assert!(matches!(
         listener.await.unwrap(),
         Err(NegotiationError::ConnectionClosed)
@@ -131,9 +151,10 @@ async fn our_simopen_dialer_against_their_listener() {
         p
     });
     let matcher = Protocols::new().with_exact("/noise");
-    let (role, p, mut s) = dialer_select_simopen(a, ["/tls/1.0.0", "/noise"], &matcher, &Config::default())
-        .await
-        .unwrap();
+    let (role, p, mut s) =
+        dialer_select_simopen(a, ["/tls/1.0.0", "/noise"], &matcher, &Config::default())
+            .await
+            .unwrap();
     assert_eq!((role, p.as_str()), (SimOpenRole::Initiator, "/noise"));
     ping(&mut s).await;
     assert_eq!(listener.await.unwrap(), "/noise");

@@ -22,12 +22,16 @@ async fn two_dialers_agree_on_one_initiator_50_times() {
         let (a, b) = tcp_pair().await;
         let cfg = config.clone();
         let side_b = tokio::spawn(async move {
-            let matcher = Protocols::new().with_exact("/noise").with_exact("/tls/1.0.0");
+            let matcher = Protocols::new()
+                .with_exact("/noise")
+                .with_exact("/tls/1.0.0");
             dialer_select_simopen(b, ["/tls/1.0.0", "/noise"], &matcher, &cfg).await
         });
         let matcher = Protocols::new().with_exact("/noise");
         let (role_a, proto_a, mut stream_a) =
-            dialer_select_simopen(a, ["/noise"], &matcher, &config).await.unwrap();
+            dialer_select_simopen(a, ["/noise"], &matcher, &config)
+                .await
+                .unwrap();
         let (role_b, proto_b, mut stream_b) = side_b.await.unwrap().unwrap();
         assert_ne!(role_a, role_b, "round {round}: exactly one initiator");
         assert_eq!(proto_a, proto_b, "round {round}");
@@ -49,7 +53,10 @@ async fn two_dialers_agree_on_one_initiator_50_times() {
         assert_eq!(&buf, b"from b");
     }
     // With fair coins, 50 rounds with the same winner every time has odds 2^-49.
-    assert!(initiators_on_a > 0 && initiators_on_a < 50, "{initiators_on_a}");
+    assert!(
+        initiators_on_a > 0 && initiators_on_a < 50,
+        "{initiators_on_a}"
+    );
 }
 
 #[tokio::test]
@@ -63,10 +70,9 @@ async fn simopen_dialer_against_our_plain_listener() {
         (p, buf)
     });
     let matcher = Protocols::new();
-    let (role, p, mut s) =
-        dialer_select_simopen(a, ["/yamux/1.0.0"], &matcher, &Config::default())
-            .await
-            .unwrap();
+    let (role, p, mut s) = dialer_select_simopen(a, ["/yamux/1.0.0"], &matcher, &Config::default())
+        .await
+        .unwrap();
     assert_eq!((role, p.as_str()), (SimOpenRole::Initiator, "/yamux/1.0.0"));
     s.write_all(b"hi").await.unwrap();
     s.flush().await.unwrap();
@@ -116,7 +122,9 @@ async fn equal_numbers_fail_with_a_tie() {
         let matcher = Protocols::new();
         dialer_select_simopen(a, ["/x"], &matcher, &Config::default()).await
     });
-    peer.write_all(&frames(&[HDR, SIM, "/pipelined"])).await.unwrap();
+    peer.write_all(&frames(&[HDR, SIM, "/pipelined"]))
+        .await
+        .unwrap();
     // Mirror the dialer's own number back.
     let select = read_select(&mut peer).await;
     peer.write_all(&frame(&select)).await.unwrap();
@@ -133,12 +141,18 @@ async fn scripted_remote_that_wins_makes_us_responder() {
         let matcher = Protocols::new().with_exact("/secio").with_exact("/noise");
         dialer_select_simopen(a, ["/noise"], &matcher, &Config::default()).await
     });
-    peer.write_all(&frames(&[HDR, SIM, "/pipelined"])).await.unwrap();
-    let _ = read_select(&mut peer).await;
-    // u64::MAX always wins (a tie is impossible unless we drew it too: 2^-64).
-    peer.write_all(&frames(&[&format!("select:{}", u64::MAX), "initiator", "/noise"]))
+    peer.write_all(&frames(&[HDR, SIM, "/pipelined"]))
         .await
         .unwrap();
+    let _ = read_select(&mut peer).await;
+    // u64::MAX always wins (a tie is impossible unless we drew it too: 2^-64).
+    peer.write_all(&frames(&[
+        &format!("select:{}", u64::MAX),
+        "initiator",
+        "/noise",
+    ]))
+    .await
+    .unwrap();
     // We answer `responder`, then echo the proposal.
     let expected = frames(&["responder", "/noise"]);
     assert_eq!(read_n(&mut peer, expected.len()).await, expected);
@@ -153,9 +167,13 @@ async fn scripted_remote_that_loses_makes_us_initiator() {
         let matcher = Protocols::new();
         dialer_select_simopen(a, ["/noise"], &matcher, &Config::default()).await
     });
-    peer.write_all(&frames(&[HDR, SIM, "/pipelined"])).await.unwrap();
+    peer.write_all(&frames(&[HDR, SIM, "/pipelined"]))
+        .await
+        .unwrap();
     let _ = read_select(&mut peer).await;
-    peer.write_all(&frames(&["select:0", "responder"])).await.unwrap();
+    peer.write_all(&frames(&["select:0", "responder"]))
+        .await
+        .unwrap();
     // We send `initiator` and our proposal in one go.
     let expected = frames(&["initiator", "/noise"]);
     assert_eq!(read_n(&mut peer, expected.len()).await, expected);
