@@ -41,8 +41,8 @@ impl Config {
     }
 
     /// The largest message accepted or sent, counted as the varint length value
-    /// (payload plus the trailing `\n`). Values below 20 would not even fit the header
-    /// and are raised to 20.
+    /// (payload plus the trailing `\n`). Values below 19 would not even fit the header
+    /// and are raised to 19.
     pub fn with_max_message_len(mut self, max: usize) -> Self {
         self.max_message_len = max.max(crate::codec::HEADER_LEN);
         self
