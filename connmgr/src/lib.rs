@@ -34,3 +34,8 @@ pub use policy::{Admission, ConnectionPolicy, NoLimits};
 pub use libp2p_identity::PeerId;
 /// Re-exported so users name the same types as this crate's API.
 pub use multiaddr::Multiaddr;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

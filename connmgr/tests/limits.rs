@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use weft_connmgr::{
-    ConnectionId, ConnectionLimits, ConnectionManager, ConnectionManagerConfig,
-    ConnectionPolicy, Direction, LimitError, LimitKind, Multiaddr, PeerId,
+    ConnectionId, ConnectionLimits, ConnectionManager, ConnectionManagerConfig, ConnectionPolicy,
+    Direction, LimitError, LimitKind, Multiaddr, PeerId,
 };
 
 fn manager(limits: ConnectionLimits) -> ConnectionManager {
@@ -66,7 +66,13 @@ fn pending_inbound_limit_refuses_and_releases_on_drop() {
     assert!(m.allow_dial(None, &remote).is_ok());
     // A successful handshake moves the connection from pending to established.
     let _ = m
-        .established(b, ConnectionId::next(), PeerId::random(), Direction::Inbound, &remote)
+        .established(
+            b,
+            ConnectionId::next(),
+            PeerId::random(),
+            Direction::Inbound,
+            &remote,
+        )
         .unwrap();
     assert_eq!(m.stats().pending_inbound, 1);
     assert_eq!(m.stats().established_inbound, 1);
@@ -105,7 +111,13 @@ fn established_inbound_limit() {
     let racing = m2.allow_inbound(&local(), &remote).unwrap();
     let _winner = open_inbound(&m2, PeerId::random(), &remote);
     let err = m2
-        .established(racing, ConnectionId::next(), PeerId::random(), Direction::Inbound, &remote)
+        .established(
+            racing,
+            ConnectionId::next(),
+            PeerId::random(),
+            Direction::Inbound,
+            &remote,
+        )
         .unwrap_err();
     assert_eq!(err, exceeded(LimitKind::EstablishedInbound, 1, 1));
     assert_eq!(m2.stats().established_inbound, 1);
@@ -159,7 +171,13 @@ fn per_peer_limit() {
     // An inbound connection only reveals its peer in the handshake.
     let permit = m.allow_inbound(&local(), &remote).unwrap();
     let err = m
-        .established(permit, ConnectionId::next(), peer, Direction::Inbound, &remote)
+        .established(
+            permit,
+            ConnectionId::next(),
+            peer,
+            Direction::Inbound,
+            &remote,
+        )
         .unwrap_err();
     assert_eq!(err, per_peer);
     assert!(err.to_string().contains(&peer.to_string()));
@@ -183,7 +201,9 @@ fn per_ip_limit_counts_pending_and_established_inbound() {
     assert_eq!(err, exceeded(LimitKind::PerIp(ip), 2, 2));
     assert!(err.to_string().contains("10.0.0.7"));
     // Other addresses, relayed connections and outbound dials are not limited.
-    assert!(m.allow_inbound(&local(), &addr("/ip4/10.0.0.8/tcp/1")).is_ok());
+    assert!(m
+        .allow_inbound(&local(), &addr("/ip4/10.0.0.8/tcp/1"))
+        .is_ok());
     let relayed = addr(
         "/ip4/10.0.0.7/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit",
     );

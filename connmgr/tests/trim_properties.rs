@@ -100,9 +100,15 @@ fn run(low: usize, high: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
         match op {
             Op::Open { peer, inbound } => {
                 let (permit, direction) = if inbound {
-                    (m.allow_inbound(&remote, &remote).unwrap(), Direction::Inbound)
+                    (
+                        m.allow_inbound(&remote, &remote).unwrap(),
+                        Direction::Inbound,
+                    )
                 } else {
-                    (m.allow_dial(Some(peers[peer]), &remote).unwrap(), Direction::Outbound)
+                    (
+                        m.allow_dial(Some(peers[peer]), &remote).unwrap(),
+                        Direction::Outbound,
+                    )
                 };
                 let id = ConnectionId::next();
                 let admission = m

@@ -66,7 +66,11 @@ fn trims_down_to_low_watermark_lowest_tag_value_first() {
     assert_eq!(m.peer_value(&peers[2]), 20);
     clock.advance(GRACE);
     let closed = m.trim();
-    assert_eq!(closed, vec![ids[1], ids[3], ids[2]], "lowest values first, in order");
+    assert_eq!(
+        closed,
+        vec![ids[1], ids[3], ids[2]],
+        "lowest values first, in order"
+    );
     assert_eq!(m.stats().closing, 3);
     // Chosen connections are not chosen twice while the host closes them.
     assert!(m.trim().is_empty());
@@ -156,7 +160,10 @@ fn connections_in_their_grace_period_are_kept() {
     clock.advance(Duration::from_secs(1));
     // Only the old ones are out of grace: trim stops short of the low watermark.
     assert_eq!(set(&m.trim()), set(&[old1, old2]));
-    assert!(m.trim().is_empty(), "two live connections above high, but in grace");
+    assert!(
+        m.trim().is_empty(),
+        "two live connections above high, but in grace"
+    );
     clock.advance(GRACE);
     assert_eq!(set(&m.trim()), set(&[young1, young2]));
 }
@@ -258,6 +265,7 @@ fn no_watermarks_means_no_trimming() {
     }
     assert!(m.trim().is_empty());
     assert!(m.force_trim().is_empty());
-    assert!(ConnectionManager::new(ConnectionManagerConfig::default().with_watermarks(5, 4))
-        .is_err());
+    assert!(
+        ConnectionManager::new(ConnectionManagerConfig::default().with_watermarks(5, 4)).is_err()
+    );
 }
