@@ -22,12 +22,16 @@ pub async fn run() -> Result<(), String> {
     let mut rows = Vec::new();
     for security in Security::ALL {
         for lazy in [true, false] {
-            rows.push(Row { security, lazy, result: one(security, lazy).await });
+            rows.push(Row {
+                security,
+                lazy,
+                result: one(security, lazy).await,
+            });
         }
     }
     println!(
-        "{:<6} {:<5} {:<12} {:<14} {:>10} {:>9} {:>10}  {}",
-        "sec", "lazy", "security", "muxer", "connect", "rtt", "echo", "remote agent"
+        "{:<6} {:<5} {:<12} {:<14} {:>10} {:>9} {:>11}  remote agent",
+        "sec", "lazy", "security", "muxer", "connect", "rtt", "echo"
     );
     let mut failed = 0;
     for r in &rows {
@@ -45,7 +49,11 @@ pub async fn run() -> Result<(), String> {
             ),
             Err(e) => {
                 failed += 1;
-                println!("{:<6} {:<5} FAILED: {e}", r.security.name(), if r.lazy { "yes" } else { "no" });
+                println!(
+                    "{:<6} {:<5} FAILED: {e}",
+                    r.security.name(),
+                    if r.lazy { "yes" } else { "no" }
+                );
             }
         }
     }
@@ -63,7 +71,11 @@ async fn one(security: Security, lazy: bool) -> Result<crate::dial::DialReport, 
         .listen(&"/ip4/127.0.0.1/tcp/0".parse().map_err(|e| format!("{e}"))?)
         .await
         .map_err(|e| e.to_string())?;
-    let addr = addrs.first().ok_or("no listen address")?.clone().with(Protocol::P2p(server.peer_id()));
+    let addr = addrs
+        .first()
+        .ok_or("no listen address")?
+        .clone()
+        .with(Protocol::P2p(server.peer_id()));
     let client = build_host(Keypair::generate_ed25519(), &[security], lazy)?;
     let opts = DialOptions {
         addr,

@@ -78,15 +78,23 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
     }
     let mut events = host.subscribe();
     let started = std::time::Instant::now();
-    let info = host.dial(&opts.addr).await.map_err(|e| format!("dial failed: {e}"))?;
+    let info = host
+        .dial(&opts.addr)
+        .await
+        .map_err(|e| format!("dial failed: {e}"))?;
     let connect_ms = started.elapsed().as_secs_f64() * 1e3;
     let peer = info.peer;
     let identified = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match events.recv().await {
-                Ok(Event::PeerIdentified { peer: p, agent_version, protocol_version, protocols, listen_addrs, .. })
-                    if p == peer =>
-                {
+                Ok(Event::PeerIdentified {
+                    peer: p,
+                    agent_version,
+                    protocol_version,
+                    protocols,
+                    listen_addrs,
+                    ..
+                }) if p == peer => {
                     return Ok((agent_version, protocol_version, protocols, listen_addrs));
                 }
                 Ok(_) | Err(weft_host::RecvError::Lagged(_)) => continue,
@@ -99,7 +107,10 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
     let (agent_version, protocol_version, protocols, listen_addrs) = identified;
     let mut rtts_ms = Vec::new();
     for _ in 0..opts.pings {
-        let rtt = host.ping(peer).await.map_err(|e| format!("ping failed: {e}"))?;
+        let rtt = host
+            .ping(peer)
+            .await
+            .map_err(|e| format!("ping failed: {e}"))?;
         rtts_ms.push(rtt.as_secs_f64() * 1e3);
     }
     let mut echo_mib_per_s = 0.0;
@@ -140,6 +151,9 @@ pub fn print_human(r: &DialReport) {
         println!("ping {:<9} {rtt:.3} ms", i + 1);
     }
     if r.echo_bytes > 0 {
-        println!("echo           {} bytes verified ({:.1} MiB/s)", r.echo_bytes, r.echo_mib_per_s);
+        println!(
+            "echo           {} bytes verified ({:.1} MiB/s)",
+            r.echo_bytes, r.echo_mib_per_s
+        );
     }
 }

@@ -33,7 +33,10 @@ pub fn serve(host: &Host) {
 pub async fn check(host: &Host, peer: PeerId, len: usize) -> Result<Duration, String> {
     let data: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
     let started = Instant::now();
-    let stream = host.new_stream(peer, &[PROTOCOL]).await.map_err(|e| format!("echo: {e}"))?;
+    let stream = host
+        .new_stream(peer, &[PROTOCOL])
+        .await
+        .map_err(|e| format!("echo: {e}"))?;
     let (mut reader, mut writer) = stream.split();
     let send = async {
         for chunk in data.chunks(CHUNK) {
@@ -69,7 +72,11 @@ pub async fn check(host: &Host, peer: PeerId, len: usize) -> Result<Duration, St
     sent.map_err(|e| format!("echo: sending failed: {e}"))?;
     let got = got.map_err(|e| format!("echo: receiving failed: {e}"))?;
     if got != data {
-        return Err(format!("echo: got back {} bytes that differ from the {} sent", got.len(), len));
+        return Err(format!(
+            "echo: got back {} bytes that differ from the {} sent",
+            got.len(),
+            len
+        ));
     }
     Ok(started.elapsed())
 }

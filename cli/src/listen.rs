@@ -5,7 +5,11 @@ use crate::options::{build_host, keypair, Security};
 use weft_host::{Multiaddr, Protocol};
 
 /// Listens, prints each full address on stdout, serves until Ctrl-C.
-pub async fn run(addrs: Vec<Multiaddr>, security: Vec<Security>, seed: Option<String>) -> Result<(), String> {
+pub async fn run(
+    addrs: Vec<Multiaddr>,
+    security: Vec<Security>,
+    seed: Option<String>,
+) -> Result<(), String> {
     let host = build_host(keypair(seed.as_deref())?, &security, true)?;
     echo::serve(&host);
     host.enable_perf();
@@ -15,7 +19,10 @@ pub async fn run(addrs: Vec<Multiaddr>, security: Vec<Security>, seed: Option<St
         addrs
     };
     for addr in &addrs {
-        let actual = host.listen(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let actual = host
+            .listen(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         for a in actual {
             println!("{}", a.with(Protocol::P2p(host.peer_id())));
         }

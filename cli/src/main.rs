@@ -22,7 +22,11 @@ use std::time::Duration;
 use weft_host::Multiaddr;
 
 #[derive(Parser)]
-#[command(name = "weft", version, about = "libp2p connections: demo, listen, dial, perf")]
+#[command(
+    name = "weft",
+    version,
+    about = "libp2p connections: demo, listen, dial, perf"
+)]
 struct Cli {
     /// Print one JSON line (dial, perf) instead of text.
     #[arg(long, global = true)]
@@ -116,7 +120,6 @@ struct IdArgs {
     seed: Option<String>,
 }
 
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -133,11 +136,17 @@ async fn main() -> ExitCode {
         Command::Listen(a) => {
             let mut addrs = a.listen;
             if let Some(ip) = a.ip {
-                addrs.push(Multiaddr::empty().with(weft_host::Protocol::Ip4(ip)).with(weft_host::Protocol::Tcp(a.port)));
+                addrs.push(
+                    Multiaddr::empty()
+                        .with(weft_host::Protocol::Ip4(ip))
+                        .with(weft_host::Protocol::Tcp(a.port)),
+                );
             }
             listen::run(addrs, a.security.0, a.seed).await
         }
-        Command::Id(a) => options::keypair(a.seed.as_deref()).map(|k| println!("{}", k.public().to_peer_id())),
+        Command::Id(a) => {
+            options::keypair(a.seed.as_deref()).map(|k| println!("{}", k.public().to_peer_id()))
+        }
         Command::Dial(a) => {
             let opts = dial::DialOptions {
                 addr: a.addr,
@@ -157,26 +166,29 @@ async fn main() -> ExitCode {
             })
         }
         Command::Perf(a) => perf::run(
-                a.addr,
-                a.security.0,
-                a.upload,
-                a.download,
-                a.seed,
-                Duration::from_secs(a.timeout_secs),
-            )
-            .await
-            .map(|p| {
-                if json {
-                    println!("{}", serde_json::to_string(&p).unwrap_or_default());
-                } else {
-                    println!("security {} muxer {}", p.security, p.muxer);
-                    println!("upload   {} bytes in {:.3} s: {:.3} Gbit/s", p.upload_bytes, p.upload_s, p.upload_gbit_s);
-                    println!(
-                        "download {} bytes in {:.3} s: {:.3} Gbit/s",
-                        p.download_bytes, p.download_s, p.download_gbit_s
-                    );
-                }
-            }),
+            a.addr,
+            a.security.0,
+            a.upload,
+            a.download,
+            a.seed,
+            Duration::from_secs(a.timeout_secs),
+        )
+        .await
+        .map(|p| {
+            if json {
+                println!("{}", serde_json::to_string(&p).unwrap_or_default());
+            } else {
+                println!("security {} muxer {}", p.security, p.muxer);
+                println!(
+                    "upload   {} bytes in {:.3} s: {:.3} Gbit/s",
+                    p.upload_bytes, p.upload_s, p.upload_gbit_s
+                );
+                println!(
+                    "download {} bytes in {:.3} s: {:.3} Gbit/s",
+                    p.download_bytes, p.download_s, p.download_gbit_s
+                );
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,7 +33,9 @@ impl FromStr for Security {
         match s.trim().to_ascii_lowercase().as_str() {
             "noise" => Ok(Security::Noise),
             "tls" => Ok(Security::Tls),
-            other => Err(format!("unknown security protocol {other:?} (choose noise or tls)")),
+            other => Err(format!(
+                "unknown security protocol {other:?} (choose noise or tls)"
+            )),
         }
     }
 }
@@ -61,9 +63,13 @@ pub fn parse_security_list(s: &str) -> Result<SecurityList, String> {
 pub fn keypair_from_seed(seed: &str) -> Result<Keypair, String> {
     let bytes = hex::decode(seed.trim()).map_err(|e| format!("--seed is not hex: {e}"))?;
     if bytes.len() != 32 {
-        return Err(format!("--seed must be 32 bytes (64 hex digits), got {} bytes", bytes.len()));
+        return Err(format!(
+            "--seed must be 32 bytes (64 hex digits), got {} bytes",
+            bytes.len()
+        ));
     }
-    Keypair::ed25519_from_bytes(bytes).map_err(|e| format!("--seed is not a valid Ed25519 secret: {e}"))
+    Keypair::ed25519_from_bytes(bytes)
+        .map_err(|e| format!("--seed is not a valid Ed25519 secret: {e}"))
 }
 
 /// The identity: from `--seed`, or fresh.
@@ -76,7 +82,9 @@ pub fn keypair(seed: Option<&str>) -> Result<Keypair, String> {
 
 fn security_impl(sec: Security, keypair: &Keypair) -> Result<Arc<dyn SecurityUpgrade>, String> {
     Ok(match sec {
-        Security::Noise => Arc::new(weft_security_noise::Noise::new(keypair).map_err(|e| e.to_string())?),
+        Security::Noise => {
+            Arc::new(weft_security_noise::Noise::new(keypair).map_err(|e| e.to_string())?)
+        }
         Security::Tls => Arc::new(weft_security_tls::TlsUpgrade::new(keypair.clone())),
     })
 }
@@ -98,8 +106,14 @@ mod tests {
 
     #[test]
     fn parses_security_lists() {
-        assert_eq!(parse_security_list("noise,tls").unwrap().0, vec![Security::Noise, Security::Tls]);
-        assert_eq!(parse_security_list("TLS, noise,tls").unwrap().0, vec![Security::Tls, Security::Noise]);
+        assert_eq!(
+            parse_security_list("noise,tls").unwrap().0,
+            vec![Security::Noise, Security::Tls]
+        );
+        assert_eq!(
+            parse_security_list("TLS, noise,tls").unwrap().0,
+            vec![Security::Tls, Security::Noise]
+        );
         assert!(parse_security_list("quic").is_err());
         assert!(parse_security_list("").is_err());
     }

@@ -47,7 +47,10 @@ pub async fn run(
     };
     let host = build_host(keypair(seed.as_deref())?, &security, true)?;
     let run = async {
-        let info = host.dial(&addr).await.map_err(|e| format!("dial failed: {e}"))?;
+        let info = host
+            .dial(&addr)
+            .await
+            .map_err(|e| format!("dial failed: {e}"))?;
         let mut stream = host
             .new_stream(peer, &[weft_host::perf::PROTOCOL])
             .await

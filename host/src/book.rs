@@ -23,7 +23,11 @@ fn log<T>(what: &str, peer: &PeerId, r: Result<T, weft_peerstore::PeerStoreError
 
 /// An address given to `dial` with the peer's id: remember it (default TTL).
 pub(crate) fn add_dialable_addr(ps: &dyn PeerStore, peer: &PeerId, addr: &Multiaddr) {
-    log("add address", peer, ps.add_addrs(peer, std::slice::from_ref(addr), DEFAULT_ADDR_TTL));
+    log(
+        "add address",
+        peer,
+        ps.add_addrs(peer, std::slice::from_ref(addr), DEFAULT_ADDR_TTL),
+    );
 }
 
 /// The addresses to dial a peer at.
@@ -42,7 +46,11 @@ pub(crate) fn on_connected(
     log("store key", peer, ps.add_pubkey(peer, key));
     // An inbound connection's remote address is usually an ephemeral port: not dialable.
     if direction == Direction::Outbound {
-        log("add address", peer, ps.add_addrs(peer, std::slice::from_ref(remote_addr), CONNECTED_ADDR_TTL));
+        log(
+            "add address",
+            peer,
+            ps.add_addrs(peer, std::slice::from_ref(remote_addr), CONNECTED_ADDR_TTL),
+        );
     }
 }
 
@@ -51,7 +59,8 @@ pub(crate) fn on_disconnected(ps: &dyn PeerStore, peer: &PeerId) {
     log("age addresses", peer, ps.on_disconnected(peer));
 }
 
-/// Identify told us about `peer`; returns the protocols (added, removed).
+/// Identify told us about `peer`; returns the protocols (added, removed) relative to
+/// what the peerstore knew before (nothing known before: nothing reported as added).
 pub(crate) fn on_identified(
     ps: &dyn PeerStore,
     peer: &PeerId,
@@ -62,13 +71,21 @@ pub(crate) fn on_identified(
         log("store agent version", peer, ps.set_agent_version(peer, v));
     }
     if let Some(v) = &info.protocol_version {
-        log("store protocol version", peer, ps.set_protocol_version(peer, v));
+        log(
+            "store protocol version",
+            peer,
+            ps.set_protocol_version(peer, v),
+        );
     }
     if let Some(key) = &info.public_key {
         log("store key", peer, ps.add_pubkey(peer, key));
     }
     if !info.listen_addrs.is_empty() {
-        log("add addresses", peer, ps.add_addrs(peer, &info.listen_addrs, CONNECTED_ADDR_TTL));
+        log(
+            "add addresses",
+            peer,
+            ps.add_addrs(peer, &info.listen_addrs, CONNECTED_ADDR_TTL),
+        );
     }
     if !replace_protocols {
         return (Vec::new(), Vec::new());
@@ -79,14 +96,34 @@ pub(crate) fn on_identified(
         return (Vec::new(), Vec::new());
     }
     let after = log("read protocols", peer, ps.protocols(peer)).unwrap_or_default();
-    let added = after.iter().filter(|p| !before.contains(p)).cloned().collect();
-    let removed = before.iter().filter(|p| !after.contains(p)).cloned().collect();
+    if before.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let added = after
+        .iter()
+        .filter(|p| !before.contains(p))
+        .cloned()
+        .collect();
+    let removed = before
+        .iter()
+        .filter(|p| !after.contains(p))
+        .cloned()
+        .collect();
     (added, removed)
 }
 
 /// The first of `protocols` the peerstore says `peer` supports.
-pub(crate) fn first_supported(ps: &dyn PeerStore, peer: &PeerId, protocols: &[&str]) -> Option<String> {
-    log("read protocols", peer, ps.first_supported_protocol(peer, protocols)).flatten()
+pub(crate) fn first_supported(
+    ps: &dyn PeerStore,
+    peer: &PeerId,
+    protocols: &[&str],
+) -> Option<String> {
+    log(
+        "read protocols",
+        peer,
+        ps.first_supported_protocol(peer, protocols),
+    )
+    .flatten()
 }
 
 /// A measured round-trip time.

@@ -127,15 +127,27 @@ impl HostBuilder {
             return Err(BuildError::NoRuntime);
         }
         let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
-        let security = if self.security.is_empty() { default_security(&keypair)? } else { self.security };
+        let security = if self.security.is_empty() {
+            default_security(&keypair)?
+        } else {
+            self.security
+        };
         if security.is_empty() {
             return Err(BuildError::NoSecurity);
         }
-        let muxers = if self.muxers.is_empty() { default_muxers() } else { self.muxers };
+        let muxers = if self.muxers.is_empty() {
+            default_muxers()
+        } else {
+            self.muxers
+        };
         if muxers.is_empty() {
             return Err(BuildError::NoMuxer);
         }
-        let transports = if self.transports.is_empty() { default_transports() } else { self.transports };
+        let transports = if self.transports.is_empty() {
+            default_transports()
+        } else {
+            self.transports
+        };
         let mut upgrader = Upgrader::builder()
             .timeout(self.upgrade_timeout)
             .inline_muxer_negotiation(self.inline_muxer_negotiation)
@@ -146,27 +158,44 @@ impl HostBuilder {
         for m in muxers {
             upgrader = upgrader.muxer(m);
         }
-        let upgrader = upgrader.build().map_err(|e| BuildError::Security { protocol: "upgrader", reason: e.to_string() })?;
-        let peerstore = self.peerstore.unwrap_or_else(|| Arc::new(MemoryPeerStore::new()));
+        let upgrader = upgrader.build().map_err(|e| BuildError::Security {
+            protocol: "upgrader",
+            reason: e.to_string(),
+        })?;
+        let peerstore = self
+            .peerstore
+            .unwrap_or_else(|| Arc::new(MemoryPeerStore::new()));
         let policy = self.policy.unwrap_or_else(|| Arc::new(NoLimits));
-        Ok(Host::from_parts(keypair, self.config, transports, upgrader, peerstore, policy))
+        Ok(Host::from_parts(
+            keypair,
+            self.config,
+            transports,
+            upgrader,
+            peerstore,
+            policy,
+        ))
     }
 }
 
-#[allow(unused_variables, unused_mut)]
+// The pushes depend on cargo features, so `vec![]` cannot say the same.
+#[allow(unused_variables, unused_mut, clippy::vec_init_then_push)]
 fn default_security(keypair: &Keypair) -> Result<Vec<Arc<dyn SecurityUpgrade>>, BuildError> {
     let mut list: Vec<Arc<dyn SecurityUpgrade>> = Vec::new();
     #[cfg(feature = "noise")]
-    list.push(Arc::new(weft_security_noise::Noise::new(keypair).map_err(|e| BuildError::Security {
-        protocol: "noise",
-        reason: e.to_string(),
-    })?));
+    list.push(Arc::new(weft_security_noise::Noise::new(keypair).map_err(
+        |e| BuildError::Security {
+            protocol: "noise",
+            reason: e.to_string(),
+        },
+    )?));
     #[cfg(feature = "tls")]
-    list.push(Arc::new(weft_security_tls::TlsUpgrade::new(keypair.clone())));
+    list.push(Arc::new(weft_security_tls::TlsUpgrade::new(
+        keypair.clone(),
+    )));
     Ok(list)
 }
 
-#[allow(unused_mut)]
+#[allow(unused_mut, clippy::vec_init_then_push)]
 fn default_muxers() -> Vec<Arc<dyn StreamMuxer>> {
     let mut list: Vec<Arc<dyn StreamMuxer>> = Vec::new();
     #[cfg(feature = "yamux")]
@@ -174,7 +203,7 @@ fn default_muxers() -> Vec<Arc<dyn StreamMuxer>> {
     list
 }
 
-#[allow(unused_mut)]
+#[allow(unused_mut, clippy::vec_init_then_push)]
 fn default_transports() -> Vec<Arc<dyn Transport>> {
     let mut list: Vec<Arc<dyn Transport>> = Vec::new();
     #[cfg(feature = "tcp")]

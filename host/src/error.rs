@@ -58,7 +58,11 @@ pub enum DialError {
 }
 
 fn summarize(errors: &[(Multiaddr, DialError)]) -> String {
-    errors.iter().map(|(a, e)| format!("{a}: {e}")).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(|(a, e)| format!("{a}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Why listening failed.

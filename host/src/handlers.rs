@@ -118,7 +118,11 @@ impl Handlers {
 
     /// Removes the handler registered under `id`; true if there was one.
     pub(crate) fn remove(&self, id: &str) -> bool {
-        let removed_exact = self.exact.write().map(|mut m| m.remove(id).is_some()).unwrap_or(false);
+        let removed_exact = self
+            .exact
+            .write()
+            .map(|mut m| m.remove(id).is_some())
+            .unwrap_or(false);
         let removed_fn = self
             .functions
             .write()
@@ -134,16 +138,29 @@ impl Handlers {
     /// The handler for a proposed id: exact ids first, then match functions in
     /// registration order.
     pub(crate) fn find(&self, proposed: &str) -> Option<Entry> {
-        if let Some(e) = self.exact.read().ok().and_then(|m| m.get(proposed).cloned()) {
+        if let Some(e) = self
+            .exact
+            .read()
+            .ok()
+            .and_then(|m| m.get(proposed).cloned())
+        {
             return Some(e);
         }
-        self.functions.read().ok()?.iter().find(|e| e.accepts(proposed)).cloned()
+        self.functions
+            .read()
+            .ok()?
+            .iter()
+            .find(|e| e.accepts(proposed))
+            .cloned()
     }
 
     /// The registered ids, sorted (what identify advertises).
     pub(crate) fn ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> =
-            self.exact.read().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let mut ids: Vec<String> = self
+            .exact
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         if let Ok(list) = self.functions.read() {
             ids.extend(list.iter().map(|e| e.id.clone()));
         }
@@ -174,12 +191,20 @@ mod tests {
     #[test]
     fn exact_ids_win_over_match_functions() {
         let h = Handlers::default();
-        h.insert_match("/echo".into(), Arc::new(|p| p.starts_with("/echo/")), noop(), Default::default());
+        h.insert_match(
+            "/echo".into(),
+            Arc::new(|p| p.starts_with("/echo/")),
+            noop(),
+            Default::default(),
+        );
         h.insert_exact("/echo/2.0.0".into(), noop(), Default::default());
         assert_eq!(h.find("/echo/2.0.0").unwrap().id, "/echo/2.0.0");
         assert_eq!(h.find("/echo/1.0.0").unwrap().id, "/echo");
         assert!(h.find("/other").is_none());
-        assert_eq!(h.ids(), vec!["/echo".to_string(), "/echo/2.0.0".to_string()]);
+        assert_eq!(
+            h.ids(),
+            vec!["/echo".to_string(), "/echo/2.0.0".to_string()]
+        );
         assert!(h.remove("/echo"));
         assert!(h.find("/echo/1.0.0").is_none());
         assert!(!h.remove("/echo"));
@@ -188,7 +213,13 @@ mod tests {
     #[test]
     fn inbound_slots_are_bounded_and_released() {
         let h = Handlers::default();
-        h.insert_exact("/a".into(), noop(), HandlerOptions { max_inbound_streams: Some(2) });
+        h.insert_exact(
+            "/a".into(),
+            noop(),
+            HandlerOptions {
+                max_inbound_streams: Some(2),
+            },
+        );
         let e = h.find("/a").unwrap();
         let s1 = e.try_acquire().unwrap();
         let _s2 = e.try_acquire().unwrap();

@@ -65,6 +65,9 @@ impl Default for HostConfig {
     }
 }
 
+/// How long a closed connection's driver may take to finish its last frames.
+const DRIVER_WIND_DOWN: Duration = Duration::from_secs(2);
+
 type SharedDial = Shared<BoxFuture<'static, Result<Arc<ConnState>, DialError>>>;
 
 struct ListenerEntry {
@@ -107,7 +110,9 @@ pub struct Host {
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Host").field("peer_id", &self.inner.peer_id).finish_non_exhaustive()
+        f.debug_struct("Host")
+            .field("peer_id", &self.inner.peer_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -178,7 +183,12 @@ impl Host {
 
     /// Open connections, all peers.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
-        self.inner.lock().connections.values().map(|c| c.info()).collect()
+        self.inner
+            .lock()
+            .connections
+            .values()
+            .map(|c| c.info())
+            .collect()
     }
 
     /// Open connections to one peer.
@@ -187,7 +197,12 @@ impl Host {
         state
             .by_peer
             .get(peer)
-            .map(|ids| ids.iter().filter_map(|id| state.connections.get(id)).map(|c| c.info()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| state.connections.get(id))
+                    .map(|c| c.info())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -209,13 +224,19 @@ impl Host {
     }
 
     /// [`set_handler`](Self::set_handler) with options (inbound stream limit).
-    pub fn set_handler_with<F, Fut>(&self, protocol: impl Into<String>, options: HandlerOptions, handler: F)
-    where
+    pub fn set_handler_with<F, Fut>(
+        &self,
+        protocol: impl Into<String>,
+        options: HandlerOptions,
+        handler: F,
+    ) where
         F: Fn(Stream) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |s| Box::pin(handler(s)));
-        self.inner.handlers.insert_exact(protocol.into(), handler, options);
+        self.inner
+            .handlers
+            .insert_exact(protocol.into(), handler, options);
         self.inner.push_identify_to_all();
     }
 
@@ -230,7 +251,9 @@ impl Host {
     {
         let handler: Handler = Arc::new(move |s| Box::pin(handler(s)));
         let matches: MatchFn = Arc::new(matches);
-        self.inner.handlers.insert_match(id.into(), matches, handler, HandlerOptions::default());
+        self.inner
+            .handlers
+            .insert_match(id.into(), matches, handler, HandlerOptions::default());
         self.inner.push_identify_to_all();
     }
 
@@ -277,11 +300,18 @@ impl Host {
         let listener = transport.listen(&bare).await?;
         let addrs = listener.local_addrs();
         let stop = inner.shutdown.child_token();
-        inner.lock().listeners.push(ListenerEntry { addrs: addrs.clone(), stop: stop.clone() });
+        inner.lock().listeners.push(ListenerEntry {
+            addrs: addrs.clone(),
+            stop: stop.clone(),
+        });
         info!(?addrs, "listening");
-        inner.emit(Event::Listen { addrs: addrs.clone() });
+        inner.emit(Event::Listen {
+            addrs: addrs.clone(),
+        });
         let weak = Arc::downgrade(inner);
-        inner.tasks.spawn(accept_loop(weak, listener, stop, addrs.clone()));
+        inner
+            .tasks
+            .spawn(accept_loop(weak, listener, stop, addrs.clone()));
         inner.push_identify_to_all();
         Ok(addrs)
     }
@@ -335,7 +365,11 @@ impl Host {
             state
                 .by_peer
                 .get(peer)
-                .map(|ids| ids.iter().filter_map(|id| state.connections.get(id).cloned()).collect())
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|id| state.connections.get(id).cloned())
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         for conn in conns {
@@ -352,7 +386,11 @@ impl Host {
     /// When only one id is offered, or the peerstore already knows that the peer
     /// supports one of them, the proposal is lazy (0-RTT): it leaves with the first
     /// data, and a refusal surfaces as an error on the first read.
-    pub async fn new_stream(&self, peer: PeerId, protocols: &[&str]) -> Result<Stream, StreamError> {
+    pub async fn new_stream(
+        &self,
+        peer: PeerId,
+        protocols: &[&str],
+    ) -> Result<Stream, StreamError> {
         if protocols.is_empty() {
             return Err(StreamError::NoProtocols);
         }
@@ -395,7 +433,10 @@ impl Host {
         futures::future::join_all(conns.iter().map(|c| close_connection(c, grace))).await;
         inner.shutdown.cancel();
         inner.tasks.close();
-        if tokio::time::timeout(grace, inner.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, inner.tasks.wait())
+            .await
+            .is_err()
+        {
             warn!("some host tasks did not finish within {grace:?}");
         }
     }
@@ -403,7 +444,10 @@ impl Host {
 
 /// Closes one connection gracefully (go-away), bounded in time.
 async fn close_connection(conn: &ConnState, grace: Duration) {
-    if tokio::time::timeout(grace, conn.muxed.close()).await.is_err() {
+    if tokio::time::timeout(grace, conn.muxed.close())
+        .await
+        .is_err()
+    {
         debug!(conn = %conn.id, "graceful close timed out");
     }
     conn.closed.cancel();
@@ -440,7 +484,9 @@ async fn accept_loop(
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state holds no invariant a panicking thread could break half-way.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn emit(&self, event: Event) {
@@ -448,7 +494,11 @@ impl Inner {
     }
 
     pub(crate) fn listen_addrs(&self) -> Vec<Multiaddr> {
-        self.lock().listeners.iter().flat_map(|l| l.addrs.clone()).collect()
+        self.lock()
+            .listeners
+            .iter()
+            .flat_map(|l| l.addrs.clone())
+            .collect()
     }
 
     fn connection_to(&self, peer: &PeerId) -> Option<Arc<ConnState>> {
@@ -464,7 +514,11 @@ impl Inner {
     }
 
     /// An open connection to `peer`, or one dial shared by every concurrent caller.
-    async fn dial_shared<F>(self: &Arc<Self>, peer: PeerId, start: F) -> Result<Arc<ConnState>, DialError>
+    async fn dial_shared<F>(
+        self: &Arc<Self>,
+        peer: PeerId,
+        start: F,
+    ) -> Result<Arc<ConnState>, DialError>
     where
         F: FnOnce() -> BoxFuture<'static, Result<Arc<ConnState>, DialError>>,
     {
@@ -525,7 +579,9 @@ impl Inner {
         }
         let total = self.config.dial_timeout;
         let stagger = self.config.dial_stagger;
-        let target = peer.map(|p| p.to_string()).unwrap_or_else(|| format!("{addrs:?}"));
+        let target = peer
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| format!("{addrs:?}"));
         let attempts = async {
             let mut pending = FuturesUnordered::new();
             let mut errors = Vec::new();
@@ -562,7 +618,11 @@ impl Inner {
         }
     }
 
-    async fn dial_one(self: &Arc<Self>, peer: Option<PeerId>, addr: Multiaddr) -> Result<Arc<ConnState>, DialError> {
+    async fn dial_one(
+        self: &Arc<Self>,
+        peer: Option<PeerId>,
+        addr: Multiaddr,
+    ) -> Result<Arc<ConnState>, DialError> {
         if peer == Some(self.peer_id) {
             return Err(DialError::SelfDial);
         }
@@ -570,24 +630,36 @@ impl Inner {
         let span = tracing::debug_span!("dial", %addr, ?peer);
         let attempt = async {
             let permit = self.policy.allow_dial(peer, &addr)?;
-            let transport = self.transports.iter().find(|t| t.can_dial(&addr)).ok_or_else(|| {
-                DialError::Transport {
+            let transport = self
+                .transports
+                .iter()
+                .find(|t| t.can_dial(&addr))
+                .ok_or_else(|| DialError::Transport {
                     addr: addr.clone(),
                     source: Arc::new(crate::transport::TransportError::Unsupported(addr.clone())),
-                }
-            })?;
-            let transported = transport.dial(&addr).await.map_err(|e| DialError::Transport {
-                addr: addr.clone(),
-                source: Arc::new(e),
-            })?;
-            let Transported { output, local_addr, remote_addr } = transported;
+                })?;
+            let transported = transport
+                .dial(&addr)
+                .await
+                .map_err(|e| DialError::Transport {
+                    addr: addr.clone(),
+                    source: Arc::new(e),
+                })?;
+            let Transported {
+                output,
+                local_addr,
+                remote_addr,
+            } = transported;
             let connection = match output {
-                TransportOutput::Connection(c) => c,
+                TransportOutput::Connection(c) => *c,
                 TransportOutput::Raw(io) => self
                     .upgrader
                     .upgrade_outbound(io, peer)
                     .await
-                    .map_err(|e| DialError::Upgrade { addr: addr.clone(), source: Arc::new(e) })?,
+                    .map_err(|e| DialError::Upgrade {
+                        addr: addr.clone(),
+                        source: Arc::new(e),
+                    })?,
             };
             if let Some(expected) = peer {
                 if connection.remote_peer != expected {
@@ -604,16 +676,29 @@ impl Inner {
                     });
                 }
             }
-            self.add_connection(connection, Direction::Outbound, local_addr, remote_addr, permit)
-                .map_err(DialError::Limit)
+            self.add_connection(
+                connection,
+                Direction::Outbound,
+                local_addr,
+                remote_addr,
+                permit,
+            )
+            .map_err(DialError::Limit)
         };
         tokio::time::timeout(per_address, attempt.instrument(span))
             .await
-            .map_err(|_| DialError::Timeout { addr: addr.to_string(), after: per_address })?
+            .map_err(|_| DialError::Timeout {
+                addr: addr.to_string(),
+                after: per_address,
+            })?
     }
 
     fn handle_inbound(self: &Arc<Self>, transported: Transported) {
-        let Transported { output, local_addr, remote_addr } = transported;
+        let Transported {
+            output,
+            local_addr,
+            remote_addr,
+        } = transported;
         let permit = match self.policy.allow_inbound(&local_addr, &remote_addr) {
             Ok(p) => p,
             Err(e) => {
@@ -626,12 +711,18 @@ impl Inner {
         self.tasks.spawn(
             async move {
                 let connection = match output {
-                    TransportOutput::Connection(c) => Ok(c),
+                    TransportOutput::Connection(c) => Ok(*c),
                     TransportOutput::Raw(io) => inner.upgrader.upgrade_inbound(io).await,
                 };
                 match connection {
                     Ok(c) => {
-                        if let Err(e) = inner.add_connection(c, Direction::Inbound, local_addr, remote_addr, permit) {
+                        if let Err(e) = inner.add_connection(
+                            c,
+                            Direction::Inbound,
+                            local_addr,
+                            remote_addr,
+                            permit,
+                        ) {
                             info!(error = %e, "inbound connection refused after the handshake");
                         }
                     }
@@ -652,21 +743,32 @@ impl Inner {
         permit: PendingPermit,
     ) -> Result<Arc<ConnState>, weft_connmgr::LimitError> {
         let id = ConnectionId::next();
-        let Connection { remote_peer, remote_public_key, security_protocol, muxer_protocol, muxed, driver, .. } =
-            connection;
-        let admission = match self.policy.established(permit, id, remote_peer, direction, &remote_addr) {
-            Ok(a) => a,
-            Err(e) => {
-                let muxed = muxed.clone();
-                self.tasks.spawn(async move {
-                    let _ = muxed.close().await;
-                });
-                self.tasks.spawn(async move {
-                    let _ = driver.await;
-                });
-                return Err(e);
-            }
-        };
+        let Connection {
+            remote_peer,
+            remote_public_key,
+            security_protocol,
+            muxer_protocol,
+            muxed,
+            driver,
+            ..
+        } = connection;
+        let admission =
+            match self
+                .policy
+                .established(permit, id, remote_peer, direction, &remote_addr)
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    let muxed = muxed.clone();
+                    self.tasks.spawn(async move {
+                        let _ = muxed.close().await;
+                    });
+                    self.tasks.spawn(async move {
+                        let _ = driver.await;
+                    });
+                    return Err(e);
+                }
+            };
         let conn = Arc::new(ConnState {
             id,
             peer: remote_peer,
@@ -684,7 +786,13 @@ impl Inner {
             state.connections.insert(id, conn.clone());
             state.by_peer.entry(remote_peer).or_default().push(id);
         }
-        book::on_connected(&*self.peerstore, &remote_peer, &remote_public_key, &remote_addr, direction);
+        book::on_connected(
+            &*self.peerstore,
+            &remote_peer,
+            &remote_public_key,
+            &remote_addr,
+            direction,
+        );
         info!(peer = %remote_peer, conn = %id, %direction, %remote_addr, security = %security_protocol, muxer = %muxer_protocol, "connected");
         self.emit(Event::Connected {
             peer: remote_peer,
@@ -700,9 +808,21 @@ impl Inner {
         let weak = Arc::downgrade(self);
         let c = conn.clone();
         self.tasks.spawn(async move {
-            tokio::select! {
-                r = driver => if let Err(e) = r { debug!(conn = %c.id, error = %e, "connection ended with an error") },
-                _ = c.closed.cancelled() => {}
+            let mut driver = driver;
+            let ended = tokio::select! {
+                r = &mut driver => Some(r),
+                _ = c.closed.cancelled() => None,
+            };
+            let ended = match ended {
+                Some(r) => Some(r),
+                // Closed by us (or the host shut down): let the driver wind down so
+                // every open stream sees the end instead of waiting forever.
+                None => tokio::time::timeout(DRIVER_WIND_DOWN, &mut driver)
+                    .await
+                    .ok(),
+            };
+            if let Some(Err(e)) = ended {
+                debug!(conn = %c.id, error = %e, "connection ended with an error");
             }
             c.closed.cancel();
             if let Some(inner) = weak.upgrade() {
@@ -710,11 +830,13 @@ impl Inner {
             }
         });
         // Inbound streams.
-        self.tasks.spawn(accept_streams(Arc::downgrade(self), conn.clone()));
+        self.tasks
+            .spawn(accept_streams(Arc::downgrade(self), conn.clone()));
         // Identify the remote.
         let inner = self.clone();
         let c = conn.clone();
-        self.tasks.spawn(async move { inner.request_identify(&c).await });
+        self.tasks
+            .spawn(async move { inner.request_identify(&c).await });
 
         if admission.should_trim() {
             self.trim();
@@ -755,12 +877,15 @@ impl Inner {
         let victims: Vec<Arc<ConnState>> = {
             let ids = self.policy.trim();
             let state = self.lock();
-            ids.iter().filter_map(|id| state.connections.get(id).cloned()).collect()
+            ids.iter()
+                .filter_map(|id| state.connections.get(id).cloned())
+                .collect()
         };
         let grace = self.config.shutdown_grace;
         for conn in victims {
             info!(peer = %conn.peer, conn = %conn.id, "trimming connection");
-            self.tasks.spawn(async move { close_connection(&conn, grace).await });
+            self.tasks
+                .spawn(async move { close_connection(&conn, grace).await });
         }
     }
 
@@ -774,7 +899,11 @@ impl Inner {
         }
     }
 
-    async fn open_stream_on(&self, conn: &ConnState, protocols: &[&str]) -> Result<Stream, StreamError> {
+    async fn open_stream_on(
+        &self,
+        conn: &ConnState,
+        protocols: &[&str],
+    ) -> Result<Stream, StreamError> {
         let known = book::first_supported(&*self.peerstore, &conn.peer, protocols);
         let (proposals, version): (Vec<&str>, Version) = match known.as_deref() {
             Some(p) => (vec![p], Version::V1Lazy),
@@ -783,10 +912,18 @@ impl Inner {
         };
         let raw = conn.muxed.open_stream().await?;
         let timeout = self.config.negotiation_timeout;
-        let (protocol, negotiated) = tokio::time::timeout(timeout, weft_mss::dialer_select(raw, proposals, version))
-            .await
-            .map_err(|_| StreamError::Timeout(timeout))??;
-        Ok(Stream::new(negotiated, protocol, conn.peer, conn.id, Direction::Outbound, self.tracker(conn)))
+        let (protocol, negotiated) =
+            tokio::time::timeout(timeout, weft_mss::dialer_select(raw, proposals, version))
+                .await
+                .map_err(|_| StreamError::Timeout(timeout))??;
+        Ok(Stream::new(
+            negotiated,
+            protocol,
+            conn.peer,
+            conn.id,
+            Direction::Outbound,
+            self.tracker(conn),
+        ))
     }
 
     // ----- identify -----
@@ -805,7 +942,10 @@ impl Inner {
     async fn request_identify(self: &Arc<Self>, conn: &Arc<ConnState>) {
         let timeout = self.config.protocol_timeout;
         let run = async {
-            let mut stream = self.open_stream_on(conn, &[identify::PROTOCOL]).await.map_err(|e| e.to_string())?;
+            let mut stream = self
+                .open_stream_on(conn, &[identify::PROTOCOL])
+                .await
+                .map_err(|e| e.to_string())?;
             identify::read(&mut stream).await.map_err(|e| e.to_string())
         };
         match tokio::time::timeout(timeout, run).await {
@@ -825,7 +965,8 @@ impl Inner {
             }
         }
         let replace_protocols = !push || !msg.protocols.is_empty();
-        let (added, removed) = book::on_identified(&*self.peerstore, &conn.peer, &info, replace_protocols);
+        let (added, removed) =
+            book::on_identified(&*self.peerstore, &conn.peer, &info, replace_protocols);
         if !push {
             self.emit(Event::PeerIdentified {
                 peer: conn.peer,
@@ -838,7 +979,11 @@ impl Inner {
             });
         }
         if !added.is_empty() || !removed.is_empty() {
-            self.emit(Event::PeerProtocolsChanged { peer: conn.peer, added, removed });
+            self.emit(Event::PeerProtocolsChanged {
+                peer: conn.peer,
+                added,
+                removed,
+            });
         }
     }
 
@@ -858,7 +1003,9 @@ impl Inner {
                         .await
                         .map_err(|e| e.to_string())?;
                     let msg = inner.identify_message(Some(&conn.remote_addr));
-                    identify::send(&mut stream, &msg).await.map_err(|e| e.to_string())
+                    identify::send(&mut stream, &msg)
+                        .await
+                        .map_err(|e| e.to_string())
                 };
                 match tokio::time::timeout(timeout, run).await {
                     Ok(Ok(())) => {}
@@ -879,14 +1026,20 @@ impl Host {
                 let weak = weak.clone();
                 Box::pin(async move {
                     let Some(inner) = weak.upgrade() else { return };
-                    let observed = inner.lock().connections.get(&stream.connection()).map(|c| c.remote_addr.clone());
+                    let observed = inner
+                        .lock()
+                        .connections
+                        .get(&stream.connection())
+                        .map(|c| c.remote_addr.clone());
                     let msg = inner.identify_message(observed.as_ref());
                     if let Err(e) = identify::send(&mut stream, &msg).await {
                         debug!(error = %e, "answering identify failed");
                     }
                 })
             }),
-            HandlerOptions { max_inbound_streams: Some(64) },
+            HandlerOptions {
+                max_inbound_streams: Some(64),
+            },
         );
         let weak = Arc::downgrade(&self.inner);
         self.inner.handlers.insert_exact(
@@ -896,7 +1049,8 @@ impl Host {
                 Box::pin(async move {
                     let Some(inner) = weak.upgrade() else { return };
                     let timeout = inner.config.protocol_timeout;
-                    let msg = match tokio::time::timeout(timeout, identify::read(&mut stream)).await {
+                    let msg = match tokio::time::timeout(timeout, identify::read(&mut stream)).await
+                    {
                         Ok(Ok(msg)) => msg,
                         Ok(Err(e)) => return debug!(error = %e, "identify push malformed"),
                         Err(_) => return debug!("identify push timed out"),
@@ -907,7 +1061,9 @@ impl Host {
                     }
                 })
             }),
-            HandlerOptions { max_inbound_streams: Some(8) },
+            HandlerOptions {
+                max_inbound_streams: Some(8),
+            },
         );
         self.inner.handlers.insert_exact(
             ping::PROTOCOL.to_string(),
@@ -920,7 +1076,9 @@ impl Host {
             }),
             // The spec: a listener SHOULD accept at most 2 ping streams per peer; we
             // bound them host-wide per connection burst instead of per peer.
-            HandlerOptions { max_inbound_streams: Some(128) },
+            HandlerOptions {
+                max_inbound_streams: Some(128),
+            },
         );
     }
 }
@@ -944,7 +1102,9 @@ async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
         inner.tasks.spawn(async move {
             let Some(inner) = weak.upgrade() else { return };
             let timeout = inner.config.negotiation_timeout;
-            let negotiated = tokio::time::timeout(timeout, weft_mss::listener_select(raw, &inner.handlers)).await;
+            let negotiated =
+                tokio::time::timeout(timeout, weft_mss::listener_select(raw, &inner.handlers))
+                    .await;
             let (protocol, io) = match negotiated {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(e)) => return debug!(conn = %c.id, error = %e, "inbound negotiation failed"),

@@ -99,7 +99,10 @@ impl IdentifyInfo {
                 .iter()
                 .filter_map(|b| Multiaddr::try_from(b.clone()).ok())
                 .collect(),
-            observed_addr: msg.observed_addr.as_ref().and_then(|b| Multiaddr::try_from(b.clone()).ok()),
+            observed_addr: msg
+                .observed_addr
+                .as_ref()
+                .and_then(|b| Multiaddr::try_from(b.clone()).ok()),
             protocols: msg.protocols.clone(),
         }
     }
@@ -147,7 +150,9 @@ async fn read_varint<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Option<usiz
             return if i == 0 {
                 Ok(None)
             } else {
-                Err(IdentifyError::Varint("stream ended inside a length prefix".into()))
+                Err(IdentifyError::Varint(
+                    "stream ended inside a length prefix".into(),
+                ))
             };
         }
         buf[i] = byte[0];
@@ -166,7 +171,9 @@ pub async fn read<S: AsyncRead + Unpin>(stream: &mut S) -> Result<IdentifyMessag
     let mut merged = IdentifyMessage::default();
     let mut count = 0;
     while count < MAX_MESSAGES {
-        let Some(len) = read_varint(stream).await? else { break };
+        let Some(len) = read_varint(stream).await? else {
+            break;
+        };
         if len > MAX_MESSAGE_LEN {
             return Err(IdentifyError::TooLarge(len));
         }
@@ -190,8 +197,18 @@ mod tests {
     async fn round_trips_and_merges_two_messages() {
         let key = libp2p_identity::Keypair::generate_ed25519();
         let addr: Multiaddr = "/ip4/1.2.3.4/tcp/5".parse().unwrap();
-        let a = build_message(&key.public(), "ipfs/0.1.0", "weft/0.1.0", &[addr.clone()], None, vec!["/a".into()]);
-        let b = IdentifyMessage { protocols: vec!["/b".into()], ..Default::default() };
+        let a = build_message(
+            &key.public(),
+            "ipfs/0.1.0",
+            "weft/0.1.0",
+            std::slice::from_ref(&addr),
+            None,
+            vec!["/a".into()],
+        );
+        let b = IdentifyMessage {
+            protocols: vec!["/b".into()],
+            ..Default::default()
+        };
         let mut wire = a.encode_length_delimited_to_vec();
         wire.extend(b.encode_length_delimited_to_vec());
         let got = read(&mut Cursor::new(wire)).await.unwrap();
@@ -205,20 +222,40 @@ mod tests {
     #[tokio::test]
     async fn rejects_oversized_and_truncated_and_empty() {
         let mut big = Vec::new();
-        unsigned_varint::encode::usize(MAX_MESSAGE_LEN + 1, &mut unsigned_varint::encode::usize_buffer())
-            .iter()
-            .for_each(|b| big.push(*b));
-        assert!(matches!(read(&mut Cursor::new(big)).await, Err(IdentifyError::TooLarge(_))));
-        assert!(matches!(read(&mut Cursor::new(vec![0x80u8])).await, Err(IdentifyError::Varint(_))));
-        assert!(matches!(read(&mut Cursor::new(vec![5u8, 1, 2])).await, Err(IdentifyError::Io(_))));
-        assert!(matches!(read(&mut Cursor::new(Vec::new())).await, Err(IdentifyError::Empty)));
+        unsigned_varint::encode::usize(
+            MAX_MESSAGE_LEN + 1,
+            &mut unsigned_varint::encode::usize_buffer(),
+        )
+        .iter()
+        .for_each(|b| big.push(*b));
+        assert!(matches!(
+            read(&mut Cursor::new(big)).await,
+            Err(IdentifyError::TooLarge(_))
+        ));
+        assert!(matches!(
+            read(&mut Cursor::new(vec![0x80u8])).await,
+            Err(IdentifyError::Varint(_))
+        ));
+        assert!(matches!(
+            read(&mut Cursor::new(vec![5u8, 1, 2])).await,
+            Err(IdentifyError::Io(_))
+        ));
+        assert!(matches!(
+            read(&mut Cursor::new(Vec::new())).await,
+            Err(IdentifyError::Empty)
+        ));
     }
 
     #[test]
     fn build_drops_addresses_to_fit() {
         let key = libp2p_identity::Keypair::generate_ed25519();
-        let addrs: Vec<Multiaddr> =
-            (0..1000).map(|i| format!("/ip4/10.0.{}.{}/tcp/4001", i / 250, i % 250).parse().unwrap()).collect();
+        let addrs: Vec<Multiaddr> = (0..1000)
+            .map(|i| {
+                format!("/ip4/10.0.{}.{}/tcp/4001", i / 250, i % 250)
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
         let msg = build_message(&key.public(), "p", "a", &addrs, None, vec![]);
         assert!(msg.encoded_len() <= MAX_SEND_LEN);
         assert!(!msg.listen_addrs.is_empty());

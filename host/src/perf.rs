@@ -74,7 +74,10 @@ pub async fn run_client<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     if received != download {
-        return Err(PerfError::ShortDownload { expected: download, received });
+        return Err(PerfError::ShortDownload {
+            expected: download,
+            received,
+        });
     }
     Ok(PerfReport {
         uploaded: upload,

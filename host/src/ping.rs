@@ -21,7 +21,9 @@ pub enum PingError {
 }
 
 /// Sends one ping on an open stream and returns the round-trip time.
-pub async fn ping_once<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<Duration, PingError> {
+pub async fn ping_once<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+) -> Result<Duration, PingError> {
     let payload: [u8; PAYLOAD_LEN] = rand::random();
     let started = Instant::now();
     stream.write_all(&payload).await?;

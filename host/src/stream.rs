@@ -50,7 +50,14 @@ impl Stream {
             direction,
             protocol: protocol.clone(),
         });
-        Stream { inner, protocol, peer, connection, direction, tracker: Some(tracker) }
+        Stream {
+            inner,
+            protocol,
+            peer,
+            connection,
+            direction,
+            tracker: Some(tracker),
+        }
     }
 
     /// The negotiated protocol id.
@@ -82,7 +89,10 @@ impl Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         if let Some(t) = self.tracker.take() {
-            let count = t.open_streams.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+            let count = t
+                .open_streams
+                .fetch_sub(1, Ordering::AcqRel)
+                .saturating_sub(1);
             (t.on_count_change)(count);
             let _ = t.events.send(Event::ClosedStream {
                 peer: self.peer,

@@ -14,13 +14,26 @@ async fn the_default_host_of_this_feature_set_connects_and_echoes() {
         let _ = s.write_all(&buf).await;
         let _ = s.close().await;
     });
-    let addrs = server.listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap()).await.unwrap();
+    let addrs = server
+        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .await
+        .unwrap();
     let client = Host::builder().build().unwrap();
-    let info = client.dial(&addrs[0].clone().with(Protocol::P2p(server.peer_id()))).await.unwrap();
-    let expected_security = if cfg!(feature = "noise") { "/noise" } else { "/tls/1.0.0" };
+    let info = client
+        .dial(&addrs[0].clone().with(Protocol::P2p(server.peer_id())))
+        .await
+        .unwrap();
+    let expected_security = if cfg!(feature = "noise") {
+        "/noise"
+    } else {
+        "/tls/1.0.0"
+    };
     assert_eq!(info.security, expected_security);
     assert_eq!(info.muxer, "/yamux/1.0.0");
-    let mut s = client.new_stream(server.peer_id(), &["/echo/1.0.0"]).await.unwrap();
+    let mut s = client
+        .new_stream(server.peer_id(), &["/echo/1.0.0"])
+        .await
+        .unwrap();
     s.write_all(b"features").await.unwrap();
     s.close().await.unwrap();
     let mut out = Vec::new();
@@ -39,11 +52,17 @@ async fn a_host_on_the_redb_peerstore_remembers_peers_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("peers.redb");
     let server = Host::builder().build().unwrap();
-    let addrs = server.listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap()).await.unwrap();
+    let addrs = server
+        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .await
+        .unwrap();
     {
         let store = Arc::new(RedbPeerStore::open(&path).unwrap());
         let client = Host::builder().peerstore(store).build().unwrap();
-        client.dial(&addrs[0].clone().with(Protocol::P2p(server.peer_id()))).await.unwrap();
+        client
+            .dial(&addrs[0].clone().with(Protocol::P2p(server.peer_id())))
+            .await
+            .unwrap();
         client.ping(server.peer_id()).await.unwrap();
         client.shutdown().await;
     }

@@ -55,7 +55,10 @@ async fn echo(client: &Host, peer: PeerId, data: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn two_hosts_dial_identify_ping_and_echo() {
     let (server, addr) = echo_host().await;
-    let client = Host::builder().agent_version("weft-test-client").build().unwrap();
+    let client = Host::builder()
+        .agent_version("weft-test-client")
+        .build()
+        .unwrap();
     let mut client_events = client.subscribe();
     let mut server_events = server.subscribe();
 
@@ -66,19 +69,40 @@ async fn two_hosts_dial_identify_ping_and_echo() {
     assert_eq!(info.security, "/noise");
 
     // Events, on both sides, with the right fields.
-    let connected = next_matching(&mut client_events, |e| matches!(e, Event::Connected { .. })).await;
-    let Event::Connected { peer, direction, connection, .. } = connected else { unreachable!() };
-    assert_eq!((peer, direction, connection), (server.peer_id(), Direction::Outbound, info.id));
-    let Event::Connected { peer, direction, .. } =
-        next_matching(&mut server_events, |e| matches!(e, Event::Connected { .. })).await
+    let connected =
+        next_matching(&mut client_events, |e| matches!(e, Event::Connected { .. })).await;
+    let Event::Connected {
+        peer,
+        direction,
+        connection,
+        ..
+    } = connected
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (peer, direction, connection),
+        (server.peer_id(), Direction::Outbound, info.id)
+    );
+    let Event::Connected {
+        peer, direction, ..
+    } = next_matching(&mut server_events, |e| matches!(e, Event::Connected { .. })).await
     else {
         unreachable!()
     };
     assert_eq!((peer, direction), (client.peer_id(), Direction::Inbound));
 
     // Identify: each side learns the other's agent and protocols.
-    let Event::PeerIdentified { peer, agent_version, protocols, listen_addrs, .. } =
-        next_matching(&mut client_events, |e| matches!(e, Event::PeerIdentified { .. })).await
+    let Event::PeerIdentified {
+        peer,
+        agent_version,
+        protocols,
+        listen_addrs,
+        ..
+    } = next_matching(&mut client_events, |e| {
+        matches!(e, Event::PeerIdentified { .. })
+    })
+    .await
     else {
         unreachable!()
     };
@@ -86,9 +110,13 @@ async fn two_hosts_dial_identify_ping_and_echo() {
     assert!(agent_version.starts_with("weft/"));
     assert!(protocols.contains(&ECHO.to_string()));
     assert!(protocols.contains(&"/ipfs/ping/1.0.0".to_string()));
-    assert!(listen_addrs.iter().any(|a| addr.to_string().starts_with(&a.to_string())));
-    let Event::PeerIdentified { agent_version, .. } =
-        next_matching(&mut server_events, |e| matches!(e, Event::PeerIdentified { .. })).await
+    assert!(listen_addrs
+        .iter()
+        .any(|a| addr.to_string().starts_with(&a.to_string())));
+    let Event::PeerIdentified { agent_version, .. } = next_matching(&mut server_events, |e| {
+        matches!(e, Event::PeerIdentified { .. })
+    })
+    .await
     else {
         unreachable!()
     };
@@ -96,9 +124,18 @@ async fn two_hosts_dial_identify_ping_and_echo() {
 
     // The peerstore was filled.
     let ps = client.peerstore();
-    assert_eq!(ps.agent_version(&server.peer_id()).unwrap().as_deref(), Some(agent_version_of(&server)));
-    assert!(ps.supports_protocols(&server.peer_id(), &[ECHO]).unwrap().contains(&ECHO.to_string()));
-    assert_eq!(ps.pubkey(&server.peer_id()).unwrap(), Some(server.keypair().public()));
+    assert_eq!(
+        ps.agent_version(&server.peer_id()).unwrap().as_deref(),
+        Some(agent_version_of(&server))
+    );
+    assert!(ps
+        .supports_protocols(&server.peer_id(), &[ECHO])
+        .unwrap()
+        .contains(&ECHO.to_string()));
+    assert_eq!(
+        ps.pubkey(&server.peer_id()).unwrap(),
+        Some(server.keypair().public())
+    );
     assert!(!ps.addrs(&server.peer_id()).unwrap().is_empty());
 
     // Ping, with the RTT stored.
@@ -111,18 +148,30 @@ async fn two_hosts_dial_identify_ping_and_echo() {
     assert_eq!(echo(&client, server.peer_id(), &data).await, data);
 
     // Stream events.
-    let Event::OpenedStream { protocol, direction, .. } = next_matching(&mut server_events, |e| {
-        matches!(e, Event::OpenedStream { protocol, .. } if protocol == ECHO)
-    })
+    let Event::OpenedStream {
+        protocol,
+        direction,
+        ..
+    } = next_matching(
+        &mut server_events,
+        |e| matches!(e, Event::OpenedStream { protocol, .. } if protocol == ECHO),
+    )
     .await
     else {
         unreachable!()
     };
     assert_eq!((protocol.as_str(), direction), (ECHO, Direction::Inbound));
-    next_matching(&mut server_events, |e| matches!(e, Event::ClosedStream { protocol, .. } if protocol == ECHO)).await;
+    next_matching(
+        &mut server_events,
+        |e| matches!(e, Event::ClosedStream { protocol, .. } if protocol == ECHO),
+    )
+    .await;
 
     client.shutdown().await;
-    next_matching(&mut server_events, |e| matches!(e, Event::Disconnected { .. })).await;
+    next_matching(&mut server_events, |e| {
+        matches!(e, Event::Disconnected { .. })
+    })
+    .await;
     server.shutdown().await;
 }
 
@@ -146,17 +195,26 @@ async fn unknown_protocol_is_refused_and_match_handlers_work() {
     client.dial(&addr).await.unwrap();
 
     // Several ids, none known: negotiation fails with a typed error.
-    let err = client.new_stream(server.peer_id(), &["/nope/1", "/nope/2"]).await.unwrap_err();
+    let err = client
+        .new_stream(server.peer_id(), &["/nope/1", "/nope/2"])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StreamError::Negotiation(_)), "{err:?}");
 
     // A single unknown id is proposed lazily: the refusal surfaces on the first read.
-    let mut s = client.new_stream(server.peer_id(), &["/nope/3"]).await.unwrap();
+    let mut s = client
+        .new_stream(server.peer_id(), &["/nope/3"])
+        .await
+        .unwrap();
     let _ = s.write_all(b"x").await;
     let mut buf = [0u8; 1];
     assert!(s.read(&mut buf).await.is_err());
 
     // The match function picks a handler; the negotiated id is the proposed one.
-    let mut s = client.new_stream(server.peer_id(), &["/nope/4", "/versioned/7"]).await.unwrap();
+    let mut s = client
+        .new_stream(server.peer_id(), &["/nope/4", "/versioned/7"])
+        .await
+        .unwrap();
     assert_eq!(s.protocol(), "/versioned/7");
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
@@ -164,7 +222,10 @@ async fn unknown_protocol_is_refused_and_match_handlers_work() {
 
     // After removal the handler is gone.
     assert!(server.remove_handler("/versioned"));
-    let err = client.new_stream(server.peer_id(), &["/nope/5", "/versioned/8"]).await.unwrap_err();
+    let err = client
+        .new_stream(server.peer_id(), &["/nope/5", "/versioned/8"])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StreamError::Negotiation(_)));
     client.shutdown().await;
     server.shutdown().await;
@@ -179,19 +240,34 @@ async fn identify_push_announces_new_handlers() {
     next_matching(&mut events, |e| matches!(e, Event::PeerIdentified { .. })).await;
 
     server.set_handler("/fresh/1.0.0", |_s| async {});
-    let Event::PeerProtocolsChanged { peer, added, removed } =
-        next_matching(&mut events, |e| matches!(e, Event::PeerProtocolsChanged { .. })).await
+    let Event::PeerProtocolsChanged {
+        peer,
+        added,
+        removed,
+    } = next_matching(&mut events, |e| {
+        matches!(e, Event::PeerProtocolsChanged { .. })
+    })
+    .await
     else {
         unreachable!()
     };
     assert_eq!(peer, server.peer_id());
     assert_eq!(added, vec!["/fresh/1.0.0".to_string()]);
     assert!(removed.is_empty());
-    assert!(client.peerstore().supports_protocols(&server.peer_id(), &["/fresh/1.0.0"]).unwrap().len() == 1);
+    assert!(
+        client
+            .peerstore()
+            .supports_protocols(&server.peer_id(), &["/fresh/1.0.0"])
+            .unwrap()
+            .len()
+            == 1
+    );
 
     server.remove_handler("/fresh/1.0.0");
-    let Event::PeerProtocolsChanged { removed, .. } =
-        next_matching(&mut events, |e| matches!(e, Event::PeerProtocolsChanged { .. })).await
+    let Event::PeerProtocolsChanged { removed, .. } = next_matching(&mut events, |e| {
+        matches!(e, Event::PeerProtocolsChanged { .. })
+    })
+    .await
     else {
         unreachable!()
     };
@@ -206,18 +282,27 @@ async fn dial_by_peer_id_and_concurrent_dials_share_one_connection() {
     let client = Host::builder().build().unwrap();
     // Unknown peer, no addresses: a clear error.
     let err = client.dial_peer(server.peer_id()).await.unwrap_err();
-    assert!(matches!(err, weft_host::DialError::NoAddresses(_)), "{err:?}");
+    assert!(
+        matches!(err, weft_host::DialError::NoAddresses(_)),
+        "{err:?}"
+    );
 
     // Addresses from the peerstore.
     let bare: Multiaddr = addr.iter().take(2).collect();
-    client.peerstore().add_addrs(&server.peer_id(), &[bare], Duration::from_secs(60)).unwrap();
+    client
+        .peerstore()
+        .add_addrs(&server.peer_id(), &[bare], Duration::from_secs(60))
+        .unwrap();
     let dials = (0..16).map(|_| client.dial_peer(server.peer_id()));
     let results = futures::future::join_all(dials).await;
     let ids: std::collections::HashSet<_> = results.into_iter().map(|r| r.unwrap().id).collect();
     assert_eq!(ids.len(), 1, "concurrent dials must share one connection");
     assert_eq!(client.connections_to(&server.peer_id()).len(), 1);
     // A later dial reuses it.
-    assert_eq!(client.dial(&addr).await.unwrap().id, *ids.iter().next().unwrap());
+    assert_eq!(
+        client.dial(&addr).await.unwrap().id,
+        *ids.iter().next().unwrap()
+    );
     client.shutdown().await;
     server.shutdown().await;
 }
@@ -227,9 +312,16 @@ async fn dialing_the_wrong_peer_id_fails() {
     let (server, addr) = echo_host().await;
     let client = Host::builder().build().unwrap();
     let other = PeerId::random();
-    let wrong: Multiaddr = addr.iter().take(2).collect::<Multiaddr>().with(Protocol::P2p(other));
+    let wrong: Multiaddr = addr
+        .iter()
+        .take(2)
+        .collect::<Multiaddr>()
+        .with(Protocol::P2p(other));
     let err = client.dial(&wrong).await.unwrap_err();
-    assert!(err.to_string().contains("expected") || err.to_string().contains("mismatch"), "{err}");
+    assert!(
+        err.to_string().contains("expected") || err.to_string().contains("mismatch"),
+        "{err}"
+    );
     assert!(!client.is_connected(&server.peer_id()));
     client.shutdown().await;
     server.shutdown().await;
@@ -266,17 +358,24 @@ async fn shutdown_closes_listeners_and_connections() {
     client.dial(&addr).await.unwrap();
     server.shutdown().await;
     next_matching(&mut events, |e| matches!(e, Event::ListenClose { .. })).await;
-    next_matching(&mut client_events, |e| matches!(e, Event::Disconnected { .. })).await;
+    next_matching(&mut client_events, |e| {
+        matches!(e, Event::Disconnected { .. })
+    })
+    .await;
     assert!(server.connections().is_empty());
     // Nothing listens any more.
     let bare: Multiaddr = addr.iter().take(2).collect();
-    assert!(tokio::net::TcpStream::connect(bare_socket(&bare)).await.is_err());
+    assert!(tokio::net::TcpStream::connect(bare_socket(&bare))
+        .await
+        .is_err());
     client.shutdown().await;
 }
 
 fn bare_socket(addr: &Multiaddr) -> std::net::SocketAddr {
     let mut it = addr.iter();
-    let (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) = (it.next(), it.next()) else { panic!() };
+    let (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) = (it.next(), it.next()) else {
+        panic!()
+    };
     (ip, port).into()
 }
 
@@ -291,8 +390,14 @@ async fn memory_transport_works_too() {
     });
     let addrs = server.listen(&"/memory/0".parse().unwrap()).await.unwrap();
     let client = Host::builder().build().unwrap();
-    client.dial(&addrs[0].clone().with(Protocol::P2p(server.peer_id()))).await.unwrap();
-    assert_eq!(echo(&client, server.peer_id(), b"in memory").await, b"in memory");
+    client
+        .dial(&addrs[0].clone().with(Protocol::P2p(server.peer_id())))
+        .await
+        .unwrap();
+    assert_eq!(
+        echo(&client, server.peer_id(), b"in memory").await,
+        b"in memory"
+    );
     client.shutdown().await;
     server.shutdown().await;
 }

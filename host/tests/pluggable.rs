@@ -41,13 +41,22 @@ async fn plaintext_security_and_a_custom_muxer_plug_in() {
         let _ = s.write_all(&buf).await;
         let _ = s.close().await;
     });
-    let addrs = server.listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap()).await.unwrap();
+    let addrs = server
+        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .await
+        .unwrap();
     let client = host(Keypair::generate_ed25519());
     let mut events = client.subscribe();
-    let info = client.dial(&addrs[0].clone().with(Protocol::P2p(server.peer_id()))).await.unwrap();
+    let info = client
+        .dial(&addrs[0].clone().with(Protocol::P2p(server.peer_id())))
+        .await
+        .unwrap();
     assert_eq!(info.security, "/plaintext/2.0.0");
     assert_eq!(info.muxer, "/my-muxer/1.0.0");
-    let mut s = client.new_stream(server.peer_id(), &["/echo/1.0.0"]).await.unwrap();
+    let mut s = client
+        .new_stream(server.peer_id(), &["/echo/1.0.0"])
+        .await
+        .unwrap();
     s.write_all(b"plain").await.unwrap();
     s.close().await.unwrap();
     let mut out = Vec::new();

@@ -84,7 +84,8 @@ impl Transport for MemoryTransport {
     }
 
     async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn Listener>, TransportError> {
-        let mut port = memory_port(addr).ok_or_else(|| TransportError::Unsupported(addr.clone()))?;
+        let mut port =
+            memory_port(addr).ok_or_else(|| TransportError::Unsupported(addr.clone()))?;
         let (tx, rx) = mpsc::channel(ACCEPT_BACKLOG);
         let mut map = registry().lock().map_err(|_| TransportError::Closed)?;
         if port == 0 {

@@ -17,7 +17,7 @@ pub enum TransportOutput {
     /// A raw byte stream; the host upgrades it.
     Raw(BoxedIo),
     /// A connection that is already secure and multiplexed.
-    Connection(Connection),
+    Connection(Box<Connection>),
 }
 
 impl std::fmt::Debug for TransportOutput {

@@ -21,7 +21,11 @@ enum Family {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Ip(SocketAddr),
-    Dns { name: String, family: Family, port: u16 },
+    Dns {
+        name: String,
+        family: Family,
+        port: u16,
+    },
 }
 
 fn parse(addr: &Multiaddr) -> Option<Target> {
@@ -37,9 +41,21 @@ fn parse(addr: &Multiaddr) -> Option<Target> {
     Some(match host {
         Protocol::Ip4(ip) => Target::Ip(SocketAddr::new(IpAddr::V4(ip), port)),
         Protocol::Ip6(ip) => Target::Ip(SocketAddr::new(IpAddr::V6(ip), port)),
-        Protocol::Dns(name) => Target::Dns { name: name.to_string(), family: Family::Any, port },
-        Protocol::Dns4(name) => Target::Dns { name: name.to_string(), family: Family::V4, port },
-        Protocol::Dns6(name) => Target::Dns { name: name.to_string(), family: Family::V6, port },
+        Protocol::Dns(name) => Target::Dns {
+            name: name.to_string(),
+            family: Family::Any,
+            port,
+        },
+        Protocol::Dns4(name) => Target::Dns {
+            name: name.to_string(),
+            family: Family::V4,
+            port,
+        },
+        Protocol::Dns6(name) => Target::Dns {
+            name: name.to_string(),
+            family: Family::V6,
+            port,
+        },
         _ => return None,
     })
 }
@@ -54,10 +70,13 @@ pub fn socket_to_multiaddr(addr: SocketAddr) -> Multiaddr {
 }
 
 async fn resolve(name: &str, family: Family, port: u16) -> Result<Vec<SocketAddr>, TransportError> {
-    let found = tokio::net::lookup_host((name, port)).await.map_err(|e| TransportError::Resolve {
-        name: name.to_string(),
-        reason: e.to_string(),
-    })?;
+    let found =
+        tokio::net::lookup_host((name, port))
+            .await
+            .map_err(|e| TransportError::Resolve {
+                name: name.to_string(),
+                reason: e.to_string(),
+            })?;
     let addrs: Vec<SocketAddr> = found
         .filter(|a| match family {
             Family::Any => true,
@@ -139,7 +158,11 @@ impl Transport for TcpTransport {
         let Some(Target::Ip(sa)) = parse(addr) else {
             return Err(TransportError::Unsupported(addr.clone()));
         };
-        let socket = if sa.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        let socket = if sa.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
         socket.set_reuseaddr(true)?;
         socket.bind(sa)?;
         let listener = socket.listen(LISTEN_BACKLOG)?;
@@ -180,7 +203,14 @@ mod tests {
         let a: Multiaddr = "/ip4/127.0.0.1/tcp/80".parse().unwrap();
         assert_eq!(parse(&a), Some(Target::Ip("127.0.0.1:80".parse().unwrap())));
         let b: Multiaddr = "/dns4/localhost/tcp/1".parse().unwrap();
-        assert!(matches!(parse(&b), Some(Target::Dns { family: Family::V4, port: 1, .. })));
+        assert!(matches!(
+            parse(&b),
+            Some(Target::Dns {
+                family: Family::V4,
+                port: 1,
+                ..
+            })
+        ));
         let c: Multiaddr = "/ip4/127.0.0.1/udp/80".parse().unwrap();
         assert_eq!(parse(&c), None);
         let d: Multiaddr = "/ip4/127.0.0.1/tcp/80/ws".parse().unwrap();
@@ -190,7 +220,10 @@ mod tests {
     #[tokio::test]
     async fn listens_on_port_zero_and_reports_the_real_port() {
         let t = TcpTransport::new();
-        let l = t.listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap()).await.unwrap();
+        let l = t
+            .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .await
+            .unwrap();
         let addrs = l.local_addrs();
         assert_eq!(addrs.len(), 1);
         assert!(!addrs[0].to_string().ends_with("/tcp/0"));
@@ -199,8 +232,13 @@ mod tests {
     #[tokio::test]
     async fn dials_a_dns4_name() {
         let t = TcpTransport::new();
-        let mut l = t.listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap()).await.unwrap();
-        let Some(Protocol::Tcp(port)) = l.local_addrs()[0].iter().nth(1) else { panic!() };
+        let mut l = t
+            .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .await
+            .unwrap();
+        let Some(Protocol::Tcp(port)) = l.local_addrs()[0].iter().nth(1) else {
+            panic!()
+        };
         let target: Multiaddr = format!("/dns4/localhost/tcp/{port}").parse().unwrap();
         let (dialed, accepted) = tokio::join!(t.dial(&target), l.accept());
         assert_eq!(dialed.unwrap().remote_addr, accepted.unwrap().local_addr);

@@ -27,10 +27,16 @@ pub struct Plaintext {
 impl Plaintext {
     /// For this identity.
     pub fn new(keypair: &Keypair) -> Self {
-        Plaintext { keypair: keypair.clone() }
+        Plaintext {
+            keypair: keypair.clone(),
+        }
     }
 
-    async fn exchange(&self, mut io: BoxedIo, expected: Option<PeerId>) -> Result<SecuredConnection, SecurityError> {
+    async fn exchange(
+        &self,
+        mut io: BoxedIo,
+        expected: Option<PeerId>,
+    ) -> Result<SecuredConnection, SecurityError> {
         let ours = Exchange {
             id: Some(self.keypair.public().to_peer_id().to_bytes()),
             pubkey: Some(self.keypair.public().encode_protobuf()),
@@ -50,25 +56,37 @@ impl Plaintext {
                 return Err(SecurityError::Protocol("length prefix too long".into()));
             }
         }
-        let (len, _) = unsigned_varint::decode::usize(&prefix).map_err(|e| SecurityError::Protocol(Box::new(e)))?;
+        let (len, _) = unsigned_varint::decode::usize(&prefix)
+            .map_err(|e| SecurityError::Protocol(Box::new(e)))?;
         if len > MAX_EXCHANGE_LEN {
             return Err(SecurityError::Protocol("exchange message too large".into()));
         }
         let mut buf = vec![0u8; len];
         io.read_exact(&mut buf).await?;
-        let theirs = Exchange::decode(buf.as_slice()).map_err(|e| SecurityError::Protocol(Box::new(e)))?;
+        let theirs =
+            Exchange::decode(buf.as_slice()).map_err(|e| SecurityError::Protocol(Box::new(e)))?;
         let key = PublicKey::try_decode_protobuf(theirs.pubkey.as_deref().unwrap_or_default())
             .map_err(|e| SecurityError::Authentication(Box::new(e)))?;
         let peer = key.to_peer_id();
         let claimed = PeerId::from_bytes(theirs.id.as_deref().unwrap_or_default())
             .map_err(|e| SecurityError::Authentication(Box::new(e)))?;
         if claimed != peer {
-            return Err(SecurityError::Authentication("id does not match the key".into()));
+            return Err(SecurityError::Authentication(
+                "id does not match the key".into(),
+            ));
         }
         if let Some(expected) = expected.filter(|e| *e != peer) {
-            return Err(SecurityError::PeerIdMismatch { expected, actual: peer });
+            return Err(SecurityError::PeerIdMismatch {
+                expected,
+                actual: peer,
+            });
         }
-        Ok(SecuredConnection { remote_peer: peer, remote_public_key: key, io, muxer: None })
+        Ok(SecuredConnection {
+            remote_peer: peer,
+            remote_public_key: key,
+            io,
+            muxer: None,
+        })
     }
 }
 
@@ -87,7 +105,11 @@ impl SecurityUpgrade for Plaintext {
         self.exchange(io, expected).await
     }
 
-    async fn secure_inbound(&self, io: BoxedIo, _muxers: &[String]) -> Result<SecuredConnection, SecurityError> {
+    async fn secure_inbound(
+        &self,
+        io: BoxedIo,
+        _muxers: &[String],
+    ) -> Result<SecuredConnection, SecurityError> {
         self.exchange(io, None).await
     }
 }
