@@ -7,7 +7,9 @@ use crate::transport::Transport;
 use libp2p_identity::Keypair;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_connmgr::{ConnectionPolicy, NoLimits};
+use weft_connmgr::{
+    ConnectionLimits, ConnectionManager, ConnectionManagerConfig, ConnectionPolicy,
+};
 use weft_peerstore::{MemoryPeerStore, PeerStore};
 use weft_upgrader::{SecurityUpgrade, StreamMuxer, Upgrader};
 
@@ -15,8 +17,8 @@ use weft_upgrader::{SecurityUpgrade, StreamMuxer, Upgrader};
 ///
 /// Everything has a default, so `Host::builder().build()` is a working host: a fresh
 /// Ed25519 identity; TCP (feature `tcp`) and in-memory transports; Noise then TLS
-/// (features `noise`, `tls`); yamux (feature `yamux`); a memory peerstore; no
-/// connection limits. Adding a security protocol or muxer replaces the defaults of
+/// (features `noise`, `tls`); yamux (feature `yamux`); a memory peerstore; and a
+/// connection manager with the defaults of [`default_policy`]. Adding a security protocol or muxer replaces the defaults of
 /// that kind; the order of the calls is the order of preference.
 pub struct HostBuilder {
     keypair: Option<Keypair>,
@@ -84,8 +86,8 @@ impl HostBuilder {
         self
     }
 
-    /// The connection policy (default: [`NoLimits`]); for example a
-    /// `weft_connmgr` connection manager.
+    /// The connection policy (default: [`default_policy`]); `weft_connmgr::NoLimits`
+    /// turns every limit off.
     pub fn connection_policy(mut self, policy: Arc<dyn ConnectionPolicy>) -> Self {
         self.policy = Some(policy);
         self
@@ -158,14 +160,17 @@ impl HostBuilder {
         for m in muxers {
             upgrader = upgrader.muxer(m);
         }
-        let upgrader = upgrader.build().map_err(|e| BuildError::Security {
-            protocol: "upgrader",
+        let upgrader = upgrader.build().map_err(|e| BuildError::Config {
+            component: "upgrader",
             reason: e.to_string(),
         })?;
         let peerstore = self
             .peerstore
             .unwrap_or_else(|| Arc::new(MemoryPeerStore::new()));
-        let policy = self.policy.unwrap_or_else(|| Arc::new(NoLimits));
+        let policy = match self.policy {
+            Some(p) => p,
+            None => default_policy()?,
+        };
         Ok(Host::from_parts(
             keypair,
             self.config,
@@ -210,4 +215,23 @@ fn default_transports() -> Vec<Arc<dyn Transport>> {
     list.push(Arc::new(crate::transport::tcp::TcpTransport::new()));
     list.push(Arc::new(MemoryTransport::new()));
     list
+}
+
+/// The default connection policy: trim from 192 down to 160 established connections
+/// (go-libp2p's watermarks), never trimming connections younger than 20 s; at most
+/// 128 inbound handshakes at once and 16 inbound connections per remote IP address
+/// (loopback exempt), so a flood of half-open connections stays cheap.
+pub fn default_policy() -> Result<Arc<dyn ConnectionPolicy>, BuildError> {
+    let limits = ConnectionLimits::default()
+        .with_max_pending_inbound(128)
+        .with_max_inbound_per_ip(16);
+    let config = ConnectionManagerConfig::default()
+        .with_limits(limits)
+        .with_watermarks(160, 192)
+        .with_grace_period(Duration::from_secs(20));
+    let manager = ConnectionManager::new(config).map_err(|e| BuildError::Config {
+        component: "connection manager",
+        reason: e.to_string(),
+    })?;
+    Ok(Arc::new(manager))
 }

@@ -123,6 +123,14 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
+    /// A component rejected its configuration.
+    #[error("invalid {component} configuration: {reason}")]
+    Config {
+        /// Which component.
+        component: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// `build` was called outside a tokio runtime.
     #[error("a host must be built inside a tokio runtime")]
     NoRuntime,
