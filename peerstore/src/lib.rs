@@ -65,3 +65,8 @@ pub use ttl::{
     CONNECTED_ADDR_TTL, DEFAULT_ADDR_TTL, OWN_OBSERVED_ADDR_TTL, PERMANENT_ADDR_TTL,
     PROVIDER_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL, TEMP_ADDR_TTL,
 };
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
