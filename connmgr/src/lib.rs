@@ -4,8 +4,13 @@
 //! when it wants to shed load; the policy answers and the host acts. This crate does no
 //! I/O of its own.
 //!
-//! - [`NoLimits`] accepts everything.
-//! - A user's own type can implement [`ConnectionPolicy`].
+//! - [`ConnectionManager`] enforces hard [`ConnectionLimits`] (refusals are typed
+//!   [`LimitError`]s) and trims established connections between low and high
+//!   [`Watermarks`], ranked by protection, grace period, tag values (plain and
+//!   decaying, see [`DecayFn`]), open streams and direction. Time comes from a
+//!   [`Clock`]; tests use a [`ManualClock`].
+//! - [`NoLimits`] accepts everything and never trims.
+//! - A user's own type can implement [`ConnectionPolicy`] (see the README).
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod clock;

@@ -13,7 +13,7 @@ use crate::decay::DecayFn;
 use crate::{ConnectionId, Direction};
 
 /// One established connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ConnRecord {
     pub(crate) peer: PeerId,
     pub(crate) direction: Direction,
@@ -62,42 +62,44 @@ pub(crate) struct DecayingTagState {
 impl DecayingTagState {
     /// `value` decayed up to `now`, or `None` when the decay removed it.
     pub(crate) fn decayed(&self, value: DecayingValue, now: Instant) -> Option<DecayingValue> {
-        let elapsed = now.saturating_duration_since(value.since);
-        let interval = self.interval.as_nanos().max(1);
-        let intervals = elapsed.as_nanos() / interval;
-        if intervals == 0 {
-            return Some(value);
-        }
-        let remainder = u64::try_from(elapsed.as_nanos() % interval).unwrap_or(0);
-        let since = now - Duration::from_nanos(remainder);
-        let decayed = self
-            .decay
-            .apply(value.value, u64::try_from(intervals).unwrap_or(u64::MAX))?;
-        Some(DecayingValue {
-            value: decayed,
-            since,
-        })
+        decay_value(self.interval, &self.decay, value, now)
     }
 
     /// Brings every value up to date with `now`, dropping the removed ones.
     pub(crate) fn decay_all(&mut self, now: Instant) {
-        let decay = |v: DecayingValue| self.decayed(v, now);
-        let updated: Vec<(PeerId, Option<DecayingValue>)> = self
-            .values
-            .iter()
-            .map(|(peer, v)| (*peer, decay(*v)))
-            .collect();
-        for (peer, v) in updated {
-            match v {
-                Some(v) => {
-                    self.values.insert(peer, v);
+        let (interval, decay) = (self.interval, &self.decay);
+        self.values
+            .retain(|_, v| match decay_value(interval, decay, *v, now) {
+                Some(updated) => {
+                    *v = updated;
+                    true
                 }
-                None => {
-                    self.values.remove(&peer);
-                }
-            }
-        }
+                None => false,
+            });
     }
+}
+
+/// `value` of a tag decaying by `decay` every `interval`, brought up to `now`. The
+/// result stays on the interval grid, so bumps do not shift the decay's phase.
+fn decay_value(
+    interval: Duration,
+    decay: &DecayFn,
+    value: DecayingValue,
+    now: Instant,
+) -> Option<DecayingValue> {
+    let elapsed = now.saturating_duration_since(value.since);
+    let interval = interval.as_nanos().max(1);
+    let intervals = elapsed.as_nanos() / interval;
+    if intervals == 0 {
+        return Some(value);
+    }
+    let remainder = u64::try_from(elapsed.as_nanos() % interval).unwrap_or(0);
+    let since = now - Duration::from_nanos(remainder);
+    let decayed = decay.apply(value.value, u64::try_from(intervals).unwrap_or(u64::MAX))?;
+    Some(DecayingValue {
+        value: decayed,
+        since,
+    })
 }
 
 /// All the manager's mutable state.
@@ -159,19 +161,19 @@ impl State {
         self.peers.entry(record.peer).or_default().connections += 1;
         if let Some(old) = self.connections.insert(conn, record) {
             // The caller removes duplicates first; keep the counters right regardless.
-            self.forget(old);
+            self.forget(&old);
         }
     }
 
     /// Forgets a closed connection; returns it if it was known.
     pub(crate) fn remove_connection(&mut self, conn: ConnectionId) -> Option<ConnRecord> {
         let record = self.connections.remove(&conn)?;
-        self.forget(record.clone());
+        self.forget(&record);
         Some(record)
     }
 
     /// Undoes the counters of a record that left `connections`.
-    fn forget(&mut self, record: ConnRecord) {
+    fn forget(&mut self, record: &ConnRecord) {
         match record.direction {
             Direction::Inbound => {
                 self.established_inbound = self.established_inbound.saturating_sub(1)
