@@ -129,6 +129,8 @@ async function pingOnce (node, peerId, signal) {
 /** Send `n` random bytes on /echo/1.0.0 while reading, half-close, read to EOF, verify. */
 async function echo (node, peerId, n, signal) {
   const stream = await node.dialProtocol(peerId, ECHO_PROTOCOL, { signal })
+  // Reading is not abortable by itself: abort the stream when time is up.
+  signal.addEventListener('abort', () => stream.abort(new Error('echo timed out')))
   const payload = randomBytes(n)
   const writer = (async () => {
     for (let offset = 0; offset < n; offset += ECHO_CHUNK) {
