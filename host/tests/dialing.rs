@@ -37,7 +37,11 @@ async fn a_stalled_address_does_not_hold_up_a_good_one() {
     let started = Instant::now();
     client
         .peerstore()
-        .add_addrs(&server.peer_id(), &[good.clone()], Duration::from_secs(60))
+        .add_addrs(
+            &server.peer_id(),
+            std::slice::from_ref(&good),
+            Duration::from_secs(60),
+        )
         .unwrap();
     let info = client.dial_peer(server.peer_id()).await.unwrap();
     assert_eq!(info.remote_addr, good);
