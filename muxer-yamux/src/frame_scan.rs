@@ -10,6 +10,11 @@ pub(crate) const HEADER_LEN: usize = 12;
 
 /// Frame type: data.
 pub(crate) const TYPE_DATA: u8 = 0x0;
+/// Frame type: window update.
+pub(crate) const TYPE_WINDOW_UPDATE: u8 = 0x1;
+/// Frame type: ping.
+#[cfg(test)]
+pub(crate) const TYPE_PING: u8 = 0x2;
 /// Frame type: go-away.
 pub(crate) const TYPE_GO_AWAY: u8 = 0x3;
 

@@ -21,9 +21,18 @@
 //! Reads return EOF only when the remote half-closed the stream (FIN). A stream reset
 //! by the remote fails with [`std::io::ErrorKind::ConnectionReset`], and a stream cut
 //! by the end of its connection (close by either side, go-away, I/O failure) with
-//! [`std::io::ErrorKind::ConnectionAborted`], after the data already received has
-//! been read. The `yamux` crate reports all of these as EOF; this crate tells them
-//! apart by following the frame headers on the socket (see `tap.rs`).
+//! [`std::io::ErrorKind::ConnectionAborted`]. The `yamux` crate reports all of these
+//! as EOF; this crate tells them apart by following the frame headers on the socket
+//! (see `tap.rs`).
+//!
+//! The end of a connection wakes every task blocked reading or writing one of its
+//! streams, however it ended: the remote's close or go-away, an I/O failure, our own
+//! [`close`](weft_upgrader::MuxedConnection::close), or the driver future dropped
+//! (even in the middle of a close). When the remote closed or the connection failed,
+//! a stream first returns the data it had already received, then the error. After our
+//! own close, `yamux` 0.14 no longer lets a stream read what it had buffered (its
+//! `poll_read` first needs the stream's command channel, which the close shuts), so
+//! reads on our side fail at once, losing data received but not yet read.
 //!
 //! `MuxedStream::reset` sends RST whatever the stream's state (yamux itself sends it
 //! only when a stream is dropped with both directions open). Dropping a stream

@@ -1,6 +1,8 @@
 //! State shared by the driver, the connection handle, the streams and the I/O tap.
 
-use crate::frame_scan::{FrameHeader, FLAG_FIN, FLAG_RST, FLAG_SYN, TYPE_GO_AWAY};
+use crate::frame_scan::{
+    FrameHeader, FLAG_FIN, FLAG_RST, FLAG_SYN, TYPE_DATA, TYPE_GO_AWAY, TYPE_WINDOW_UPDATE,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -26,10 +28,29 @@ pub(crate) enum End {
     Failed(String),
 }
 
+/// Which side of a stream a task waits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// `poll_read`.
+    Read,
+    /// `poll_write`, `poll_flush` or `poll_close`.
+    Write,
+}
+
+/// What we keep about one stream we hold.
+#[derive(Debug, Default)]
+struct StreamEntry {
+    signals: StreamSignals,
+    /// The task last left waiting in `poll_read`, woken when the connection ends.
+    reader: Option<Waker>,
+    /// The task last left waiting to write, woken when the connection ends.
+    writer: Option<Waker>,
+}
+
 #[derive(Debug, Default)]
 struct Guarded {
-    /// Signals of the streams we hold, by stream id.
-    streams: HashMap<u32, StreamSignals>,
+    /// The streams we hold, by stream id; an entry goes when its stream is dropped.
+    streams: HashMap<u32, StreamEntry>,
     /// Stream ids whose RST frame still has to be written.
     pending_resets: VecDeque<u32>,
     /// Wakes the driver (to write a pending reset).
@@ -66,16 +87,20 @@ impl Shared {
             return;
         }
         let mut guarded = self.lock();
-        // A SYN announces a stream yamux is about to hand us; other frames only matter
-        // for streams we already track.
-        let entry = if header.has(FLAG_SYN) {
+        // A SYN on a data or window-update frame announces a stream yamux is about to
+        // hand us (or, if the SYN is invalid, kill the connection for); other frames
+        // only matter for streams we already track. yamux ignores the flags of a ping,
+        // so a ping's SYN must not create an entry that no stream would ever remove.
+        let opens = header.has(FLAG_SYN)
+            && (header.frame_type == TYPE_DATA || header.frame_type == TYPE_WINDOW_UPDATE);
+        let entry = if opens {
             Some(guarded.streams.entry(header.stream_id).or_default())
         } else {
             guarded.streams.get_mut(&header.stream_id)
         };
-        if let Some(signals) = entry {
-            signals.fin |= header.has(FLAG_FIN);
-            signals.rst |= header.has(FLAG_RST);
+        if let Some(entry) = entry {
+            entry.signals.fin |= header.has(FLAG_FIN);
+            entry.signals.rst |= header.has(FLAG_RST);
         }
     }
 
@@ -94,8 +119,34 @@ impl Shared {
         self.lock()
             .streams
             .get(&stream_id)
-            .copied()
+            .map(|entry| entry.signals)
             .unwrap_or_default()
+    }
+
+    /// Remembers that a task waits on `direction` of `stream_id`, to wake it when the
+    /// connection ends. Returns `false`, storing nothing, if it already ended: the
+    /// check and the store happen under the lock [`Shared::set_end`] takes, so a
+    /// wake-up is never lost.
+    pub(crate) fn register_waiter(
+        &self,
+        stream_id: u32,
+        direction: Direction,
+        waker: &Waker,
+    ) -> bool {
+        let mut guarded = self.lock();
+        if guarded.end.is_some() {
+            return false;
+        }
+        let entry = guarded.streams.entry(stream_id).or_default();
+        let slot = match direction {
+            Direction::Read => &mut entry.reader,
+            Direction::Write => &mut entry.writer,
+        };
+        match slot {
+            Some(known) if known.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+        true
     }
 
     /// Queues an RST frame for `stream_id` and wakes the driver to write it.
@@ -124,15 +175,32 @@ impl Shared {
         }
     }
 
-    /// Records how the connection ended (the first reason wins).
+    /// Records how the connection ended (the first reason wins) and wakes every task
+    /// waiting on one of its streams: the `yamux` crate does not wake them when the
+    /// connection is closed or dropped mid-close.
     pub(crate) fn set_end(&self, end: End) {
         self.closed.store(true, Ordering::Release);
         if end == End::Remote {
             self.remote_went_away.store(true, Ordering::Release);
         }
-        let mut guarded = self.lock();
-        guarded.end.get_or_insert(end);
-        guarded.pending_resets.clear();
+        let waiters: Vec<Waker> = {
+            let mut guarded = self.lock();
+            guarded.end.get_or_insert(end);
+            guarded.pending_resets.clear();
+            guarded
+                .streams
+                .values_mut()
+                .flat_map(|entry| [entry.reader.take(), entry.writer.take()])
+                .flatten()
+                .collect()
+        };
+        tracing::trace!(
+            waiters = waiters.len(),
+            "waking the streams of an ended connection"
+        );
+        for waker in waiters {
+            waker.wake();
+        }
     }
 
     /// How the connection ended, if it did.
@@ -174,7 +242,31 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame_scan::TYPE_DATA;
+    use crate::frame_scan::TYPE_PING;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Counter {
+        fn waker() -> (Arc<Counter>, Waker) {
+            let counter = Arc::new(Counter::default());
+            (counter.clone(), Waker::from(counter))
+        }
+
+        fn count(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
 
     fn header(flags: u16, stream_id: u32) -> FrameHeader {
         FrameHeader {
@@ -198,6 +290,60 @@ mod tests {
         assert!(shared.signals(9).rst);
         shared.forget(9);
         assert_eq!(shared.signals(9), StreamSignals::default());
+    }
+
+    #[test]
+    fn a_ping_with_syn_tracks_nothing() {
+        let shared = Shared::default();
+        for id in 1..100 {
+            shared.on_inbound_header(FrameHeader {
+                frame_type: TYPE_PING,
+                flags: FLAG_SYN,
+                stream_id: id,
+                length: 0,
+            });
+        }
+        assert!(shared.lock().streams.is_empty());
+        shared.on_inbound_header(FrameHeader {
+            frame_type: TYPE_WINDOW_UPDATE,
+            flags: FLAG_SYN,
+            stream_id: 2,
+            length: 0,
+        });
+        assert_eq!(shared.lock().streams.len(), 1);
+    }
+
+    #[test]
+    fn the_end_wakes_every_waiting_task_once() {
+        let shared = Shared::default();
+        let (reader, reader_waker) = Counter::waker();
+        let (writer, writer_waker) = Counter::waker();
+        let (other, other_waker) = Counter::waker();
+        shared.track(1);
+        shared.track(3);
+        assert!(shared.register_waiter(1, Direction::Read, &reader_waker));
+        assert!(shared.register_waiter(1, Direction::Read, &reader_waker));
+        assert!(shared.register_waiter(1, Direction::Write, &writer_waker));
+        assert!(shared.register_waiter(3, Direction::Read, &other_waker));
+        shared.set_end(End::Local);
+        assert_eq!((reader.count(), writer.count(), other.count()), (1, 1, 1));
+        // A task arriving after the end is told so instead of being stored.
+        assert!(!shared.register_waiter(1, Direction::Read, &reader_waker));
+        shared.set_end(End::Remote);
+        assert_eq!((reader.count(), writer.count(), other.count()), (1, 1, 1));
+        assert_eq!(shared.end(), Some(End::Local));
+    }
+
+    #[test]
+    fn a_dropped_stream_takes_its_wakers_along() {
+        let shared = Shared::default();
+        let (reader, reader_waker) = Counter::waker();
+        shared.track(5);
+        assert!(shared.register_waiter(5, Direction::Read, &reader_waker));
+        shared.forget(5);
+        assert!(shared.lock().streams.is_empty());
+        shared.set_end(End::Failed("gone".to_owned()));
+        assert_eq!(reader.count(), 0);
     }
 
     #[test]

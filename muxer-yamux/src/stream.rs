@@ -1,8 +1,16 @@
 //! One yamux stream behind [`MuxedStream`].
+//!
+//! The `yamux` crate wakes a stream's blocked reader or writer when data, window, a
+//! FIN or an RST arrives, or when the connection fails, but not when the connection is
+//! closed locally or its driver is dropped mid-close: such a task would wait forever.
+//! So whenever yamux leaves a task waiting, the stream also registers it in
+//! [`Shared`], which wakes every waiting task when the connection ends; a task that
+//! finds the connection ended gets whatever yamux still lets it read (the buffered data
+//! after the remote's close or an I/O failure, nothing after our own close), then an
+//! error.
 
-use crate::shared::{End, Shared};
+use crate::shared::{Direction, End, Shared};
 use futures::io::{AsyncRead, AsyncWrite};
-use futures::ready;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -59,8 +67,20 @@ impl YamuxStream {
         )
     }
 
-    /// Turns yamux's generic write error into the reason, when we know it.
-    fn write_error(&self, err: io::Error) -> io::Error {
+    /// yamux left the task waiting on `direction`: it stays waiting, to be woken by
+    /// yamux or by the end of the connection, unless the connection already ended.
+    fn wait_or_abort<T>(&self, direction: Direction, cx: &Context<'_>) -> Poll<io::Result<T>> {
+        if self.shared.register_waiter(self.id, direction, cx.waker()) {
+            Poll::Pending
+        } else {
+            Poll::Ready(Err(self.abort_error()))
+        }
+    }
+
+    /// Turns yamux's generic error (`WriteZero`, "connection is closed") into the
+    /// reason, when we know it. Reads fail with it too: yamux's `poll_read` first
+    /// polls the stream's command channel, which our own close shuts.
+    fn explain_error(&self, err: io::Error) -> io::Error {
         if self.shared.signals(self.id).rst || self.shared.is_closed() {
             self.abort_error()
         } else {
@@ -79,13 +99,31 @@ impl AsyncRead for YamuxStream {
         let Some(inner) = &mut this.inner else {
             return Poll::Ready(Err(this.locally_reset()));
         };
-        let n = ready!(Pin::new(&mut *inner).poll_read(cx, buf))?;
+        let n = match Pin::new(&mut *inner).poll_read(cx, buf) {
+            Poll::Ready(result) => result.map_err(|e| this.explain_error(e))?,
+            Poll::Pending => {
+                if this
+                    .shared
+                    .register_waiter(this.id, Direction::Read, cx.waker())
+                {
+                    return Poll::Pending;
+                }
+                // The connection ended, so nothing more reaches yamux's buffer: read
+                // what it holds, if it got more since the poll above, then fail.
+                match Pin::new(&mut *inner).poll_read(cx, buf) {
+                    Poll::Ready(result) => result.map_err(|e| this.explain_error(e))?,
+                    Poll::Pending => return Poll::Ready(Err(this.abort_error())),
+                }
+            }
+        };
         if n > 0 {
             // yamux computes the window update at the start of a read, so the credit
             // for what we just took would wait for the next read. An empty read sends
             // it now, without consuming data: a reader that caught up unblocks its
             // writer at once.
-            let _ = Pin::new(inner).poll_read(cx, &mut []);
+            if let Some(inner) = &mut this.inner {
+                let _ = Pin::new(inner).poll_read(cx, &mut []);
+            }
         }
         if n == 0 && !buf.is_empty() {
             let signals = this.shared.signals(this.id);
@@ -107,9 +145,10 @@ impl AsyncWrite for YamuxStream {
         let Some(inner) = &mut this.inner else {
             return Poll::Ready(Err(this.locally_reset()));
         };
-        Pin::new(inner)
-            .poll_write(cx, buf)
-            .map_err(|e| this.write_error(e))
+        match Pin::new(inner).poll_write(cx, buf) {
+            Poll::Ready(result) => Poll::Ready(result.map_err(|e| this.explain_error(e))),
+            Poll::Pending => this.wait_or_abort(Direction::Write, cx),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -117,9 +156,10 @@ impl AsyncWrite for YamuxStream {
         let Some(inner) = &mut this.inner else {
             return Poll::Ready(Err(this.locally_reset()));
         };
-        Pin::new(inner)
-            .poll_flush(cx)
-            .map_err(|e| this.write_error(e))
+        match Pin::new(inner).poll_flush(cx) {
+            Poll::Ready(result) => Poll::Ready(result.map_err(|e| this.explain_error(e))),
+            Poll::Pending => this.wait_or_abort(Direction::Write, cx),
+        }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -127,7 +167,10 @@ impl AsyncWrite for YamuxStream {
         let Some(inner) = &mut this.inner else {
             return Poll::Ready(Err(this.locally_reset()));
         };
-        ready!(Pin::new(inner).poll_close(cx)).map_err(|e| this.write_error(e))?;
+        match Pin::new(inner).poll_close(cx) {
+            Poll::Ready(result) => result.map_err(|e| this.explain_error(e))?,
+            Poll::Pending => return this.wait_or_abort(Direction::Write, cx),
+        }
         this.write_closed = true;
         Poll::Ready(Ok(()))
     }
