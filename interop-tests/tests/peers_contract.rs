@@ -89,3 +89,49 @@ async fn listeners_print_their_full_address() {
         assert!(peer.is_running(), "{imp} exited: {}", peer.stderr());
     }
 }
+
+/// A remote that accepts TCP but never speaks: every dialer gives up by itself at
+/// `--timeout-secs` and reports it (the harness's own kill comes 15 s later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialers_honour_their_timeout() {
+    if !require_impls(&Impl::ALL) {
+        return;
+    }
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket); // keep it open, say nothing
+        }
+    });
+    // Any valid peer id will do: nobody answers.
+    let someone = ListeningPeer::spawn(Impl::Rust, Security::Noise).await.unwrap();
+    let addr = someone.addr_via(silent_addr);
+    let runs = Impl::ALL.map(|imp| {
+        let addr = addr.clone();
+        async move {
+            let command = prepare_async(imp).await.unwrap();
+            let options = DialOptions {
+                echo_bytes: 16,
+                timeout_secs: 2,
+            };
+            let started = std::time::Instant::now();
+            let result = run_dialer_command(&command, &addr, Security::Noise, options).await;
+            (imp, result, started.elapsed())
+        }
+    });
+    for (imp, result, elapsed) in futures::future::join_all(runs).await {
+        match result {
+            Err(HarnessError::Dial { message, .. }) => {
+                assert!(
+                    !message.starts_with("killed after"),
+                    "{imp} ignored its timeout"
+                );
+                assert!(elapsed < Duration::from_secs(12), "{imp}: {elapsed:?}");
+                eprintln!("{imp}: gave up after {elapsed:?}: {message}");
+            }
+            other => panic!("{imp}: expected a timeout failure, got {other:?}"),
+        }
+    }
+}
