@@ -106,7 +106,9 @@ async fn dialers_honour_their_timeout() {
         }
     });
     // Any valid peer id will do: nobody answers.
-    let someone = ListeningPeer::spawn(Impl::Rust, Security::Noise).await.unwrap();
+    let someone = ListeningPeer::spawn(Impl::Rust, Security::Noise)
+        .await
+        .unwrap();
     let addr = someone.addr_via(silent_addr);
     let runs = Impl::ALL.map(|imp| {
         let addr = addr.clone();
