@@ -815,11 +815,18 @@ impl Inner {
             };
             let ended = match ended {
                 Some(r) => Some(r),
-                // Closed by us (or the host shut down): let the driver wind down so
-                // every open stream sees the end instead of waiting forever.
-                None => tokio::time::timeout(DRIVER_WIND_DOWN, &mut driver)
-                    .await
-                    .ok(),
+                // Closed by us, or the host shut down (possibly before this
+                // connection was registered, so nobody closed it yet): close it
+                // gracefully (a no-op when already closed) while the driver winds
+                // down, so every open stream sees the end instead of waiting forever.
+                None => {
+                    let muxed = c.muxed.clone();
+                    let wind_down = futures::future::join(muxed.close(), &mut driver);
+                    tokio::time::timeout(DRIVER_WIND_DOWN, wind_down)
+                        .await
+                        .ok()
+                        .map(|(_, r)| r)
+                }
             };
             if let Some(Err(e)) = ended {
                 debug!(conn = %c.id, error = %e, "connection ended with an error");
