@@ -13,6 +13,18 @@
 //!
 //! and the types they pass around. Both traits are dyn-compatible, so a list of
 //! implementations can be chosen at run time.
+//!
+//! The [`Upgrader`] runs the pipeline (security negotiation, handshake, muxer
+//! negotiation unless the handshake agreed one, muxer) and yields a [`Connection`],
+//! the type every transport hands to the host. With the `test-suite` feature,
+//! `test_suite` holds the conformance checks every
+//! implementation of the traits must pass.
+//!
+//! # Conformance suite
+//!
+//! Enable the `test-suite` feature for `weft_upgrader::test_suite`: public async
+//! checks (TCP on 127.0.0.1, in-memory pipes) for any `SecurityUpgrade` or
+//! `StreamMuxer`.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
