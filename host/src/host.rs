@@ -589,7 +589,11 @@ impl Inner {
                 let inner = self.clone();
                 let delay = stagger * i as u32;
                 pending.push(async move {
-                    tokio::time::sleep(delay).await;
+                    // Even a zero sleep waits for the timer's next 1 ms tick: the first
+                    // attempt starts at once.
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
                     let result = inner.dial_one(peer, addr.clone()).await;
                     (addr, result)
                 });
