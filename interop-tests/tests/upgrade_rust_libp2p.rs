@@ -194,8 +194,8 @@ async fn rust_dials_weft(sec: Sec, version: Version, rust_role: Endpoint, weft_i
         weft.upgrade(boxed(tcp), weft_role, Some(rust_peer)).await
     });
     let (peer, rust_side) = rust_side.unwrap_or_else(|e| panic!("rust-libp2p side: {e}"));
-    let weft_side = weft_side
-        .unwrap_or_else(|e| panic!("weft side ({version:?}, inline {weft_inline}): {e}"));
+    let weft_side =
+        weft_side.unwrap_or_else(|e| panic!("weft side ({version:?}, inline {weft_inline}): {e}"));
     assert_eq!(peer, weft_key.public().to_peer_id());
     assert_eq!(weft_side.remote_peer, rust_peer);
     assert_eq!(weft_side.role, weft_role);
@@ -210,11 +210,9 @@ async fn weft_dials_rust(sec: Sec, weft_lazy: bool, weft_inline: bool) {
     let mut rust = rust_transport(sec, &rust_key, Version::V1);
     rust.listen_on(ListenerId::next(), "/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .unwrap();
-    let addr = loop {
-        match rust.next().await.expect("transport ended") {
-            TransportEvent::NewAddress { listen_addr, .. } => break listen_addr,
-            other => panic!("unexpected event before listening: {other:?}"),
-        }
+    let addr = match rust.next().await.expect("transport ended") {
+        TransportEvent::NewAddress { listen_addr, .. } => listen_addr,
+        other => panic!("unexpected event before listening: {other:?}"),
     };
     let port = match addr.iter().nth(1) {
         Some(libp2p::multiaddr::Protocol::Tcp(port)) => port,

@@ -15,10 +15,13 @@ use weft_upgrader::{BoxedIo, MuxedConnection, SecurityUpgrade, StreamMuxer, Upgr
 /// The security protocols weft ships.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sec {
+    /// `/noise`.
     Noise,
+    /// `/tls/1.0.0`.
     Tls,
 }
 
+/// weft's implementation of `sec` for `keypair`.
 pub fn security(sec: Sec, keypair: &Keypair) -> Arc<dyn SecurityUpgrade> {
     match sec {
         Sec::Noise => Arc::new(weft_security_noise::Noise::new(keypair).unwrap()),
@@ -26,6 +29,7 @@ pub fn security(sec: Sec, keypair: &Keypair) -> Arc<dyn SecurityUpgrade> {
     }
 }
 
+/// weft's yamux.
 pub fn yamux() -> Arc<dyn StreamMuxer> {
     Arc::new(weft_muxer_yamux::Yamux::new())
 }
@@ -53,6 +57,7 @@ pub async fn tcp_pair() -> (TcpStream, TcpStream) {
     (dialed, accepted)
 }
 
+/// A tokio TCP stream as a [`BoxedIo`].
 pub fn boxed(stream: TcpStream) -> BoxedIo {
     Box::new(stream.compat())
 }
