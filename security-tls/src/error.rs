@@ -55,10 +55,10 @@ pub enum TlsError {
     /// The handshake proved a different peer than the dialer expected.
     #[error("the remote proved peer {actual}, but {expected} was expected")]
     PeerIdMismatch {
-        /// The peer the dialer meant to reach.
-        expected: PeerId,
+        /// The peer the dialer meant to reach (boxed to keep the error small).
+        expected: Box<PeerId>,
         /// The peer the certificate proves.
-        actual: PeerId,
+        actual: Box<PeerId>,
     },
     /// The peer tried to use TLS 1.2 (or lower).
     #[error("only TLS 1.3 is allowed")]

@@ -33,6 +33,7 @@ pub use alpn::LIBP2P_ALPN;
 pub use certificate::{generate_certificate, GeneratedCertificate, Libp2pCertificate};
 pub use config::{TlsConfig, DEFAULT_CERTIFICATE_LIFETIME, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use error::TlsError;
+pub use rustls::pki_types::UnixTime;
 pub use signed_key::SignedKey;
 pub use upgrade::{TlsUpgrade, PROTOCOL_ID};
 

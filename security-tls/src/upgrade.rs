@@ -186,7 +186,7 @@ impl TlsUpgrade {
             .await
             .map_err(classify_io)?;
         let muxer = alpn::muxer_from_alpn(stream.get_ref().1.alpn_protocol());
-        secured(&verifier, Box::new(stream), muxer)
+        secured(&verifier, Box::new(stream), muxer).ok_or_else(unverified)
     }
 
     /// The listener side, without the timeout.
@@ -217,7 +217,7 @@ impl TlsUpgrade {
             .await
             .map_err(classify_io)?;
         let muxer = alpn::muxer_from_alpn(stream.get_ref().1.alpn_protocol());
-        secured(&verifier, Box::new(stream), muxer)
+        secured(&verifier, Box::new(stream), muxer).ok_or_else(unverified)
     }
 
     /// Runs `handshake` under the configured timeout, logging the outcome.
@@ -268,21 +268,24 @@ impl SecurityUpgrade for TlsUpgrade {
     }
 }
 
-/// The result of a handshake whose verifier proved the peer.
+/// The result of a handshake whose verifier proved the peer (`None` if it did not).
 fn secured(
     verifier: &Libp2pCertVerifier,
     io: BoxedIo,
     muxer: Option<String>,
-) -> Result<SecuredConnection, SecurityError> {
-    let key = verifier
-        .verified_key()
-        .ok_or_else(|| SecurityError::Authentication(Box::new(TlsError::UnverifiedPeer)))?;
-    Ok(SecuredConnection {
+) -> Option<SecuredConnection> {
+    let key = verifier.verified_key()?;
+    Some(SecuredConnection {
         remote_peer: key.to_peer_id(),
         remote_public_key: key,
         io,
         muxer,
     })
+}
+
+/// The error for a handshake that completed without a verified peer certificate.
+fn unverified() -> SecurityError {
+    SecurityError::Authentication(Box::new(TlsError::UnverifiedPeer))
 }
 
 /// A local failure (our certificate or configuration), reported as a protocol error.
@@ -329,9 +332,10 @@ pub(crate) fn classify_rustls(error: rustls::Error) -> SecurityError {
 /// Maps one of our own check failures to the trait's error.
 fn classify_tls(error: TlsError) -> SecurityError {
     match error {
-        TlsError::PeerIdMismatch { expected, actual } => {
-            SecurityError::PeerIdMismatch { expected, actual }
-        }
+        TlsError::PeerIdMismatch { expected, actual } => SecurityError::PeerIdMismatch {
+            expected: *expected,
+            actual: *actual,
+        },
         error if error.is_authentication_failure() => {
             SecurityError::Authentication(Box::new(error))
         }

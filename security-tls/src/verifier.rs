@@ -64,7 +64,10 @@ impl Libp2pCertVerifier {
         let actual = certificate.peer_id();
         if let Some(expected) = self.expected {
             if expected != actual {
-                return Err(TlsError::PeerIdMismatch { expected, actual });
+                return Err(TlsError::PeerIdMismatch {
+                    expected: Box::new(expected),
+                    actual: Box::new(actual),
+                });
             }
         }
         *self

@@ -71,3 +71,54 @@ pub fn generate_certificate(identity: &Keypair) -> Result<GeneratedCertificate, 
         )),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certificate::Libp2pCertificate;
+    use rustls::pki_types::UnixTime;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    #[test]
+    fn the_libp2p_extension_comes_first_and_the_certificate_verifies() {
+        for identity in [
+            Keypair::generate_ed25519(),
+            Keypair::generate_ecdsa(),
+            Keypair::generate_secp256k1(),
+        ] {
+            let generated = generate_certificate(&identity).expect("generates");
+            let (_, x509) = X509Certificate::from_der(&generated.certificate).expect("DER");
+            let first = x509.extensions().first().expect("has extensions");
+            assert_eq!(first.oid.to_id_string(), "1.3.6.1.4.1.53594.1.1");
+            assert!(!first.critical);
+            assert_eq!(x509.extensions().len(), 1);
+            assert_eq!(
+                x509.signature_algorithm.algorithm.to_id_string(),
+                "1.2.840.10045.4.3.2" // ecdsa-with-SHA256
+            );
+            let validity = x509.validity();
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let before = validity.not_before.timestamp();
+            assert!((now - 3600 - 5..=now - 3600 + 5).contains(&before));
+            assert!(validity.not_after.timestamp() > now + 99 * 365 * 86400);
+
+            let parsed = Libp2pCertificate::parse(&generated.certificate).expect("parses");
+            parsed
+                .verify(UnixTime::now(), &crate::verification_algorithms())
+                .expect("verifies");
+            assert_eq!(parsed.peer_id(), identity.public().to_peer_id());
+        }
+    }
+
+    #[test]
+    fn each_certificate_has_a_fresh_key() {
+        let identity = Keypair::generate_ed25519();
+        let a = generate_certificate(&identity).expect("a");
+        let b = generate_certificate(&identity).expect("b");
+        let spki = |der: &[u8]| {
+            let (_, x509) = X509Certificate::from_der(der).expect("DER");
+            x509.public_key().raw.to_vec()
+        };
+        assert_ne!(spki(&a.certificate), spki(&b.certificate));
+    }
+}
