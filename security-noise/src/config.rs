@@ -23,7 +23,9 @@ pub const DEFAULT_MAX_HANDSHAKE_MESSAGE_LEN: usize = 16 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CryptoBackend {
     /// `ring` for ChaCha20-Poly1305, SHA-256 and randomness (snow's `ring-accelerated`
-    /// resolver). The default: it measured faster on x86-64 (see the crate README).
+    /// resolver); after the handshake the transport uses `ring::aead` directly with the
+    /// split keys, in place. The default: it measured faster on x86-64 (see the crate
+    /// README).
     #[default]
     Ring,
     /// snow's default resolver: the pure-Rust RustCrypto crates.

@@ -12,8 +12,10 @@ use crate::muxer_negotiation::{select_muxer, MAX_REMOTE_MUXERS};
 use crate::payload::{
     decode_payload, static_key_signing_data, NoiseExtensions, NoiseHandshakePayload,
 };
+use crate::transport::cipher::FrameCipher;
 use crate::transport::NoiseStream;
 use crate::upgrade::Shared;
+use crate::CryptoBackend;
 use libp2p_identity::{PeerId, PublicKey};
 use prost::Message;
 use snow::HandshakeState;
@@ -160,17 +162,40 @@ impl Handshake<'_> {
         remote: RemoteIdentity,
         muxer: Option<String>,
     ) -> Result<SecuredConnection, SecurityError> {
-        let transport = self
-            .state
-            .into_transport_mode()
-            .map_err(NoiseError::Setup)?;
+        let cipher = transport_cipher(self.state, self.shared.config.backend)?;
         let remote_peer = remote.public_key.to_peer_id();
         Ok(SecuredConnection {
             remote_peer,
             remote_public_key: remote.public_key,
-            io: Box::new(NoiseStream::new(self.io, transport)),
+            io: Box::new(NoiseStream::new(self.io, cipher)),
             muxer,
         })
+    }
+}
+
+/// The transport ciphers of the finished handshake: `ring` with the split keys, or
+/// snow's transport state for the RustCrypto backend.
+pub(crate) fn transport_cipher(
+    mut state: HandshakeState,
+    backend: CryptoBackend,
+) -> Result<FrameCipher, NoiseError> {
+    match backend {
+        CryptoBackend::Ring => {
+            if !state.is_handshake_finished() {
+                return Err(NoiseError::Setup(snow::Error::State(
+                    snow::error::StateProblem::HandshakeNotFinished,
+                )));
+            }
+            let initiator = state.is_initiator();
+            let (mut initiator_key, mut responder_key) = state.dangerously_get_raw_split();
+            let cipher = FrameCipher::ring(initiator, &initiator_key, &responder_key);
+            initiator_key.fill(0);
+            responder_key.fill(0);
+            Ok(cipher)
+        }
+        CryptoBackend::RustCrypto => Ok(FrameCipher::snow(
+            state.into_transport_mode().map_err(NoiseError::Setup)?,
+        )),
     }
 }
 
