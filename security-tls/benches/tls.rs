@@ -212,10 +212,10 @@ fn raw_aes_gcm(c: &mut Criterion) {
 
 /// The median time of one criterion benchmark, from its saved estimates.
 fn median_ns(id: &str) -> Option<f64> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/criterion")
-        .join(id)
-        .join("new/estimates.json");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("criterion").join(id).join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let median = text.split("\"median\"").nth(1)?;
     let estimate = median.split("\"point_estimate\":").nth(1)?;
