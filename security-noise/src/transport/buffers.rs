@@ -23,6 +23,9 @@ pub(crate) struct ReadBuffer {
     plain_end: usize,
     start: usize,
     end: usize,
+    /// The wire size of the last frame: a released buffer comes back at this size, so
+    /// a transfer that pauses between frames reads the next one in a single go.
+    warm_len: usize,
     /// The socket reported end of file.
     pub(crate) eof: bool,
 }
@@ -56,6 +59,7 @@ impl ReadBuffer {
             return None;
         }
         self.start = body_end;
+        self.warm_len = LEN_PREFIX + len;
         self.plain_start = body_start;
         self.plain_end = body_start;
         self.buf.get_mut(body_start..body_end)
@@ -90,7 +94,12 @@ impl ReadBuffer {
             self.start = 0;
         }
         if needed > self.buf.len() {
-            self.buf.resize(needed.max(MIN_READ_BUFFER), 0);
+            let warm = if self.buf.is_empty() {
+                self.warm_len
+            } else {
+                0
+            };
+            self.buf.resize(needed.max(MIN_READ_BUFFER).max(warm), 0);
         }
         self.buf.get_mut(self.end..).unwrap_or_default()
     }
