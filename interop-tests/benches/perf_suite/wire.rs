@@ -7,40 +7,18 @@
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::io;
 
-/// Write size of the perf client (the same as the perf server's).
-const CHUNK: usize = 64 * 1024;
-
-/// One perf exchange: asks for `download` bytes, uploads `upload` bytes, half-closes,
-/// then reads to EOF. Returns the bytes received, which must be `download`.
+/// One perf exchange with weft's own client (`weft_host::perf::run_client`, generic over
+/// any futures-io stream): asks for `download` bytes, uploads `upload` bytes,
+/// half-closes, then reads exactly `download` bytes.
 pub async fn perf<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     upload: u64,
     download: u64,
 ) -> io::Result<()> {
-    stream.write_all(&download.to_be_bytes()).await?;
-    let chunk = vec![0u8; CHUNK];
-    let mut left = upload;
-    while left > 0 {
-        let n = left.min(CHUNK as u64) as usize;
-        stream.write_all(&chunk[..n]).await?;
-        left -= n as u64;
-    }
-    stream.close().await?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut received = 0u64;
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        received += n as u64;
-    }
-    if received != download {
-        return Err(io::Error::other(format!(
-            "perf: asked for {download} bytes, got {received}"
-        )));
-    }
-    Ok(())
+    weft_host::perf::run_client(stream, upload, download)
+        .await
+        .map(|_| ())
+        .map_err(io::Error::other)
 }
 
 /// A 1-byte echo: write a byte, read it back, half-close, read EOF.
