@@ -1076,17 +1076,24 @@ impl Host {
                 max_inbound_streams: Some(8),
             },
         );
+        // The spec: a listener SHOULD accept at most 2 ping streams per peer. More
+        // are reset; the host-wide bound below caps the total.
+        let per_peer = ping::PerPeerLimit::new(ping::MAX_INBOUND_STREAMS_PER_PEER);
         self.inner.handlers.insert_exact(
             ping::PROTOCOL.to_string(),
-            Arc::new(|mut stream: Stream| {
+            Arc::new(move |mut stream: Stream| {
+                let per_peer = per_peer.clone();
                 Box::pin(async move {
+                    let Some(_slot) = per_peer.try_acquire(stream.peer()) else {
+                        debug!(peer = %stream.peer(), "too many ping streams from one peer; resetting");
+                        stream.reset();
+                        return;
+                    };
                     if let Err(e) = ping::serve(&mut stream).await {
                         debug!(error = %e, "serving ping failed");
                     }
                 })
             }),
-            // The spec: a listener SHOULD accept at most 2 ping streams per peer; we
-            // bound them host-wide per connection burst instead of per peer.
             HandlerOptions {
                 max_inbound_streams: Some(128),
             },

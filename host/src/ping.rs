@@ -1,12 +1,18 @@
 //! Ping (`/ipfs/ping/1.0.0`): 32 random bytes echoed back, the round trip timed.
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p_identity::PeerId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The ping protocol id.
 pub const PROTOCOL: &str = "/ipfs/ping/1.0.0";
 /// The payload size the spec fixes.
 pub const PAYLOAD_LEN: usize = 32;
+/// Inbound ping streams served at once per peer (the spec: a listener SHOULD accept
+/// at most 2).
+pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 2;
 
 /// Why a ping failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,5 +61,72 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<
         }
         stream.write_all(&payload).await?;
         stream.flush().await?;
+    }
+}
+
+/// Counts the inbound ping streams each peer has open, refusing more than a limit.
+#[derive(Debug, Clone)]
+pub struct PerPeerLimit {
+    limit: usize,
+    active: Arc<Mutex<HashMap<PeerId, usize>>>,
+}
+
+/// One admitted stream; gives its slot back when dropped.
+#[derive(Debug)]
+pub struct PerPeerSlot {
+    peer: PeerId,
+    active: Arc<Mutex<HashMap<PeerId, usize>>>,
+}
+
+impl PerPeerLimit {
+    /// At most `limit` streams per peer.
+    pub fn new(limit: usize) -> Self {
+        PerPeerLimit {
+            limit,
+            active: Arc::default(),
+        }
+    }
+
+    /// A slot for one more stream of `peer`, unless it has `limit` already.
+    pub fn try_acquire(&self, peer: PeerId) -> Option<PerPeerSlot> {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let count = active.entry(peer).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(PerPeerSlot {
+            peer,
+            active: self.active.clone(),
+        })
+    }
+}
+
+impl Drop for PerPeerSlot {
+    fn drop(&mut self) {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = active.get_mut(&self.peer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                active.remove(&self.peer);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_the_limit_per_peer_and_slots_come_back() {
+        let limit = PerPeerLimit::new(2);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let a1 = limit.try_acquire(a).unwrap();
+        let _a2 = limit.try_acquire(a).unwrap();
+        assert!(limit.try_acquire(a).is_none());
+        assert!(limit.try_acquire(b).is_some());
+        drop(a1);
+        assert!(limit.try_acquire(a).is_some());
     }
 }

@@ -203,3 +203,48 @@ async fn ipv6_loopback_works_where_available() {
     client.shutdown().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_peer_gets_at_most_two_ping_streams_at_once() {
+    let server = Host::builder().build().unwrap();
+    let addr = server.listen(&tcp()).await.unwrap()[0]
+        .clone()
+        .with(Protocol::P2p(server.peer_id()));
+    let client = Host::builder().build().unwrap();
+    client.dial(&addr).await.unwrap();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut s = client
+            .new_stream(server.peer_id(), &["/ipfs/ping/1.0.0"])
+            .await
+            .unwrap();
+        weft_host::ping::ping_once(&mut s).await.unwrap();
+        open.push(s);
+    }
+    // Both stay open; a third concurrent ping stream is reset by the listener.
+    let mut third = client
+        .new_stream(server.peer_id(), &["/ipfs/ping/1.0.0"])
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        weft_host::ping::ping_once(&mut third),
+    )
+    .await
+    .unwrap();
+    assert!(r.is_err(), "a third ping stream was served");
+    // Closing one frees a slot.
+    let mut first = open.remove(0);
+    first.close().await.unwrap();
+    let mut rest = Vec::new();
+    let _ = first.read_to_end(&mut rest).await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = client
+        .new_stream(server.peer_id(), &["/ipfs/ping/1.0.0"])
+        .await
+        .unwrap();
+    weft_host::ping::ping_once(&mut fourth).await.unwrap();
+    client.shutdown().await;
+    server.shutdown().await;
+}
