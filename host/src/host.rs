@@ -405,7 +405,7 @@ impl Host {
             let mut state = self.inner.lock();
             state.ping_locks.entry(peer).or_default().clone()
         };
-        let _guard = lock.lock().await;
+        let guard = lock.lock().await;
         let timeout = self.inner.config.protocol_timeout;
         let run = async {
             let mut stream = self.new_stream(peer, &[ping::PROTOCOL]).await?;
@@ -413,9 +413,17 @@ impl Host {
             let _ = futures::AsyncWriteExt::close(&mut stream).await;
             Ok::<_, crate::PingFailure>(rtt)
         };
-        let rtt = tokio::time::timeout(timeout, run)
+        let result = tokio::time::timeout(timeout, run)
             .await
-            .map_err(|_| crate::PingFailure::Timeout(timeout))??;
+            .map_err(|_| crate::PingFailure::Timeout(timeout))
+            .and_then(|r| r);
+        drop(guard);
+        if !self.is_connected(&peer) {
+            // The lock map only keeps entries of connected peers (removed on the last
+            // disconnect); a ping that found no connection must not leave one behind.
+            self.inner.lock().ping_locks.remove(&peer);
+        }
+        let rtt = result?;
         book::record_latency(&*self.inner.peerstore, &peer, rtt);
         Ok(rtt)
     }
