@@ -122,7 +122,6 @@ impl Host {
         crate::HostBuilder::new()
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(
         keypair: Keypair,
         config: HostConfig,
