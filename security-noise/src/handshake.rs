@@ -12,6 +12,7 @@ use crate::muxer_negotiation::{select_muxer, MAX_REMOTE_MUXERS};
 use crate::payload::{
     decode_payload, static_key_signing_data, NoiseExtensions, NoiseHandshakePayload,
 };
+use crate::static_dh::StaticKeyResolver;
 use crate::transport::cipher::FrameCipher;
 use crate::transport::NoiseStream;
 use crate::upgrade::Shared;
@@ -47,7 +48,14 @@ pub(crate) async fn handshake(
     muxers: &[String],
 ) -> Result<SecuredConnection, SecurityError> {
     let params = crate::config::noise_params()?;
-    let builder = snow::Builder::with_resolver(params, shared.config.backend.resolver())
+    let resolver = match &shared.static_key {
+        Some(key) => Box::new(StaticKeyResolver::new(
+            shared.config.backend.resolver(),
+            key.clone(),
+        )),
+        None => shared.config.backend.resolver(),
+    };
+    let builder = snow::Builder::with_resolver(params, resolver)
         .local_private_key(&shared.static_keypair.private)
         .map_err(NoiseError::Setup)?;
     let state = match role {

@@ -31,6 +31,7 @@ mod framing;
 mod handshake;
 pub mod muxer_negotiation;
 pub mod payload;
+mod static_dh;
 mod transport;
 mod upgrade;
 

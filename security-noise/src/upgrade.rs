@@ -21,6 +21,9 @@ pub(crate) struct Shared {
     pub(crate) static_keypair: snow::Keypair,
     /// The identity signature over our static public key.
     pub(crate) static_signature: Vec<u8>,
+    /// The static keypair in the form the handshake's X25519 reuses, so a
+    /// handshake does not derive the public key again.
+    pub(crate) static_key: Option<Arc<crate::static_dh::StaticKey>>,
 }
 
 /// libp2p Noise (`/noise`): `Noise_XX_25519_ChaChaPoly_SHA256` with the libp2p
@@ -68,12 +71,16 @@ impl Noise {
         static_signature: Vec<u8>,
     ) -> Self {
         let identity_key = config.identity.public().encode_protobuf();
+        let static_key =
+            crate::static_dh::StaticKey::new(&static_keypair.private, &static_keypair.public)
+                .map(Arc::new);
         Noise {
             shared: Arc::new(Shared {
                 config,
                 identity_key,
                 static_keypair,
                 static_signature,
+                static_key,
             }),
         }
     }
