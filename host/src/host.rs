@@ -84,6 +84,20 @@ struct State {
     ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
 }
 
+impl State {
+    /// The open connections to `peer`, oldest first.
+    fn connections_of<'a>(
+        &'a self,
+        peer: &PeerId,
+    ) -> impl DoubleEndedIterator<Item = &'a Arc<ConnState>> {
+        self.by_peer
+            .get(peer)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.connections.get(id))
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) keypair: Keypair,
     pub(crate) peer_id: PeerId,
@@ -193,16 +207,7 @@ impl Host {
     /// Open connections to one peer.
     pub fn connections_to(&self, peer: &PeerId) -> Vec<ConnectionInfo> {
         let state = self.inner.lock();
-        state
-            .by_peer
-            .get(peer)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| state.connections.get(id))
-                    .map(|c| c.info())
-                    .collect()
-            })
-            .unwrap_or_default()
+        state.connections_of(peer).map(|c| c.info()).collect()
     }
 
     /// Whether at least one usable connection to the peer is open.
@@ -359,18 +364,7 @@ impl Host {
 
     /// Closes every connection to a peer gracefully.
     pub async fn disconnect(&self, peer: &PeerId) {
-        let conns: Vec<Arc<ConnState>> = {
-            let state = self.inner.lock();
-            state
-                .by_peer
-                .get(peer)
-                .map(|ids| {
-                    ids.iter()
-                        .filter_map(|id| state.connections.get(id).cloned())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let conns: Vec<Arc<ConnState>> = self.inner.lock().connections_of(peer).cloned().collect();
         for conn in conns {
             close_connection(&conn, self.inner.config.shutdown_grace).await;
         }
@@ -509,15 +503,14 @@ impl Inner {
     }
 
     fn connection_to(&self, peer: &PeerId) -> Option<Arc<ConnState>> {
+        // The newest usable one.
         let state = self.lock();
-        state
-            .by_peer
-            .get(peer)?
-            .iter()
+        let newest = state
+            .connections_of(peer)
             .rev()
-            .filter_map(|id| state.connections.get(id))
             .find(|c| c.is_usable())
-            .cloned()
+            .cloned();
+        newest
     }
 
     /// An open connection to `peer`, or one dial shared by every concurrent caller.
