@@ -33,6 +33,72 @@ pub enum ConfigError {
     /// `inbound_backlog` must be at least 1.
     #[error("inbound_backlog must be at least 1")]
     ZeroBacklog,
+    /// A window boost must allow some extra window per stream and per connection,
+    /// and at most 1 GiB per stream.
+    #[error("window boost: per-stream {per_stream} and per-connection {per_connection} must be in 1..=1 GiB and >= 1")]
+    BadBoost {
+        /// The configured most extra window per stream.
+        per_stream: u32,
+        /// The configured most extra window per connection.
+        per_connection: usize,
+    },
+}
+
+/// Extra receive window that lets one stream fill a long link from its first round
+/// trip.
+///
+/// The `yamux` crate starts every stream at the spec's 256 KiB window and doubles it
+/// at most once per round trip, so on a 60 ms path a stream needs about ten round
+/// trips before its window matches the bandwidth-delay product. With a boost, weft
+/// measures the connection's round-trip time (from yamux's own pings) and grants
+/// every stream, in one window update, `rtt x link_rate` more bytes, capped per
+/// stream and per connection. Bytes the remote sends beyond what yamux itself has
+/// granted wait in the muxer until the application reads (they count against the
+/// boost and never exceed it: a peer that sends more is a protocol violation and
+/// the connection fails). On a fast local link the product is small and nothing
+/// extra is granted: a grant below 256 KiB is never sent.
+///
+/// The peer sees only standard yamux window updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowBoost {
+    /// The rate, in bytes per second, a stream should reach on a long link: the extra
+    /// window is this times the round-trip time.
+    pub link_rate: u64,
+    /// The most extra window one stream gets.
+    pub max_per_stream: u32,
+    /// The most extra window all streams of one connection get together: the bound
+    /// on what a connection can make us hold on top of yamux's own buffers.
+    pub max_per_connection: usize,
+}
+
+impl Default for WindowBoost {
+    /// 1 GiB/s (about 8.6 Gbit/s), at most 64 MiB per stream and 256 MiB per
+    /// connection: a 60 ms path gets a 60 MiB window at once.
+    fn default() -> Self {
+        WindowBoost {
+            link_rate: 1 << 30,
+            max_per_stream: 64 << 20,
+            max_per_connection: 256 << 20,
+        }
+    }
+}
+
+impl WindowBoost {
+    /// The largest `max_per_stream` accepted.
+    pub const MAX_PER_STREAM: u32 = 1 << 30;
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_per_stream == 0
+            || self.max_per_stream > Self::MAX_PER_STREAM
+            || self.max_per_connection == 0
+        {
+            return Err(ConfigError::BadBoost {
+                per_stream: self.max_per_stream,
+                per_connection: self.max_per_connection,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Configuration of the yamux muxer.
@@ -42,13 +108,15 @@ pub enum ConfigError {
 /// larger ones gained up to ~15-30% single-stream throughput, too noisily to trade
 /// away the interleaving of small frames), a 512 MiB connection receive window (half
 /// of `yamux`'s 1 GiB: the bound on what one connection can make us buffer), and a
-/// backlog of 256 inbound streams not yet accepted (the spec's ACK backlog).
+/// backlog of 256 inbound streams not yet accepted (the spec's ACK backlog), and the
+/// default [`WindowBoost`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamuxConfig {
     pub(crate) max_streams: usize,
     pub(crate) max_receive_window: usize,
     pub(crate) split_send_size: usize,
     pub(crate) inbound_backlog: usize,
+    pub(crate) window_boost: Option<WindowBoost>,
 }
 
 impl Default for YamuxConfig {
@@ -58,6 +126,7 @@ impl Default for YamuxConfig {
             max_receive_window: 512 * 1024 * 1024,
             split_send_size: 16 * 1024,
             inbound_backlog: 256,
+            window_boost: Some(WindowBoost::default()),
         }
     }
 }
@@ -97,6 +166,18 @@ impl YamuxConfig {
     pub fn with_inbound_backlog(mut self, streams: usize) -> Self {
         self.inbound_backlog = streams;
         self
+    }
+
+    /// Sets the extra window for long links, or `None` to use only the `yamux`
+    /// crate's own window tuning.
+    pub fn with_window_boost(mut self, boost: Option<WindowBoost>) -> Self {
+        self.window_boost = boost;
+        self
+    }
+
+    /// The extra window for long links, if any.
+    pub fn window_boost(&self) -> Option<WindowBoost> {
+        self.window_boost
     }
 
     /// The most streams open at once.
@@ -141,6 +222,9 @@ impl YamuxConfig {
         }
         if self.inbound_backlog == 0 {
             return Err(ConfigError::ZeroBacklog);
+        }
+        if let Some(boost) = &self.window_boost {
+            boost.validate()?;
         }
         Ok(())
     }
@@ -201,6 +285,20 @@ mod tests {
             base().with_inbound_backlog(0).validate(),
             Err(ConfigError::ZeroBacklog)
         );
+        let boost = |per_stream, per_connection| {
+            base().with_window_boost(Some(WindowBoost {
+                link_rate: 1,
+                max_per_stream: per_stream,
+                max_per_connection: per_connection,
+            }))
+        };
+        assert!(boost(0, 1).validate().is_err());
+        assert!(boost(1, 0).validate().is_err());
+        assert!(boost(WindowBoost::MAX_PER_STREAM + 1, 1)
+            .validate()
+            .is_err());
+        assert_eq!(boost(WindowBoost::MAX_PER_STREAM, 1).validate(), Ok(()));
+        assert_eq!(base().with_window_boost(None).validate(), Ok(()));
     }
 
     #[test]

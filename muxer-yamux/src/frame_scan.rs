@@ -13,7 +13,6 @@ pub(crate) const TYPE_DATA: u8 = 0x0;
 /// Frame type: window update.
 pub(crate) const TYPE_WINDOW_UPDATE: u8 = 0x1;
 /// Frame type: ping.
-#[cfg(test)]
 pub(crate) const TYPE_PING: u8 = 0x2;
 /// Frame type: go-away.
 pub(crate) const TYPE_GO_AWAY: u8 = 0x3;
@@ -24,6 +23,8 @@ pub(crate) const FLAG_FIN: u16 = 0x4;
 pub(crate) const FLAG_RST: u16 = 0x8;
 /// Flag: new stream.
 pub(crate) const FLAG_SYN: u16 = 0x1;
+/// Flag: acknowledges a new stream (or answers a ping).
+pub(crate) const FLAG_ACK: u16 = 0x2;
 
 /// A decoded yamux frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +51,27 @@ impl FrameHeader {
         }
     }
 
+    /// A header of yamux version 0.
+    pub(crate) fn new(frame_type: u8, flags: u16, stream_id: u32, length: u32) -> Self {
+        FrameHeader {
+            frame_type,
+            flags,
+            stream_id,
+            length,
+        }
+    }
+
+    /// Encodes the 12 header bytes.
+    pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
+        let [f0, f1] = self.flags.to_be_bytes();
+        let [s0, s1, s2, s3] = self.stream_id.to_be_bytes();
+        let [l0, l1, l2, l3] = self.length.to_be_bytes();
+        [0, self.frame_type, f0, f1, s0, s1, s2, s3, l0, l1, l2, l3]
+    }
+
     /// Encodes a body-less data frame that resets `stream_id`.
     pub(crate) fn reset(stream_id: u32) -> [u8; HEADER_LEN] {
-        let [f0, f1] = FLAG_RST.to_be_bytes();
-        let [s0, s1, s2, s3] = stream_id.to_be_bytes();
-        // version 0, type data, flags RST, stream id, length 0
-        [0, TYPE_DATA, f0, f1, s0, s1, s2, s3, 0, 0, 0, 0]
+        FrameHeader::new(TYPE_DATA, FLAG_RST, stream_id, 0).encode()
     }
 
     /// Whether the frame carries `flag`.

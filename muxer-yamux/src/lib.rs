@@ -14,6 +14,9 @@
 //!   reader refills by reading, auto-tuned upwards with the measured round-trip time,
 //!   and capped for the whole connection ([`YamuxConfig::with_max_receive_window`]).
 //!   A reader that stops reading stops its sender after at most one window.
+//! - On a long link, the [`WindowBoost`] (on by default) grants each stream extra
+//!   window sized from the measured round-trip time at once, instead of waiting for
+//!   yamux's doubling; see `boost.rs`.
 //! - [`Role::Initiator`](weft_upgrader::Role) is the yamux client (odd stream ids).
 //!
 //! # How streams end
@@ -61,6 +64,7 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod boost;
 mod config;
 mod connection;
 mod driver;
@@ -69,7 +73,7 @@ mod shared;
 mod stream;
 mod tap;
 
-pub use config::{ConfigError, YamuxConfig, STREAM_WINDOW};
+pub use config::{ConfigError, WindowBoost, YamuxConfig, STREAM_WINDOW};
 
 use connection::YamuxConnection;
 use driver::Driver;
@@ -122,7 +126,8 @@ impl StreamMuxer for Yamux {
         };
         tracing::debug!(?mode, "starting yamux connection");
         let shared = Arc::new(Shared::default());
-        let io = Tap::new(io, shared.clone());
+        let boost = self.config.window_boost.map(boost::Boost::new);
+        let io = Tap::new(io, shared.clone(), boost);
         let connection = yamux::Connection::new(io, self.config.to_yamux(), mode);
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
         // A futures channel holds `buffer + senders` items; we have one sender.

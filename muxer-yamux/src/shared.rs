@@ -55,6 +55,9 @@ struct Guarded {
     pending_resets: VecDeque<u32>,
     /// Wakes the driver (to write a pending reset).
     driver_waker: Option<Waker>,
+    /// Streams dropped on our side that the tap's window boost has not yet heard of
+    /// (collected only while a boost is on).
+    dropped: Vec<u32>,
     /// Set once the connection ended.
     end: Option<End>,
 }
@@ -69,6 +72,10 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// The remote sent a go-away or closed the connection.
     remote_went_away: AtomicBool,
+    /// Whether dropped stream ids are collected for the tap.
+    collect_dropped: AtomicBool,
+    /// Whether `Guarded::dropped` is non-empty.
+    has_dropped: AtomicBool,
 }
 
 impl Shared {
@@ -111,7 +118,25 @@ impl Shared {
 
     /// Stops tracking a stream (dropped).
     pub(crate) fn forget(&self, stream_id: u32) {
-        self.lock().streams.remove(&stream_id);
+        let mut guarded = self.lock();
+        guarded.streams.remove(&stream_id);
+        if self.collect_dropped.load(Ordering::Relaxed) {
+            guarded.dropped.push(stream_id);
+            self.has_dropped.store(true, Ordering::Release);
+        }
+    }
+
+    /// Starts collecting the ids of dropped streams for [`Shared::take_dropped`].
+    pub(crate) fn collect_dropped(&self) {
+        self.collect_dropped.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes the ids of the streams dropped since the last call (cheap when none).
+    pub(crate) fn take_dropped(&self) -> Vec<u32> {
+        if !self.has_dropped.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.lock().dropped)
     }
 
     /// What the remote said about `stream_id`.
