@@ -10,6 +10,9 @@
 //! cargo bench -p weft-interop-tests --bench perf_suite -- --quick    # ~2 min
 //! ... -- --only loopback,relay,dials,ttfb,streams,memory   # some sections only
 //! ... -- --weft-window-mib 64 --weft-split-kib 64          # weft yamux knobs
+//! ... -- --weft-no-boost       # weft without its long-link window boost
+//! ... -- --weft-boost-rate-gib 1000   # the boost's link rate (default 1 GiB/s)
+//! ... -- --mib 256             # bytes per throughput transfer (default 1024, quick 64)
 //! ```
 
 mod connections;
@@ -39,6 +42,9 @@ struct Options {
     sections: Vec<String>,
     window_mib: Option<usize>,
     split_kib: Option<usize>,
+    no_boost: bool,
+    boost_rate_gib: Option<u64>,
+    mib: Option<u64>,
 }
 
 impl Options {
@@ -48,6 +54,9 @@ impl Options {
             sections: SECTIONS.iter().map(|s| s.to_string()).collect(),
             window_mib: None,
             split_kib: None,
+            no_boost: false,
+            boost_rate_gib: None,
+            mib: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -70,6 +79,17 @@ impl Options {
                 "--weft-split-kib" => {
                     options.split_kib = Some(args.next().ok_or("needs a value")?.parse()?)
                 }
+                "--weft-no-boost" => options.no_boost = true,
+                "--weft-boost-rate-gib" => {
+                    options.boost_rate_gib = Some(args.next().ok_or("needs a value")?.parse()?)
+                }
+                "--mib" => {
+                    let mib: u64 = args.next().ok_or("--mib needs a value")?.parse()?;
+                    if mib == 0 || mib > 64 << 10 {
+                        return Err(format!("--mib {mib}: must be 1..=65536").into());
+                    }
+                    options.mib = Some(mib);
+                }
                 // `cargo bench` passes `--bench`; filters are not used.
                 _ => {}
             }
@@ -89,12 +109,14 @@ impl Options {
         }
     }
 
-    /// Bytes per throughput transfer.
+    /// Bytes per throughput transfer: 1 GiB by default, so that on the 60 ms relay
+    /// the round trips every transfer needs (opening the stream, the window grant,
+    /// the server's answer: about two) stay near a tenth of the time.
     fn bytes(&self) -> u64 {
-        if self.quick {
-            64 << 20
-        } else {
-            256 << 20
+        match self.mib {
+            Some(mib) => mib << 20,
+            None if self.quick => 64 << 20,
+            None => 1 << 30,
         }
     }
 }
@@ -110,6 +132,15 @@ fn main() -> BenchResult<()> {
     }
     if let Some(kib) = options.split_kib {
         yamux = yamux.with_split_send_size(kib << 10);
+    }
+    if options.no_boost {
+        yamux = yamux.with_window_boost(None);
+    } else if let Some(gib) = options.boost_rate_gib {
+        let boost = weft_muxer_yamux::WindowBoost {
+            link_rate: gib.saturating_mul(1 << 30),
+            ..Default::default()
+        };
+        yamux = yamux.with_window_boost(Some(boost));
     }
     println!("weft yamux: {yamux:?}");
     weft_side::set_yamux_config(yamux)?;
