@@ -95,8 +95,8 @@ fn weft_configs() -> Vec<(&'static str, YamuxConfig)> {
     vec![
         ("weft", base.clone()),
         (
-            "weft-split64k",
-            base.clone().with_split_send_size(64 * 1024),
+            "weft-split16k",
+            base.clone().with_split_send_size(16 * 1024),
         ),
         ("weft-split256k", base.with_split_send_size(256 * 1024)),
     ]
@@ -176,7 +176,7 @@ fn main() {
         else {
             continue;
         };
-        for name in ["weft", "weft-split64k", "weft-split256k", "libp2p"] {
+        for name in ["weft", "weft-split16k", "weft-split256k", "libp2p"] {
             let Some(values) = medians.get_mut(&format!("{group}/{name}")) else {
                 continue;
             };

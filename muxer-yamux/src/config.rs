@@ -103,13 +103,13 @@ impl WindowBoost {
 
 /// Configuration of the yamux muxer.
 ///
-/// Defaults: 512 streams and 16 KiB data frames (as `yamux` and rust-libp2p; the
-/// benchmark in `benches/` compares 16, 64 and 256 KiB frames, and on loopback the
-/// larger ones gained up to ~15-30% single-stream throughput, too noisily to trade
-/// away the interleaving of small frames), a 512 MiB connection receive window (half
-/// of `yamux`'s 1 GiB: the bound on what one connection can make us buffer), and a
-/// backlog of 256 inbound streams not yet accepted (the spec's ACK backlog), and the
-/// default [`WindowBoost`].
+/// Defaults: 512 streams; 64 KiB data frames, the largest go-yamux and js-libp2p's
+/// yamux send (the `yamux` crate and rust-libp2p send 16 KiB: every frame is a
+/// command to the connection task and a wake-up, and with 16 KiB frames those cost
+/// a quarter of single-stream throughput end to end; see BENCHMARKS.md); a 512 MiB
+/// connection receive window (half of `yamux`'s 1 GiB: the bound on what one
+/// connection can make us buffer); a backlog of 256 inbound streams not yet accepted
+/// (the spec's ACK backlog); and the default [`WindowBoost`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamuxConfig {
     pub(crate) max_streams: usize,
@@ -124,7 +124,7 @@ impl Default for YamuxConfig {
         YamuxConfig {
             max_streams: 512,
             max_receive_window: 512 * 1024 * 1024,
-            split_send_size: 16 * 1024,
+            split_send_size: 64 * 1024,
             inbound_backlog: 256,
             window_boost: Some(WindowBoost::default()),
         }
