@@ -14,7 +14,15 @@ fn tls(keypair: libp2p_identity::Keypair) -> Arc<dyn SecurityUpgrade> {
 }
 
 fn yamux() -> Arc<dyn StreamMuxer> {
-    Arc::new(weft_muxer_yamux::Yamux::new())
+    // The suite's backpressure check allows 4 MiB before a writer must stall; the
+    // boost (which an inflated loopback round trip on a busy machine can switch on)
+    // is capped below that here, so it stays on and within the suite's bound.
+    let boost = weft_muxer_yamux::WindowBoost {
+        max_per_stream: 2 << 20,
+        ..Default::default()
+    };
+    let config = weft_muxer_yamux::YamuxConfig::default().with_window_boost(Some(boost));
+    Arc::new(weft_muxer_yamux::Yamux::with_config(config).expect("valid yamux config"))
 }
 
 macro_rules! security_checks {

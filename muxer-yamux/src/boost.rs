@@ -120,7 +120,7 @@ impl Credit {
 #[derive(Debug)]
 pub(crate) struct Boost {
     settings: WindowBoost,
-    /// The last round-trip time measured from yamux's pings.
+    /// The smallest round-trip time measured from yamux's pings.
     rtt: Option<Duration>,
     /// yamux's ping in flight: its opaque value and when it left.
     ping: Option<(u32, Instant)>,
@@ -473,8 +473,11 @@ impl Boost {
             return;
         }
         self.ping = None;
-        let rtt = at.elapsed();
-        tracing::trace!(?rtt, "round-trip time from yamux ping");
+        // The smallest sample: a busy scheduler only ever delays a pong, so the
+        // minimum is the best estimate of the path's own round trip.
+        let sample = at.elapsed();
+        let rtt = self.rtt.map_or(sample, |known| known.min(sample));
+        tracing::trace!(?sample, ?rtt, "round-trip time from yamux ping");
         self.rtt = Some(rtt);
         let ids: Vec<u32> = self.streams.keys().copied().collect();
         for id in ids {
@@ -598,12 +601,21 @@ mod tests {
             .unwrap();
         assert!(boost.rtt().is_some());
         assert!(!boost.has_grants());
-        // A long measured round trip tops up the open streams.
-        boost.set_rtt(Duration::from_millis(60));
+        // A later, slower answer does not raise the estimate: delays only inflate.
         boost.on_outbound(FrameHeader::new(TYPE_PING, FLAG_SYN, 0, 8));
         boost.ping = Some((8, Instant::now() - Duration::from_millis(60)));
         boost
             .on_inbound(FrameHeader::new(TYPE_PING, FLAG_ACK, 0, 8))
+            .unwrap();
+        assert!(boost.rtt().unwrap() < Duration::from_millis(60));
+        assert!(!boost.has_grants());
+        // On a long path the first answer tops up the streams already open.
+        let mut boost = Boost::new(WindowBoost::default());
+        boost.on_outbound(window(FLAG_SYN, 1, 0));
+        boost.on_outbound(FrameHeader::new(TYPE_PING, FLAG_SYN, 0, 3));
+        boost.ping = Some((3, Instant::now() - Duration::from_millis(60)));
+        boost
+            .on_inbound(FrameHeader::new(TYPE_PING, FLAG_ACK, 0, 3))
             .unwrap();
         let granted = grants(&mut boost);
         assert_eq!(granted.len(), 1);

@@ -233,11 +233,7 @@ impl<T: AsyncRead + Unpin> Tap<T> {
         let io = &mut self.io;
         loop {
             if inflow.out_pos < inflow.out.len() {
-                let pending = inflow.out.get(inflow.out_pos..).unwrap_or_default();
-                let n = pending.len().min(buf.len());
-                if let (Some(dst), Some(src)) = (buf.get_mut(..n), pending.get(..n)) {
-                    dst.copy_from_slice(src);
-                }
+                let n = copy_prefix(inflow.out.get(inflow.out_pos..).unwrap_or_default(), buf);
                 inflow.out_pos += n;
                 if inflow.out_pos == inflow.out.len() {
                     inflow.out.clear();
@@ -248,13 +244,7 @@ impl<T: AsyncRead + Unpin> Tap<T> {
             match &mut inflow.body {
                 Body::None => {}
                 Body::Pass(left) => {
-                    let want = (*left as usize).min(buf.len());
-                    let dst = buf.get_mut(..want).unwrap_or_default();
-                    let n = ready!(Pin::new(&mut *io).poll_read(cx, dst))?;
-                    if n == 0 && want > 0 {
-                        return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
-                    }
-                    *left -= n as u32;
+                    let n = ready!(poll_read_body(&mut *io, cx, left, buf))?;
                     if *left == 0 {
                         inflow.body = Body::None;
                     }
@@ -262,13 +252,7 @@ impl<T: AsyncRead + Unpin> Tap<T> {
                 }
                 Body::Discard(left) => {
                     if *left > 0 {
-                        let want = (*left as usize).min(buf.len());
-                        let dst = buf.get_mut(..want).unwrap_or_default();
-                        let n = ready!(Pin::new(&mut *io).poll_read(cx, dst))?;
-                        if n == 0 && want > 0 {
-                            return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
-                        }
-                        *left -= n as u32;
+                        ready!(poll_read_body(&mut *io, cx, left, buf))?;
                     }
                     if *left == 0 {
                         inflow.body = Body::None;
@@ -276,11 +260,7 @@ impl<T: AsyncRead + Unpin> Tap<T> {
                     continue;
                 }
                 Body::Release { bytes, pos } => {
-                    let left = bytes.get(*pos..).unwrap_or_default();
-                    let n = left.len().min(buf.len());
-                    if let (Some(dst), Some(src)) = (buf.get_mut(..n), left.get(..n)) {
-                        dst.copy_from_slice(src);
-                    }
+                    let n = copy_prefix(bytes.get(*pos..).unwrap_or_default(), buf);
                     *pos += n;
                     if *pos >= bytes.len() {
                         inflow.body = Body::None;
@@ -388,6 +368,33 @@ impl<T: AsyncRead + Unpin> Tap<T> {
             }
         }
     }
+}
+
+/// Copies as much of `src` as fits into `dst`; returns how much.
+fn copy_prefix(src: &[u8], dst: &mut [u8]) -> usize {
+    let n = src.len().min(dst.len());
+    if let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    n
+}
+
+/// Reads at most `left` bytes of a frame body from `io` into `buf`, counting them off
+/// `left`. The end of `io` inside a body is an error.
+fn poll_read_body<R: AsyncRead + Unpin>(
+    io: &mut R,
+    cx: &mut Context<'_>,
+    left: &mut u32,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    let want = (*left as usize).min(buf.len());
+    let dst = buf.get_mut(..want).unwrap_or_default();
+    let n = ready!(Pin::new(io).poll_read(cx, dst))?;
+    if n == 0 && want > 0 {
+        return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+    }
+    *left -= n as u32;
+    Poll::Ready(Ok(n))
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Tap<T> {

@@ -51,32 +51,54 @@ async fn read_pattern<R: AsyncRead + Unpin>(stream: &mut R, len: usize) {
     assert!(got == pattern(0, len), "held bytes came back altered");
 }
 
+/// Sends the first byte of a new stream (so that it reaches the other side).
+async fn send_first_byte<W: AsyncWrite + Unpin>(out: &mut W) {
+    out.write_all(b"x").await.unwrap();
+    out.flush().await.unwrap();
+}
+
+/// Reads the first byte of an accepted stream.
+async fn read_first_byte<R: AsyncRead + Unpin>(inbound: &mut R) {
+    let mut first = [0u8; 1];
+    inbound.read_exact(&mut first).await.unwrap();
+}
+
+/// Writes 1 MiB more of the pattern after `credit` bytes and closes, in a task.
+fn finish_writing<W>(mut out: W, credit: usize) -> tokio::task::JoinHandle<W>
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        out.write_all(&pattern(credit, 1 << 20)).await.unwrap();
+        out.close().await.unwrap();
+        out
+    })
+}
+
+/// Reads the pattern up to `len`, then expects the FIN.
+async fn read_pattern_to_end<R: AsyncRead + Unpin>(inbound: &mut R, len: usize) {
+    read_pattern(inbound, len).await;
+    let mut rest = Vec::new();
+    inbound.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+}
+
 /// Waits until yamux's first ping was answered, so the round trip is known.
 async fn settle() {
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
 }
 
 async fn weft_sender_weft_receiver(config: YamuxConfig) -> usize {
     let (client, server) = weft_pair(config).await;
     settle().await;
     let mut out = client.open_stream().await.unwrap();
-    out.write_all(b"x").await.unwrap();
-    out.flush().await.unwrap();
+    send_first_byte(&mut out).await;
     let mut inbound = server.accept_stream().await.unwrap();
-    let mut first = [0u8; 1];
-    inbound.read_exact(&mut first).await.unwrap();
+    read_first_byte(&mut inbound).await;
     let credit = write_until_blocked(&mut out).await;
     // Now the reader catches up, sees every byte in order, then the FIN.
-    let writer = tokio::spawn(async move {
-        out.write_all(&pattern(credit, 1 << 20)).await.unwrap();
-        out.close().await.unwrap();
-        out
-    });
-    let total = credit + (1 << 20);
-    read_pattern(&mut inbound, total).await;
-    let mut rest = Vec::new();
-    inbound.read_to_end(&mut rest).await.unwrap();
-    assert!(rest.is_empty());
+    let writer = finish_writing(out, credit);
+    read_pattern_to_end(&mut inbound, credit + (1 << 20)).await;
     // The stream still works the other way.
     inbound.write_all(b"done").await.unwrap();
     inbound.close().await.unwrap();
@@ -106,22 +128,13 @@ async fn libp2p_yamux_sends_into_the_boosted_window() {
     let (weft, _driver) = weft_peer(b, Role::Responder, boosted());
     settle().await;
     let mut out = libp2p.open().await.unwrap();
-    out.write_all(b"x").await.unwrap();
-    out.flush().await.unwrap();
+    send_first_byte(&mut out).await;
     let mut inbound = weft.accept_stream().await.unwrap();
-    let mut first = [0u8; 1];
-    inbound.read_exact(&mut first).await.unwrap();
+    read_first_byte(&mut inbound).await;
     let credit = write_until_blocked(&mut out).await;
     assert_eq!(credit, STREAM_WINDOW - 1 + EXTRA as usize);
-    let writer = tokio::spawn(async move {
-        out.write_all(&pattern(credit, 1 << 20)).await.unwrap();
-        out.close().await.unwrap();
-        out
-    });
-    read_pattern(&mut inbound, credit + (1 << 20)).await;
-    let mut rest = Vec::new();
-    inbound.read_to_end(&mut rest).await.unwrap();
-    assert!(rest.is_empty());
+    let writer = finish_writing(out, credit);
+    read_pattern_to_end(&mut inbound, credit + (1 << 20)).await;
     drop(writer.await.unwrap());
 }
 
@@ -132,19 +145,13 @@ async fn weft_sends_into_a_libp2p_window_unchanged() {
     let mut libp2p = Libp2pPeer::spawn(b, false).await;
     settle().await;
     let mut out = weft.open_stream().await.unwrap();
-    out.write_all(b"x").await.unwrap();
-    out.flush().await.unwrap();
+    send_first_byte(&mut out).await;
     let mut inbound = libp2p.accept().await.unwrap();
-    let mut first = [0u8; 1];
-    inbound.read_exact(&mut first).await.unwrap();
+    read_first_byte(&mut inbound).await;
     let credit = write_until_blocked(&mut out).await;
     assert_eq!(credit, STREAM_WINDOW - 1);
-    let writer = tokio::spawn(async move {
-        out.write_all(&pattern(credit, 1 << 20)).await.unwrap();
-        out.close().await.unwrap();
-        out
-    });
-    read_pattern(&mut inbound, credit + (1 << 20)).await;
+    let writer = finish_writing(out, credit);
+    read_pattern_to_end(&mut inbound, credit + (1 << 20)).await;
     drop(writer.await.unwrap());
 }
 

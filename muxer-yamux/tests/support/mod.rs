@@ -11,6 +11,13 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 use weft_muxer_yamux::{Yamux, YamuxConfig};
 use weft_upgrader::{BoxedStream, MuxedConnection, MuxerError, Role, StreamMuxer};
 
+/// The default configuration without the window boost: for tests of yamux's own
+/// 256 KiB window. (On a loaded machine a loopback round trip can measure several
+/// milliseconds, and the boost then grants extra window; `window_boost.rs` tests it.)
+pub fn spec_window() -> YamuxConfig {
+    YamuxConfig::default().with_window_boost(None)
+}
+
 /// A connected pair of TCP sockets on 127.0.0.1: (dialer, listener side).
 pub async fn tcp_pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
