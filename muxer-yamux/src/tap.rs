@@ -57,6 +57,19 @@ struct Inflow {
     flush_pending: bool,
 }
 
+impl Inflow {
+    /// Wakes the task waiting in `poll_read` if it can go on: held bytes can be
+    /// released, or the socket ended and nothing is held any more (a stream was
+    /// dropped or reset), so yamux can be told.
+    fn wake_reader_if_unblocked(&mut self) {
+        if self.boost.can_release() || (self.eof && !self.boost.has_held()) {
+            if let Some(waker) = self.reader.take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
 /// The body of the inbound frame being read.
 #[derive(Debug)]
 enum Body {
@@ -110,6 +123,7 @@ impl<T> Tap<T> {
             for id in self.shared.take_dropped() {
                 inflow.boost.on_dropped(id);
             }
+            inflow.wake_reader_if_unblocked();
         }
     }
 
@@ -122,11 +136,7 @@ impl<T> Tap<T> {
                 let boost = &mut inflow.boost;
                 self.outbound
                     .feed(bytes, |header| boost.on_outbound(header));
-                if boost.can_release() {
-                    if let Some(waker) = inflow.reader.take() {
-                        waker.wake();
-                    }
-                }
+                inflow.wake_reader_if_unblocked();
             }
         }
     }

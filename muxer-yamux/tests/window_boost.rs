@@ -165,13 +165,11 @@ fn header(frame_type: u8, flags: u16, stream: u32, length: u32) -> [u8; 12] {
     h
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_that_overruns_its_boosted_credit_fails_the_connection() {
-    let (mut raw, b) = tcp_pair().await;
-    let (weft, driver) = weft_peer(b, Role::Responder, boosted());
-    // Open stream 1, then answer weft's ping and wait for the extra window.
+/// As a raw yamux client on `raw`: opens stream 1, answers weft's pings and returns
+/// the extra window weft grants stream 1.
+async fn open_and_wait_for_grant(raw: &mut tokio::net::TcpStream) -> u32 {
     raw.write_all(&header(1, 0x1, 1, 0)).await.unwrap();
-    let granted = tokio::time::timeout(Duration::from_secs(5), async {
+    tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             let mut h = [0u8; 12];
             raw.read_exact(&mut h).await.unwrap();
@@ -190,19 +188,54 @@ async fn a_peer_that_overruns_its_boosted_credit_fails_the_connection() {
         }
     })
     .await
-    .expect("no extra window granted");
+    .expect("no extra window granted")
+}
+
+/// Sends `len` bytes of the pattern on stream 1 as a raw yamux client.
+async fn send_raw_data(raw: &mut tokio::net::TcpStream, len: usize) {
+    let chunk = 256 * 1024;
+    let mut sent = 0;
+    while sent < len {
+        let n = chunk.min(len - sent);
+        raw.write_all(&header(0, 0, 1, n as u32)).await.unwrap();
+        raw.write_all(&pattern(sent, n)).await.unwrap();
+        sent += n;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_bytes_are_read_before_the_end_of_the_connection_shows() {
+    let (mut raw, b) = tcp_pair().await;
+    let (weft, _driver) = weft_peer(b, Role::Responder, boosted());
+    assert_eq!(open_and_wait_for_grant(&mut raw).await, EXTRA);
+    let mut inbound = weft.accept_stream().await.unwrap();
+    // The whole credit, most of it held beyond yamux's window, then the socket ends
+    // without a FIN for the stream.
+    let credit = STREAM_WINDOW + EXTRA as usize;
+    send_raw_data(&mut raw, credit).await;
+    raw.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    read_pattern(&mut inbound, credit).await;
+    // Then the stream reports the connection's end: not a clean EOF, no FIN came.
+    let mut rest = [0u8; 1];
+    let end = tokio::time::timeout(Duration::from_secs(5), inbound.read(&mut rest))
+        .await
+        .expect("the end of the connection never showed");
+    assert!(
+        end.is_err(),
+        "expected an error after the held bytes, got {end:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_overruns_its_boosted_credit_fails_the_connection() {
+    let (mut raw, b) = tcp_pair().await;
+    let (weft, driver) = weft_peer(b, Role::Responder, boosted());
+    let granted = open_and_wait_for_grant(&mut raw).await;
     assert_eq!(granted, EXTRA);
     // Nobody reads stream 1 on weft's side. Send all the credit, then one byte more.
     let _inbound = weft.accept_stream().await.unwrap();
-    let credit = STREAM_WINDOW + EXTRA as usize;
-    let chunk = 256 * 1024;
-    let mut sent = 0;
-    while sent < credit {
-        let n = chunk.min(credit - sent);
-        raw.write_all(&header(0, 0, 1, n as u32)).await.unwrap();
-        raw.write_all(&vec![7u8; n]).await.unwrap();
-        sent += n;
-    }
+    send_raw_data(&mut raw, STREAM_WINDOW + EXTRA as usize).await;
     // Within the credit: the connection is still up.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!driver.is_finished(), "failed within the credit");
