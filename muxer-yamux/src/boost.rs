@@ -31,6 +31,10 @@ pub(crate) const MIN_GRANT: u64 = STREAM_WINDOW as u64;
 /// The largest data frame a release hands to yamux (yamux refuses bodies over 1 MiB).
 const MAX_RELEASE: u64 = 256 * 1024;
 
+/// The largest frame body yamux accepts; a larger frame goes straight to yamux, which
+/// fails the connection, instead of being read into memory here.
+const YAMUX_MAX_BODY: u64 = 1024 * 1024;
+
 /// The remote sent more than the credit it was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -278,6 +282,9 @@ impl Boost {
         let Some(credit) = self.streams.get_mut(&id) else {
             return Ok(deliver);
         };
+        if len > YAMUX_MAX_BODY {
+            return Ok(deliver);
+        }
         if credit.held.is_empty() && len <= credit.yamux {
             credit.yamux -= len;
             if fin {
@@ -778,5 +785,94 @@ mod tests {
         assert_eq!(joined, body);
         assert_eq!(got.last().unwrap().0.flags, FLAG_FIN);
         assert!(!boost.has_held());
+    }
+
+    #[test]
+    fn a_frame_yamux_would_refuse_goes_to_yamux_unread() {
+        let mut boost = boost();
+        boost.on_outbound(window(FLAG_SYN, 1, 0));
+        boost.on_inbound(data(0, 1, STREAM_WINDOW as u32)).unwrap();
+        let huge = data(0, 1, 2 * MIB);
+        assert_eq!(
+            boost.on_inbound(huge).unwrap(),
+            Inbound::Deliver(huge.encode())
+        );
+    }
+
+    /// One step a peer, yamux or the application can take.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Inbound(u8, u16, u32, u32),
+        Outbound(u8, u16, u32, u32),
+        Release,
+        Drop(u32),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        let kind = 0u8..4;
+        let flags = prop_oneof![
+            Just(0u16),
+            Just(FLAG_SYN),
+            Just(FLAG_ACK),
+            Just(FLAG_FIN),
+            Just(FLAG_RST),
+            0u16..16
+        ];
+        let id = 0u32..4;
+        let len = prop_oneof![0u32..70_000, Just(STREAM_WINDOW as u32), any::<u32>()];
+        prop_oneof![
+            (kind.clone(), flags.clone(), id.clone(), len.clone())
+                .prop_map(|(k, f, i, l)| Step::Inbound(k, f, i, l)),
+            (kind, flags, id.clone(), len).prop_map(|(k, f, i, l)| Step::Outbound(k, f, i, l)),
+            Just(Step::Release),
+            id.prop_map(Step::Drop),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the frames, the boost never panics, never holds more for a stream
+        /// than its credit allows, and releases only what yamux has room for.
+        #[test]
+        fn any_frame_sequence_keeps_the_bounds(steps in proptest::collection::vec(step(), 1..200)) {
+            let mut boost = boost();
+            for step in steps {
+                match step {
+                    Step::Inbound(kind, flags, id, len) => {
+                        match boost.on_inbound(FrameHeader::new(kind, flags, id, len)) {
+                            Ok(Inbound::Hold { stream, len, fin, .. }) => {
+                                proptest::prop_assert!(u64::from(len) <= YAMUX_MAX_BODY);
+                                boost.push_held(stream, vec![0; len as usize], fin);
+                            }
+                            Ok(_) | Err(_) => {}
+                        }
+                    }
+                    Step::Outbound(kind, flags, id, len) => {
+                        boost.on_outbound(FrameHeader::new(kind, flags, id, len));
+                    }
+                    Step::Release => {
+                        while let Some((header, body)) = boost.release() {
+                            let header = FrameHeader::decode(&header);
+                            proptest::prop_assert_eq!(header.length as usize, body.len());
+                            proptest::prop_assert!(body.len() as u64 <= MAX_RELEASE);
+                        }
+                    }
+                    Step::Drop(id) => boost.on_dropped(id),
+                }
+                for credit in boost.streams.values() {
+                    let held: u64 = credit
+                        .held
+                        .iter()
+                        .map(|h| match h {
+                            Held::Data { body, start } => (body.len() - start) as u64,
+                            Held::Fin => 0,
+                        })
+                        .sum();
+                    proptest::prop_assert_eq!(held, credit.held_bytes);
+                }
+                let extra: u64 = boost.streams.values().map(|c| c.extra).sum();
+                proptest::prop_assert_eq!(extra, boost.granted);
+            }
+        }
     }
 }
