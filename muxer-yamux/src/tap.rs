@@ -1,4 +1,4 @@
-//! The byte stream under yamux, watched and, for resets, written to.
+//! The byte stream under yamux, watched and, for resets and window grants, written to.
 //!
 //! The `yamux` crate neither tells a stream *why* it ended (a reset and the death of
 //! the connection both read as EOF) nor offers a reset for a stream that is already
@@ -7,6 +7,13 @@
 //! RST, go-away) in [`Shared`], and writes the RST frames that
 //! [`MuxedStream::reset`](weft_upgrader::MuxedStream::reset) queues, only ever
 //! between two of yamux's own frames.
+//!
+//! With a [`WindowBoost`](crate::WindowBoost) it also reads the inbound frames itself,
+//! one header at a time, and lets [`Boost`] decide for each: hand it to yamux, hold
+//! its body until yamux's window has room, or drop the body of a stream we dropped.
+//! The window grants the boost decides on are written like the resets, between
+//! yamux's frames, and flushed at once from the read side too (yamux may have
+//! nothing to write for a while).
 
 use crate::boost::{Boost, Inbound};
 use crate::frame_scan::{FrameHeader, FrameScanner, HEADER_LEN, TYPE_DATA};
@@ -23,7 +30,8 @@ use std::task::{Context, Poll, Waker};
 /// of two, without copying frame bodies.
 const SMALL_WRITE: usize = 64;
 
-/// An I/O wrapper that observes yamux frames and can insert RST frames.
+/// An I/O wrapper that observes yamux frames and can insert RST frames and window
+/// grants (and, with a boost, hold inbound data).
 #[derive(Debug)]
 pub(crate) struct Tap<T> {
     io: T,
