@@ -35,7 +35,10 @@ pub enum ConfigError {
     ZeroBacklog,
     /// A window boost must allow some extra window per stream and per connection,
     /// and at most 1 GiB per stream.
-    #[error("window boost: per-stream {per_stream} and per-connection {per_connection} must be in 1..=1 GiB and >= 1")]
+    #[error(
+        "window boost: max_per_stream must be 1..=1 GiB and max_per_connection at least 1 \
+         (got {per_stream} and {per_connection})"
+    )]
     BadBoost {
         /// The configured most extra window per stream.
         per_stream: u32,
@@ -53,9 +56,9 @@ pub enum ConfigError {
 /// measures the connection's round-trip time (from yamux's own pings) and grants
 /// every stream, in one window update, `rtt x link_rate` more bytes, capped per
 /// stream and per connection. Bytes the remote sends beyond what yamux itself has
-/// granted wait in the muxer until the application reads (they count against the
-/// boost and never exceed it: a peer that sends more is a protocol violation and
-/// the connection fails). On a fast local link the product is small and nothing
+/// granted wait in the muxer until the application reads; they never exceed the
+/// extra window granted (a peer that sends more breaks flow control, and the
+/// connection fails). On a fast local link the product is small and nothing
 /// extra is granted: a grant below 256 KiB is never sent.
 ///
 /// The peer sees only standard yamux window updates.
