@@ -213,18 +213,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Tap<T> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.boost.is_none() {
-            let n = ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-            let shared = &this.shared;
-            this.inbound
-                .feed(buf.get(..n).unwrap_or_default(), |header| {
-                    shared.on_inbound_header(header)
-                });
-            return Poll::Ready(Ok(n));
-        }
-        this.note_dropped();
-        let result = this.poll_read_boosted(cx, buf);
-        this.push_grants(cx);
+        let result = if this.boost.is_some() {
+            this.note_dropped();
+            let result = this.poll_read_boosted(cx, buf);
+            this.push_grants(cx);
+            result
+        } else {
+            Pin::new(&mut this.io).poll_read(cx, buf)
+        };
         let n = ready!(result)?;
         let shared = &this.shared;
         this.inbound
