@@ -7,19 +7,15 @@
 //!
 //! `cargo bench -p weft-security-noise --bench cpu_per_byte`
 
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p_core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
+mod support;
+
+use futures::io::{AsyncReadExt, AsyncWriteExt};
 use libp2p_identity::Keypair;
-use tokio_util::compat::TokioAsyncReadCompatExt;
-use weft_security_noise::{CryptoBackend, NoiseConfig};
-use weft_upgrader::SecurityUpgrade;
+use support::{duplex, libp2p_pair, weft, weft_pair, Pair};
+use weft_security_noise::CryptoBackend;
 
 const TRANSFER: usize = 64 << 20;
 const ROUNDS: usize = 7;
-
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
-type Pair = (Box<dyn Stream>, Box<dyn Stream>);
 
 /// CPU time this thread has run, in nanoseconds (`/proc/thread-self/schedstat`).
 fn thread_cpu_ns() -> u64 {
@@ -28,14 +24,7 @@ fn thread_cpu_ns() -> u64 {
 }
 
 async fn pair(kind: &str) -> Pair {
-    let (x, y) = tokio::io::duplex(256 << 10);
-    let (x, y) = (x.compat(), y.compat());
-    let weft = |backend| {
-        NoiseConfig::new(&Keypair::generate_ed25519())
-            .crypto_backend(backend)
-            .build()
-            .unwrap()
-    };
+    let ends = duplex(256 << 10);
     match kind {
         "weft-ring" | "weft-rustcrypto" => {
             let backend = if kind == "weft-ring" {
@@ -43,24 +32,11 @@ async fn pair(kind: &str) -> Pair {
             } else {
                 CryptoBackend::RustCrypto
             };
-            let (a, b) = (weft(backend), weft(backend));
-            let (out, inb) = tokio::join!(
-                a.secure_outbound(Box::new(x), None, &[]),
-                b.secure_inbound(Box::new(y), &[]),
-            );
-            (Box::new(out.unwrap().io), Box::new(inb.unwrap().io))
+            weft_pair(&weft(backend), &weft(backend), ends).await
         }
         _ => {
             let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-            let (out, inb) = tokio::join!(
-                libp2p_noise::Config::new(&a)
-                    .unwrap()
-                    .upgrade_outbound(x, "/noise"),
-                libp2p_noise::Config::new(&b)
-                    .unwrap()
-                    .upgrade_inbound(y, "/noise"),
-            );
-            (Box::new(out.unwrap().1), Box::new(inb.unwrap().1))
+            libp2p_pair(&a, &b, ends).await
         }
     }
 }

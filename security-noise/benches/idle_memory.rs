@@ -9,21 +9,17 @@
 //!
 //! `cargo bench -p weft-security-noise --bench idle_memory`
 
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p_core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
+mod support;
+
+use futures::io::{AsyncReadExt, AsyncWriteExt};
 use libp2p_identity::Keypair;
 use std::process::Command;
-use tokio_util::compat::TokioAsyncReadCompatExt;
+use support::{duplex, libp2p_pair, weft_pair, Pair};
 use weft_security_noise::Noise;
-use weft_upgrader::SecurityUpgrade;
 
 const CHILD_ENV: &str = "WEFT_IDLE_MEMORY_CHILD";
 const DUPLEX_BUFFER: usize = 64 << 10;
 const KINDS: [&str; 3] = ["duplex-only", "weft-noise", "libp2p-noise"];
-
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
-type Pair = (Box<dyn Stream>, Box<dyn Stream>);
 
 fn rss_bytes() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -40,28 +36,13 @@ fn rss_bytes() -> usize {
 }
 
 async fn open(kind: &str, weft: &(Noise, Noise)) -> Pair {
-    let (x, y) = tokio::io::duplex(DUPLEX_BUFFER);
-    let (x, y) = (x.compat(), y.compat());
+    let ends = duplex(DUPLEX_BUFFER);
     match kind {
-        "duplex-only" => (Box::new(x), Box::new(y)),
-        "weft-noise" => {
-            let (out, inb) = tokio::join!(
-                weft.0.secure_outbound(Box::new(x), None, &[]),
-                weft.1.secure_inbound(Box::new(y), &[]),
-            );
-            (Box::new(out.unwrap().io), Box::new(inb.unwrap().io))
-        }
+        "duplex-only" => (Box::new(ends.0), Box::new(ends.1)),
+        "weft-noise" => weft_pair(&weft.0, &weft.1, ends).await,
         "libp2p-noise" => {
             let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-            let (out, inb) = tokio::join!(
-                libp2p_noise::Config::new(&a)
-                    .unwrap()
-                    .upgrade_outbound(x, "/noise"),
-                libp2p_noise::Config::new(&b)
-                    .unwrap()
-                    .upgrade_inbound(y, "/noise"),
-            );
-            (Box::new(out.unwrap().1), Box::new(inb.unwrap().1))
+            libp2p_pair(&a, &b, ends).await
         }
         other => panic!("unknown kind {other}"),
     }

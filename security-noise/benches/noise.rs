@@ -3,15 +3,16 @@
 //! crypto backends, plus raw ChaCha20-Poly1305 (`ring`, 64 KiB seals) for reference.
 //! Prints the ratios at the end.
 
+mod support;
+
 use criterion::{Criterion, Throughput};
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p_core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
+use futures::io::{AsyncReadExt, AsyncWriteExt};
 use libp2p_identity::Keypair;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tokio_util::compat::TokioAsyncReadCompatExt;
-use weft_security_noise::{CryptoBackend, Noise, NoiseConfig};
+use support::{duplex, weft, Pair};
+use weft_security_noise::{CryptoBackend, Noise};
 use weft_upgrader::SecurityUpgrade;
 
 const TRANSFER: usize = 64 << 20;
@@ -41,37 +42,12 @@ fn median(name: &str) -> f64 {
     })
 }
 
-fn weft(backend: CryptoBackend) -> Noise {
-    NoiseConfig::new(&Keypair::generate_ed25519())
-        .crypto_backend(backend)
-        .build()
-        .unwrap()
-}
-
-type Pair = (Box<dyn AsyncReadWrite>, Box<dyn AsyncReadWrite>);
-trait AsyncReadWrite: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncReadWrite for T {}
-
 async fn weft_pair(a: &Noise, b: &Noise) -> Pair {
-    let (x, y) = tokio::io::duplex(DUPLEX_BUFFER);
-    let (out, inb) = tokio::join!(
-        a.secure_outbound(Box::new(x.compat()), None, &[]),
-        b.secure_inbound(Box::new(y.compat()), &[]),
-    );
-    (Box::new(out.unwrap().io), Box::new(inb.unwrap().io))
+    support::weft_pair(a, b, duplex(DUPLEX_BUFFER)).await
 }
 
 async fn libp2p_pair(a: &Keypair, b: &Keypair) -> Pair {
-    let (x, y) = tokio::io::duplex(DUPLEX_BUFFER);
-    let (out, inb) = tokio::join!(
-        libp2p_noise::Config::new(a)
-            .unwrap()
-            .upgrade_outbound(x.compat(), "/noise"),
-        libp2p_noise::Config::new(b)
-            .unwrap()
-            .upgrade_inbound(y.compat(), "/noise"),
-    );
-    (Box::new(out.unwrap().1), Box::new(inb.unwrap().1))
+    support::libp2p_pair(a, b, duplex(DUPLEX_BUFFER)).await
 }
 
 /// Sends `TRANSFER` bytes from `pair.0` to `pair.1` and returns the time it took.
@@ -110,10 +86,10 @@ fn handshakes(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
                 let start = Instant::now();
                 runtime.block_on(async {
                     for _ in 0..iters {
-                        let (x, y) = tokio::io::duplex(DUPLEX_BUFFER);
+                        let (x, y) = duplex(DUPLEX_BUFFER);
                         let (out, inb) = tokio::join!(
-                            a.secure_outbound(Box::new(x.compat()), None, &[]),
-                            b.secure_inbound(Box::new(y.compat()), &[]),
+                            a.secure_outbound(Box::new(x), None, &[]),
+                            b.secure_inbound(Box::new(y), &[]),
                         );
                         out.unwrap();
                         inb.unwrap();
