@@ -28,6 +28,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod budget;
 mod builder;
 mod connection;
 mod error;
@@ -40,6 +41,7 @@ mod step;
 pub mod test_suite;
 mod upgrader;
 
+pub use budget::{Budget, BudgetDenied, MemoryBudget, Priority, Reservation};
 pub use builder::{UpgraderBuilder, DEFAULT_UPGRADE_TIMEOUT};
 pub use connection::Connection;
 pub use error::{UpgradeError, UpgradeStep};

@@ -1,5 +1,6 @@
 //! The muxer trait: turn a secured byte stream into many independent streams.
 
+use crate::budget::Budget;
 use crate::io::{BoxFuture, BoxedIo};
 use crate::role::Role;
 use futures::io::{AsyncRead, AsyncWrite};
@@ -19,6 +20,22 @@ pub trait StreamMuxer: Send + Sync + 'static {
     /// or server (even ids). The returned [`Muxed::driver`] must be polled (spawned on
     /// the caller's runtime) for the connection to make progress.
     fn upgrade(&self, io: BoxedIo, role: Role) -> Result<Muxed, MuxerError>;
+
+    /// [`upgrade`](StreamMuxer::upgrade), charging every buffer the remote can make
+    /// the connection fill (receive windows beyond the protocol's initial one, data
+    /// received and not yet read) to `budget`.
+    ///
+    /// The upgrader and the host call this one. The provided implementation ignores
+    /// the budget: a muxer that buffers what a peer sends must override it.
+    fn upgrade_with_budget(
+        &self,
+        io: BoxedIo,
+        role: Role,
+        budget: Budget,
+    ) -> Result<Muxed, MuxerError> {
+        let _ = budget;
+        self.upgrade(io, role)
+    }
 }
 
 /// A freshly multiplexed connection: the handle and the future that drives it.

@@ -1,5 +1,6 @@
 //! The security trait: turn a raw byte stream into an authenticated, encrypted one.
 
+use crate::budget::Budget;
 use crate::io::BoxedIo;
 use libp2p_identity::{PeerId, PublicKey};
 use std::time::Duration;
@@ -36,6 +37,36 @@ pub trait SecurityUpgrade: Send + Sync + 'static {
         io: BoxedIo,
         muxers: &[String],
     ) -> Result<SecuredConnection, SecurityError>;
+
+    /// [`secure_outbound`](SecurityUpgrade::secure_outbound), charging the
+    /// channel's buffers (the read buffer a remote fills, above all) to `budget`
+    /// for as long as the channel lives.
+    ///
+    /// The upgrader calls this one. The provided implementation ignores the budget.
+    async fn secure_outbound_with_budget(
+        &self,
+        io: BoxedIo,
+        expected: Option<PeerId>,
+        muxers: &[String],
+        budget: Budget,
+    ) -> Result<SecuredConnection, SecurityError> {
+        let _ = budget;
+        self.secure_outbound(io, expected, muxers).await
+    }
+
+    /// [`secure_inbound`](SecurityUpgrade::secure_inbound), charging the channel's
+    /// buffers to `budget` for as long as the channel lives.
+    ///
+    /// The upgrader calls this one. The provided implementation ignores the budget.
+    async fn secure_inbound_with_budget(
+        &self,
+        io: BoxedIo,
+        muxers: &[String],
+        budget: Budget,
+    ) -> Result<SecuredConnection, SecurityError> {
+        let _ = budget;
+        self.secure_inbound(io, muxers).await
+    }
 }
 
 /// The result of a successful security handshake.

@@ -1,5 +1,6 @@
 //! The upgrade pipeline: raw stream → security → muxer → [`Connection`].
 
+use crate::budget::Budget;
 use crate::builder::UpgraderBuilder;
 use crate::connection::Connection;
 use crate::error::{UpgradeError, UpgradeStep};
@@ -101,6 +102,22 @@ impl Upgrader {
         self.upgrade(io, Role::Initiator, expected).await
     }
 
+    /// [`upgrade_outbound`](Self::upgrade_outbound), charging the connection's
+    /// buffers (security read buffers, muxer windows) to `budget`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Upgrader::upgrade_outbound`].
+    pub async fn upgrade_outbound_with_budget(
+        &self,
+        io: BoxedIo,
+        expected: Option<PeerId>,
+        budget: Budget,
+    ) -> Result<Connection, UpgradeError> {
+        self.run(io, Start::As(Role::Initiator), expected, budget)
+            .await
+    }
+
     /// Upgrades a stream we accepted: we are the responder.
     ///
     /// # Errors
@@ -108,6 +125,20 @@ impl Upgrader {
     /// An [`UpgradeError`] naming the failed step, or [`UpgradeError::Timeout`].
     pub async fn upgrade_inbound(&self, io: BoxedIo) -> Result<Connection, UpgradeError> {
         self.upgrade(io, Role::Responder, None).await
+    }
+
+    /// [`upgrade_inbound`](Self::upgrade_inbound), charging the connection's
+    /// buffers (security read buffers, muxer windows) to `budget`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Upgrader::upgrade_inbound`].
+    pub async fn upgrade_inbound_with_budget(
+        &self,
+        io: BoxedIo,
+        budget: Budget,
+    ) -> Result<Connection, UpgradeError> {
+        self.run(io, Start::As(Role::Responder), None, budget).await
     }
 
     /// Upgrades a stream in the given role, whoever dialed it: hole punching (DCUtR)
@@ -123,7 +154,23 @@ impl Upgrader {
         role: Role,
         expected: Option<PeerId>,
     ) -> Result<Connection, UpgradeError> {
-        self.run(io, Start::As(role), expected).await
+        self.run(io, Start::As(role), expected, Budget::unlimited())
+            .await
+    }
+
+    /// [`upgrade`](Self::upgrade), charging the connection's buffers to `budget`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Upgrader::upgrade`].
+    pub async fn upgrade_with_budget(
+        &self,
+        io: BoxedIo,
+        role: Role,
+        expected: Option<PeerId>,
+        budget: Budget,
+    ) -> Result<Connection, UpgradeError> {
+        self.run(io, Start::As(role), expected, budget).await
     }
 
     /// Upgrades a stream we dialed while the remote may have dialed us on the same
@@ -146,7 +193,8 @@ impl Upgrader {
         io: BoxedIo,
         expected: Option<PeerId>,
     ) -> Result<Connection, UpgradeError> {
-        self.run(io, Start::SimultaneousOpen, expected).await
+        self.run(io, Start::SimultaneousOpen, expected, Budget::unlimited())
+            .await
     }
 
     async fn run(
@@ -154,12 +202,15 @@ impl Upgrader {
         io: BoxedIo,
         start: Start,
         expected: Option<PeerId>,
+        budget: Budget,
     ) -> Result<Connection, UpgradeError> {
         let after = self.settings.timeout;
         let steps = StepTracker::new();
         let span = tracing::debug_span!("upgrade", ?start, expected = ?expected);
         let result = async {
-            match tokio::time::timeout(after, self.pipeline(io, start, expected, &steps)).await {
+            match tokio::time::timeout(after, self.pipeline(io, start, expected, budget, &steps))
+                .await
+            {
                 Ok(result) => result,
                 Err(_) => Err(UpgradeError::Timeout {
                     step: steps.get(),
@@ -189,6 +240,7 @@ impl Upgrader {
         io: BoxedIo,
         start: Start,
         expected: Option<PeerId>,
+        budget: Budget,
         steps: &StepTracker,
     ) -> Result<Connection, UpgradeError> {
         let (role, security_protocol, io) = match start {
@@ -211,7 +263,9 @@ impl Upgrader {
         })?;
 
         steps.set(UpgradeStep::Handshake);
-        let secured = self.handshake(security, io, role, expected).await?;
+        let secured = self
+            .handshake(security, io, role, expected, budget.clone())
+            .await?;
         let SecuredConnection {
             remote_peer,
             remote_public_key,
@@ -242,7 +296,9 @@ impl Upgrader {
         steps.set(UpgradeStep::Muxer);
         let Muxed { connection, driver } = {
             let _span = tracing::debug_span!("muxer", protocol = %muxer_protocol).entered();
-            muxer.upgrade(io, role).map_err(UpgradeError::Muxer)?
+            muxer
+                .upgrade_with_budget(io, role, budget)
+                .map_err(UpgradeError::Muxer)?
         };
         Ok(Connection {
             remote_peer,
@@ -348,6 +404,7 @@ impl Upgrader {
         io: BoxedIo,
         role: Role,
         expected: Option<PeerId>,
+        budget: Budget,
     ) -> Result<SecuredConnection, UpgradeError> {
         let protocol = security.protocol_id().to_owned();
         let muxers = if self.settings.inline_muxer_negotiation {
@@ -358,9 +415,15 @@ impl Upgrader {
         let span = tracing::debug_span!("handshake", %protocol, ?role);
         let result = async {
             match role {
-                Role::Initiator => security.secure_outbound(io, expected, &muxers).await,
+                Role::Initiator => {
+                    security
+                        .secure_outbound_with_budget(io, expected, &muxers, budget)
+                        .await
+                }
                 Role::Responder => {
-                    let secured = security.secure_inbound(io, &muxers).await?;
+                    let secured = security
+                        .secure_inbound_with_budget(io, &muxers, budget)
+                        .await?;
                     match expected {
                         Some(expected) if expected != secured.remote_peer => {
                             Err(SecurityError::PeerIdMismatch {
