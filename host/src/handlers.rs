@@ -1,10 +1,18 @@
-//! The stream handler registry: exact protocol ids and match functions.
+//! The stream handler registry: exact protocol ids and match functions, and the
+//! inbound stream slots (per handler and per peer) that multistream-select consults
+//! before it accepts a proposal.
 
 use crate::stream::Stream;
+use libp2p_identity::PeerId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use tracing::debug;
 use weft_upgrader::BoxFuture;
+
+/// Inbound streams of one protocol that one peer may have open at once, unless the
+/// handler's [`HandlerOptions`] say otherwise.
+pub const DEFAULT_MAX_INBOUND_STREAMS_PER_PEER: usize = 64;
 
 /// What a handler does with an inbound stream. It runs in its own task.
 pub type Handler = Arc<dyn Fn(Stream) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -29,6 +37,8 @@ pub(crate) struct Entry {
     /// At most this many inbound streams run at once (None: unbounded).
     pub(crate) max_inbound: Option<usize>,
     pub(crate) active: Arc<AtomicUsize>,
+    /// At most this many inbound streams per peer (None: unbounded).
+    pub(crate) per_peer: Option<PerPeerLimit>,
 }
 
 impl Entry {
@@ -37,6 +47,20 @@ impl Entry {
             Matcher::Exact => self.id == proposed,
             Matcher::Function(f) => f(proposed),
         }
+    }
+
+    /// Takes one inbound slot of this handler for a stream of `peer`: one of the
+    /// handler's and one of the peer's, if both limits allow.
+    pub(crate) fn try_acquire_for(&self, peer: PeerId) -> Option<Slots> {
+        let handler = self.try_acquire()?;
+        let peer = match &self.per_peer {
+            Some(limit) => Some(limit.try_acquire(peer)?),
+            None => None,
+        };
+        Some(Slots {
+            _handler: handler,
+            _peer: peer,
+        })
     }
 
     /// Takes one inbound slot, if the limit allows.
@@ -68,11 +92,107 @@ impl Drop for InboundSlot {
     }
 }
 
+/// The slots one admitted inbound stream holds; released on drop.
+pub(crate) struct Slots {
+    _handler: InboundSlot,
+    _peer: Option<PerPeerSlot>,
+}
+
 /// Options for a handler registration.
-#[derive(Debug, Clone, Default)]
+///
+/// A stream over a limit is refused with `na` during multistream-select, so the
+/// remote sees "protocol not supported" (a lazy proposal: a read failing with
+/// `ConnectionRefused`), never an accepted stream that is then reset.
+#[derive(Debug, Clone)]
 pub struct HandlerOptions {
-    /// At most this many inbound streams of this protocol run at once; more are reset.
+    /// At most this many inbound streams of this protocol run at once, all peers
+    /// together (default: unbounded; the resource manager's protocol scope still
+    /// bounds them).
     pub max_inbound_streams: Option<usize>,
+    /// At most this many inbound streams of this protocol per peer at once (default
+    /// [`DEFAULT_MAX_INBOUND_STREAMS_PER_PEER`]).
+    pub max_inbound_streams_per_peer: Option<usize>,
+}
+
+impl Default for HandlerOptions {
+    fn default() -> Self {
+        HandlerOptions {
+            max_inbound_streams: None,
+            max_inbound_streams_per_peer: Some(DEFAULT_MAX_INBOUND_STREAMS_PER_PEER),
+        }
+    }
+}
+
+impl HandlerOptions {
+    /// Bounds the inbound streams of this protocol, all peers together.
+    pub fn with_max_inbound_streams(mut self, limit: usize) -> Self {
+        self.max_inbound_streams = Some(limit);
+        self
+    }
+
+    /// Bounds the inbound streams of this protocol per peer (`None`: unbounded).
+    pub fn with_max_inbound_streams_per_peer(mut self, limit: Option<usize>) -> Self {
+        self.max_inbound_streams_per_peer = limit;
+        self
+    }
+}
+
+/// Counts the inbound streams each peer has open, refusing more than a limit.
+#[derive(Debug, Clone)]
+pub struct PerPeerLimit {
+    limit: usize,
+    active: Arc<Mutex<HashMap<PeerId, usize>>>,
+}
+
+/// One admitted stream; gives its slot back when dropped.
+#[derive(Debug)]
+pub struct PerPeerSlot {
+    peer: PeerId,
+    active: Arc<Mutex<HashMap<PeerId, usize>>>,
+}
+
+impl PerPeerLimit {
+    /// At most `limit` streams per peer.
+    pub fn new(limit: usize) -> Self {
+        PerPeerLimit {
+            limit,
+            active: Arc::default(),
+        }
+    }
+
+    /// A slot for one more stream of `peer`, unless it has `limit` already.
+    pub fn try_acquire(&self, peer: PeerId) -> Option<PerPeerSlot> {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let count = active.entry(peer).or_insert(0);
+        if *count >= self.limit {
+            if *count == 0 {
+                active.remove(&peer);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(PerPeerSlot {
+            peer,
+            active: self.active.clone(),
+        })
+    }
+
+    /// How many peers hold at least one slot.
+    pub fn peers(&self) -> usize {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl Drop for PerPeerSlot {
+    fn drop(&mut self) {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = active.get_mut(&self.peer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                active.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// The registry. Reads (every inbound stream) take a snapshot; writes are rare.
@@ -90,6 +210,7 @@ impl Handlers {
             handler,
             max_inbound: options.max_inbound_streams,
             active: Arc::new(AtomicUsize::new(0)),
+            per_peer: options.max_inbound_streams_per_peer.map(PerPeerLimit::new),
         };
         if let Ok(mut map) = self.exact.write() {
             map.insert(id, entry);
@@ -109,6 +230,7 @@ impl Handlers {
             handler,
             max_inbound: options.max_inbound_streams,
             active: Arc::new(AtomicUsize::new(0)),
+            per_peer: options.max_inbound_streams_per_peer.map(PerPeerLimit::new),
         };
         if let Ok(mut list) = self.functions.write() {
             list.retain(|e| e.id != id);
@@ -180,6 +302,68 @@ impl weft_mss::ProtocolMatcher for Handlers {
     }
 }
 
+/// A handler and the slots one inbound stream took from it.
+pub(crate) struct Admitted {
+    /// The id multistream-select agreed on.
+    pub(crate) protocol: String,
+    pub(crate) entry: Entry,
+    _slots: Slots,
+}
+
+/// The matcher of one inbound stream from `peer`: a proposal is accepted only if a
+/// handler takes it AND a slot is free for this peer now, so a stream over its
+/// slot gets `na` from multistream-select instead of an accept and a reset. The
+/// slots taken at match time travel with the stream to its handler.
+pub(crate) struct InboundMatcher<'a> {
+    handlers: &'a Handlers,
+    peer: PeerId,
+    admitted: Mutex<Option<Admitted>>,
+}
+
+impl<'a> InboundMatcher<'a> {
+    pub(crate) fn new(handlers: &'a Handlers, peer: PeerId) -> Self {
+        InboundMatcher {
+            handlers,
+            peer,
+            admitted: Mutex::new(None),
+        }
+    }
+
+    /// The handler and slots of the accepted proposal `protocol`.
+    pub(crate) fn into_admitted(self, protocol: &str) -> Option<Admitted> {
+        let admitted = self
+            .admitted
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())?;
+        (admitted.protocol == protocol).then_some(admitted)
+    }
+}
+
+impl weft_mss::ProtocolMatcher for InboundMatcher<'_> {
+    fn matches(&self, proposed: &str) -> bool {
+        let Some(entry) = self.handlers.find(proposed) else {
+            return false;
+        };
+        let Some(slots) = entry.try_acquire_for(self.peer) else {
+            debug!(peer = %self.peer, protocol = %proposed, "inbound stream over its slot; answering na");
+            return false;
+        };
+        let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        // multistream-select ends at the first accepted proposal; a second one would
+        // replace (and release) the first.
+        *admitted = Some(Admitted {
+            protocol: proposed.to_string(),
+            entry,
+            _slots: slots,
+        });
+        true
+    }
+
+    fn supported(&self) -> Vec<String> {
+        self.handlers.ids()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,9 +400,7 @@ mod tests {
         h.insert_exact(
             "/a".into(),
             noop(),
-            HandlerOptions {
-                max_inbound_streams: Some(2),
-            },
+            HandlerOptions::default().with_max_inbound_streams(2),
         );
         let e = h.find("/a").unwrap();
         let s1 = e.try_acquire().unwrap();
@@ -226,5 +408,49 @@ mod tests {
         assert!(e.try_acquire().is_none());
         drop(s1);
         assert!(e.try_acquire().is_some());
+    }
+
+    #[test]
+    fn per_peer_limit_and_slots_come_back() {
+        let limit = PerPeerLimit::new(2);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let a1 = limit.try_acquire(a).unwrap();
+        let _a2 = limit.try_acquire(a).unwrap();
+        assert!(limit.try_acquire(a).is_none());
+        assert!(limit.try_acquire(b).is_some());
+        drop(a1);
+        assert!(limit.try_acquire(a).is_some());
+        assert_eq!(limit.peers(), 1, "b's slot was dropped, a holds one");
+        assert!(PerPeerLimit::new(0).try_acquire(a).is_none());
+        assert_eq!(PerPeerLimit::new(0).peers(), 0);
+    }
+
+    #[test]
+    fn the_matcher_consults_the_peer_slots_at_match_time() {
+        use weft_mss::ProtocolMatcher;
+        let h = Handlers::default();
+        h.insert_exact(
+            "/p".into(),
+            noop(),
+            HandlerOptions::default().with_max_inbound_streams_per_peer(Some(1)),
+        );
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let first = InboundMatcher::new(&h, a);
+        assert!(first.matches("/p"));
+        let held = first.into_admitted("/p").expect("admitted");
+        // The same peer is over its slot: the proposal is refused (na) ...
+        let second = InboundMatcher::new(&h, a);
+        assert!(!second.matches("/p"));
+        assert!(second.into_admitted("/p").is_none());
+        // ... another peer is not, and neither is the same peer once the slot is back.
+        assert!(InboundMatcher::new(&h, b).matches("/p"));
+        drop(held);
+        assert!(InboundMatcher::new(&h, a).matches("/p"));
+        // A matcher dropped without a handler (negotiation failed) gives its slot back.
+        let failed = InboundMatcher::new(&h, a);
+        assert!(failed.matches("/p"));
+        drop(failed);
+        assert!(InboundMatcher::new(&h, a).matches("/p"));
+        assert!(!InboundMatcher::new(&h, a).matches("/other"));
     }
 }

@@ -4,7 +4,7 @@ use crate::book;
 use crate::conn::{ConnState, ConnectionInfo};
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
-use crate::handlers::{Handler, HandlerOptions, Handlers, MatchFn};
+use crate::handlers::{Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn};
 use crate::stream::{Stream, StreamTracker};
 use crate::transport::{split_peer_id, Listener, Transport, TransportOutput, Transported};
 use crate::{identify, ping};
@@ -64,6 +64,13 @@ impl Default for HostConfig {
         }
     }
 }
+
+/// Inbound identify requests one peer may have open at once.
+const IDENTIFY_STREAMS_PER_PEER: usize = 4;
+/// Inbound identify pushes one peer may have open at once.
+const IDENTIFY_PUSH_STREAMS_PER_PEER: usize = 2;
+/// Inbound perf streams one peer may have open at once.
+const PERF_STREAMS_PER_PEER: usize = 2;
 
 /// How long a closed connection's driver may take to finish its last frames.
 const DRIVER_WIND_DOWN: Duration = Duration::from_secs(2);
@@ -272,7 +279,9 @@ impl Host {
 
     /// Serves `/perf/1.0.0` (off by default, as the spec recommends).
     pub fn enable_perf(&self) {
-        self.set_handler(crate::perf::PROTOCOL, |mut stream| async move {
+        let options = HandlerOptions::default()
+            .with_max_inbound_streams_per_peer(Some(PERF_STREAMS_PER_PEER));
+        self.set_handler_with(crate::perf::PROTOCOL, options, |mut stream| async move {
             if let Err(e) = crate::perf::serve(&mut stream).await {
                 debug!(error = %e, "serving perf failed");
             }
@@ -1048,9 +1057,8 @@ impl Host {
                     }
                 })
             }),
-            HandlerOptions {
-                max_inbound_streams: Some(64),
-            },
+            HandlerOptions::default()
+                .with_max_inbound_streams_per_peer(Some(IDENTIFY_STREAMS_PER_PEER)),
         );
         let weak = Arc::downgrade(&self.inner);
         self.inner.handlers.insert_exact(
@@ -1072,31 +1080,22 @@ impl Host {
                     }
                 })
             }),
-            HandlerOptions {
-                max_inbound_streams: Some(8),
-            },
+            HandlerOptions::default()
+                .with_max_inbound_streams_per_peer(Some(IDENTIFY_PUSH_STREAMS_PER_PEER)),
         );
         // The spec: a listener SHOULD accept at most 2 ping streams per peer. More
-        // are reset; the host-wide bound below caps the total.
-        let per_peer = ping::PerPeerLimit::new(ping::MAX_INBOUND_STREAMS_PER_PEER);
+        // get `na`.
         self.inner.handlers.insert_exact(
             ping::PROTOCOL.to_string(),
             Arc::new(move |mut stream: Stream| {
-                let per_peer = per_peer.clone();
                 Box::pin(async move {
-                    let Some(_slot) = per_peer.try_acquire(stream.peer()) else {
-                        debug!(peer = %stream.peer(), "too many ping streams from one peer; resetting");
-                        stream.reset();
-                        return;
-                    };
                     if let Err(e) = ping::serve(&mut stream).await {
                         debug!(error = %e, "serving ping failed");
                     }
                 })
             }),
-            HandlerOptions {
-                max_inbound_streams: Some(128),
-            },
+            HandlerOptions::default()
+                .with_max_inbound_streams_per_peer(Some(ping::MAX_INBOUND_STREAMS_PER_PEER)),
         );
     }
 }
@@ -1120,27 +1119,24 @@ async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
         inner.tasks.spawn(async move {
             let Some(inner) = weak.upgrade() else { return };
             let timeout = inner.config.negotiation_timeout;
+            // The matcher takes the handler's and the peer's slots when it accepts a
+            // proposal: a stream over its slot gets `na`.
+            let matcher = InboundMatcher::new(&inner.handlers, c.peer);
             let negotiated =
-                tokio::time::timeout(timeout, weft_mss::listener_select(raw, &inner.handlers))
-                    .await;
+                tokio::time::timeout(timeout, weft_mss::listener_select(raw, &matcher)).await;
             let (protocol, io) = match negotiated {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(e)) => return debug!(conn = %c.id, error = %e, "inbound negotiation failed"),
                 Err(_) => return debug!(conn = %c.id, "inbound negotiation timed out"),
             };
-            let Some(entry) = inner.handlers.find(&protocol) else {
-                return debug!(%protocol, "handler removed during negotiation");
+            let Some(admitted) = matcher.into_admitted(&protocol) else {
+                return debug!(%protocol, "negotiated a protocol no handler admitted");
             };
             let tracker = inner.tracker(&c);
-            let mut stream = Stream::new(io, protocol, c.peer, c.id, Direction::Inbound, tracker);
-            let Some(slot) = entry.try_acquire() else {
-                debug!(protocol = %stream.protocol(), "inbound stream limit reached; resetting");
-                stream.reset();
-                return;
-            };
+            let stream = Stream::new(io, protocol, c.peer, c.id, Direction::Inbound, tracker);
             drop(inner);
-            (entry.handler)(stream).await;
-            drop(slot);
+            (admitted.entry.handler)(stream).await;
+            drop(admitted);
         });
     }
 }

@@ -52,7 +52,7 @@ pub use builder::{default_policy, HostBuilder};
 pub use conn::ConnectionInfo;
 pub use error::{BuildError, DialError, ListenError, StreamError};
 pub use events::Event;
-pub use handlers::{HandlerOptions, MatchFn};
+pub use handlers::{HandlerOptions, MatchFn, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER};
 pub use host::{Host, HostConfig};
 pub use stream::Stream;
 

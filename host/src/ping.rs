@@ -1,9 +1,6 @@
 //! Ping (`/ipfs/ping/1.0.0`): 32 random bytes echoed back, the round trip timed.
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p_identity::PeerId;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The ping protocol id.
@@ -64,69 +61,6 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<
     }
 }
 
-/// Counts the inbound ping streams each peer has open, refusing more than a limit.
-#[derive(Debug, Clone)]
-pub struct PerPeerLimit {
-    limit: usize,
-    active: Arc<Mutex<HashMap<PeerId, usize>>>,
-}
-
-/// One admitted stream; gives its slot back when dropped.
-#[derive(Debug)]
-pub struct PerPeerSlot {
-    peer: PeerId,
-    active: Arc<Mutex<HashMap<PeerId, usize>>>,
-}
-
-impl PerPeerLimit {
-    /// At most `limit` streams per peer.
-    pub fn new(limit: usize) -> Self {
-        PerPeerLimit {
-            limit,
-            active: Arc::default(),
-        }
-    }
-
-    /// A slot for one more stream of `peer`, unless it has `limit` already.
-    pub fn try_acquire(&self, peer: PeerId) -> Option<PerPeerSlot> {
-        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        let count = active.entry(peer).or_insert(0);
-        if *count >= self.limit {
-            return None;
-        }
-        *count += 1;
-        Some(PerPeerSlot {
-            peer,
-            active: self.active.clone(),
-        })
-    }
-}
-
-impl Drop for PerPeerSlot {
-    fn drop(&mut self) {
-        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = active.get_mut(&self.peer) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                active.remove(&self.peer);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn at_most_the_limit_per_peer_and_slots_come_back() {
-        let limit = PerPeerLimit::new(2);
-        let (a, b) = (PeerId::random(), PeerId::random());
-        let a1 = limit.try_acquire(a).unwrap();
-        let _a2 = limit.try_acquire(a).unwrap();
-        assert!(limit.try_acquire(a).is_none());
-        assert!(limit.try_acquire(b).is_some());
-        drop(a1);
-        assert!(limit.try_acquire(a).is_some());
-    }
-}
+/// The per-peer slots the host gives ping (and every handler) stream: see
+/// [`HandlerOptions`](crate::HandlerOptions).
+pub use crate::handlers::{PerPeerLimit, PerPeerSlot};
