@@ -222,6 +222,13 @@ fn default_transports() -> Vec<Arc<dyn Transport>> {
 /// 128 inbound handshakes at once and 16 inbound connections per remote IP address
 /// (loopback exempt), so a flood of half-open connections stays cheap.
 pub fn default_policy() -> Result<Arc<dyn ConnectionPolicy>, BuildError> {
+    Ok(Arc::new(default_connection_manager()?))
+}
+
+/// The connection manager behind [`default_policy`], as a concrete type: keep a clone
+/// to tag and protect peers or read its counters, and give the host the other with
+/// [`HostBuilder::connection_policy`].
+pub fn default_connection_manager() -> Result<ConnectionManager, BuildError> {
     let limits = ConnectionLimits::default()
         .with_max_pending_inbound(128)
         .with_max_inbound_per_ip(16);
@@ -229,9 +236,8 @@ pub fn default_policy() -> Result<Arc<dyn ConnectionPolicy>, BuildError> {
         .with_limits(limits)
         .with_watermarks(160, 192)
         .with_grace_period(Duration::from_secs(20));
-    let manager = ConnectionManager::new(config).map_err(|e| BuildError::Config {
+    ConnectionManager::new(config).map_err(|e| BuildError::Config {
         component: "connection manager",
         reason: e.to_string(),
-    })?;
-    Ok(Arc::new(manager))
+    })
 }

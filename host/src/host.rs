@@ -8,13 +8,13 @@ use crate::handlers::{Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn
 use crate::stream::{Stream, StreamTracker};
 use crate::transport::{split_peer_id, Listener, Transport, TransportOutput, Transported};
 use crate::{identify, ping};
-use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::future::{BoxFuture, FutureExt, Shared, WeakShared};
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -75,7 +75,38 @@ const PERF_STREAMS_PER_PEER: usize = 2;
 /// How long a closed connection's driver may take to finish its last frames.
 const DRIVER_WIND_DOWN: Duration = Duration::from_secs(2);
 
-type SharedDial = Shared<BoxFuture<'static, Result<Arc<ConnState>, DialError>>>;
+type DialFuture = BoxFuture<'static, Result<Arc<ConnState>, DialError>>;
+type SharedDial = Shared<DialFuture>;
+
+/// Numbers the shared dials, so an ended one removes its own entry only.
+static NEXT_DIAL: AtomicU64 = AtomicU64::new(0);
+
+/// A shared dial in progress. Only its waiters hold it strongly: when the last one
+/// drops, the attempt is dropped too (its sockets closed, its permits returned) and
+/// its [`DialEntry`] removes it from the map.
+struct DialSlot {
+    id: u64,
+    dial: WeakShared<DialFuture>,
+}
+
+/// Moved into a shared dial's future: removes the dial from `State::dials` when the
+/// future ends, completed or abandoned by every waiter.
+struct DialEntry {
+    inner: Weak<Inner>,
+    peer: PeerId,
+    id: u64,
+}
+
+impl Drop for DialEntry {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            let mut state = inner.lock();
+            if state.dials.get(&self.peer).is_some_and(|d| d.id == self.id) {
+                state.dials.remove(&self.peer);
+            }
+        }
+    }
+}
 
 struct ListenerEntry {
     addrs: Vec<Multiaddr>,
@@ -86,7 +117,7 @@ struct ListenerEntry {
 struct State {
     connections: HashMap<ConnectionId, Arc<ConnState>>,
     by_peer: HashMap<PeerId, Vec<ConnectionId>>,
-    dials: HashMap<PeerId, SharedDial>,
+    dials: HashMap<PeerId, DialSlot>,
     listeners: Vec<ListenerEntry>,
     ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
 }
@@ -215,6 +246,12 @@ impl Host {
     pub fn connections_to(&self, peer: &PeerId) -> Vec<ConnectionInfo> {
         let state = self.inner.lock();
         state.connections_of(peer).map(|c| c.info()).collect()
+    }
+
+    /// Dials to a known peer in progress (each shared by all its callers). A dial
+    /// that every caller abandoned is cancelled at once and no longer counted.
+    pub fn dials_in_progress(&self) -> usize {
+        self.inner.lock().dials.len()
     }
 
     /// Whether at least one usable connection to the peer is open.
@@ -537,23 +574,29 @@ impl Inner {
         if let Some(conn) = self.connection_to(&peer) {
             return Ok(conn);
         }
-        let shared = {
+        // No strong handle of a dial may drop while the lock is held: the last one
+        // drops the attempt, whose entry takes the lock.
+        let shared: SharedDial = {
             let mut state = self.lock();
-            match state.dials.get(&peer) {
-                Some(existing) => existing.clone(),
+            match state.dials.get(&peer).and_then(|d| d.dial.upgrade()) {
+                Some(existing) => existing,
                 None => {
-                    let weak = Arc::downgrade(self);
+                    let id = NEXT_DIAL.fetch_add(1, Ordering::Relaxed);
+                    let entry = DialEntry {
+                        inner: Arc::downgrade(self),
+                        peer,
+                        id,
+                    };
                     let attempt = start();
                     let fut = async move {
-                        let result = attempt.await;
-                        if let Some(inner) = weak.upgrade() {
-                            inner.lock().dials.remove(&peer);
-                        }
-                        result
+                        let _entry = entry;
+                        attempt.await
                     }
                     .boxed()
                     .shared();
-                    state.dials.insert(peer, fut.clone());
+                    if let Some(dial) = fut.downgrade() {
+                        state.dials.insert(peer, DialSlot { id, dial });
+                    }
                     fut
                 }
             }

@@ -48,7 +48,7 @@ pub mod ping;
 mod stream;
 pub mod transport;
 
-pub use builder::{default_policy, HostBuilder};
+pub use builder::{default_connection_manager, default_policy, HostBuilder};
 pub use conn::ConnectionInfo;
 pub use error::{BuildError, DialError, ListenError, StreamError};
 pub use events::Event;
