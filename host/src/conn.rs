@@ -2,8 +2,9 @@
 
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use weft_connmgr::{ConnectionId, Direction};
 use weft_upgrader::MuxedConnection;
@@ -19,6 +20,9 @@ pub(crate) struct ConnState {
     pub(crate) muxer: String,
     pub(crate) muxed: Arc<dyn MuxedConnection>,
     pub(crate) open_streams: Arc<AtomicUsize>,
+    /// When a stream last moved data, opened or closed (muxer keep-alive pings do not
+    /// count).
+    pub(crate) activity: Arc<Activity>,
     /// Cancelled when the connection has ended (driver finished or host shut down).
     pub(crate) closed: CancellationToken,
 }
@@ -39,6 +43,56 @@ impl ConnState {
 
     pub(crate) fn is_usable(&self) -> bool {
         !self.closed.is_cancelled() && !self.muxed.is_closed() && !self.muxed.remote_went_away()
+    }
+
+    /// Whether the connection had no open stream and no stream traffic for `timeout`.
+    pub(crate) fn is_idle(&self, timeout: Duration, now: Instant) -> bool {
+        self.open_streams.load(Ordering::Acquire) == 0 && self.activity.idle_for(now) >= timeout
+    }
+}
+
+/// The last moment of stream activity on a connection: a coarse timestamp that the
+/// data path updates with one relaxed store.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    epoch: Instant,
+    /// Milliseconds since `epoch`.
+    last: AtomicU64,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Self {
+        Activity {
+            epoch: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Records activity now.
+    pub(crate) fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago the last activity was, seen from `now`.
+    pub(crate) fn idle_for(&self, now: Instant) -> Duration {
+        let last = self.epoch + Duration::from_millis(self.last.load(Ordering::Relaxed));
+        now.saturating_duration_since(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activity_measures_the_time_since_the_last_touch() {
+        let a = Activity::new();
+        let later = Instant::now() + Duration::from_secs(5);
+        assert!(a.idle_for(later) >= Duration::from_secs(4));
+        a.touch();
+        assert!(a.idle_for(Instant::now()) < Duration::from_secs(1));
+        assert_eq!(a.idle_for(a.epoch), Duration::ZERO);
     }
 }
 

@@ -1,7 +1,7 @@
 //! The host: listening, dialing, connections, streams and the built-in protocols.
 
 use crate::book;
-use crate::conn::{ConnState, ConnectionInfo};
+use crate::conn::{Activity, ConnState, ConnectionInfo};
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn};
@@ -47,6 +47,14 @@ pub struct HostConfig {
     pub protocol_version: String,
     /// Capacity of the event channel; slower subscribers are told they lagged.
     pub event_capacity: usize,
+    /// A connection with no open stream and no stream traffic for this long is closed
+    /// (default 120 s; `None` keeps idle connections forever). The muxer's keep-alive
+    /// pings are not traffic: they only tell whether the link is alive.
+    pub idle_timeout: Option<Duration>,
+    /// How often the host closes idle connections and asks the connection policy to
+    /// trim (default 5 s), so the count comes back under the high watermark once the
+    /// grace period is over even when no new connection arrives.
+    pub maintenance_interval: Duration,
 }
 
 impl Default for HostConfig {
@@ -61,6 +69,8 @@ impl Default for HostConfig {
             agent_version: concat!("weft/", env!("CARGO_PKG_VERSION")).to_string(),
             protocol_version: "ipfs/0.1.0".to_string(),
             event_capacity: 1024,
+            idle_timeout: Some(Duration::from_secs(120)),
+            maintenance_interval: Duration::from_secs(5),
         }
     }
 }
@@ -199,6 +209,12 @@ impl Host {
         });
         let host = Host { inner };
         host.register_builtin_protocols();
+        let inner = &host.inner;
+        inner.tasks.spawn(maintenance(
+            Arc::downgrade(inner),
+            inner.shutdown.clone(),
+            inner.config.maintenance_interval,
+        ));
         host
     }
 
@@ -498,6 +514,23 @@ async fn close_connection(conn: &ConnState, grace: Duration) {
         debug!(conn = %conn.id, "graceful close timed out");
     }
     conn.closed.cancel();
+}
+
+/// The host's timer: closes idle connections and trims above the high watermark,
+/// every `every`, until shutdown.
+async fn maintenance(weak: Weak<Inner>, shutdown: CancellationToken, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let Some(inner) = weak.upgrade() else { break };
+        inner.close_idle();
+        inner.trim();
+    }
 }
 
 async fn accept_loop(
@@ -835,6 +868,7 @@ impl Inner {
             muxer: muxer_protocol.clone(),
             muxed,
             open_streams: Arc::new(AtomicUsize::new(0)),
+            activity: Arc::new(Activity::new()),
             closed: self.shutdown.child_token(),
         });
         {
@@ -935,6 +969,27 @@ impl Inner {
         });
     }
 
+    /// Closes the connections idle for longer than the idle timeout.
+    fn close_idle(self: &Arc<Self>) {
+        let Some(timeout) = self.config.idle_timeout else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let idle: Vec<Arc<ConnState>> = self
+            .lock()
+            .connections
+            .values()
+            .filter(|c| c.is_usable() && c.is_idle(timeout, now))
+            .cloned()
+            .collect();
+        let grace = self.config.shutdown_grace;
+        for conn in idle {
+            info!(peer = %conn.peer, conn = %conn.id, ?timeout, "closing idle connection");
+            self.tasks
+                .spawn(async move { close_connection(&conn, grace).await });
+        }
+    }
+
     /// Closes what the policy says is expendable.
     fn trim(self: &Arc<Self>) {
         let victims: Vec<Arc<ConnState>> = {
@@ -958,6 +1013,7 @@ impl Inner {
         StreamTracker {
             events: self.events.clone(),
             open_streams: conn.open_streams.clone(),
+            activity: conn.activity.clone(),
             on_count_change: Arc::new(move |n| policy.stream_count_changed(id, n)),
         }
     }

@@ -1,5 +1,6 @@
 //! A negotiated application stream.
 
+use crate::conn::Activity;
 use crate::events::Event;
 use futures::io::{AsyncRead, AsyncWrite};
 use libp2p_identity::PeerId;
@@ -17,6 +18,8 @@ use weft_upgrader::BoxedStream;
 pub(crate) struct StreamTracker {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) open_streams: Arc<AtomicUsize>,
+    /// The connection's activity clock (for the idle timeout).
+    pub(crate) activity: Arc<Activity>,
     pub(crate) on_count_change: Arc<dyn Fn(usize) + Send + Sync>,
 }
 
@@ -42,6 +45,7 @@ impl Stream {
         direction: Direction,
         tracker: StreamTracker,
     ) -> Self {
+        tracker.activity.touch();
         let count = tracker.open_streams.fetch_add(1, Ordering::AcqRel) + 1;
         (tracker.on_count_change)(count);
         let _ = tracker.events.send(Event::OpenedStream {
@@ -80,6 +84,14 @@ impl Stream {
         self.direction
     }
 
+    fn touch(&self, n: usize) {
+        if n > 0 {
+            if let Some(t) = &self.tracker {
+                t.activity.touch();
+            }
+        }
+    }
+
     /// Aborts the stream in both directions: the remote sees an error, not EOF.
     pub fn reset(&mut self) {
         self.inner.get_mut().reset();
@@ -89,6 +101,7 @@ impl Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         if let Some(t) = self.tracker.take() {
+            t.activity.touch();
             let count = t
                 .open_streams
                 .fetch_sub(1, Ordering::AcqRel)
@@ -121,7 +134,11 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.touch(n);
+        }
+        r
     }
 }
 
@@ -131,7 +148,11 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.touch(n);
+        }
+        r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
