@@ -179,11 +179,13 @@ impl Limits {
     /// weft may use (a base plus an increase per GiB of `memory`, go-libp2p style; fd
     /// limits are shares of `fds`). The figures are in the crate README.
     pub fn scaled(memory: u64, fds: u64) -> Self {
+        // Each direction: 1024 + 2048 per GiB, and at least one per fd weft may use.
+        let connections = per_gib(1024, 2048, memory).max(fds);
         let system = ScopeLimit {
             memory,
-            connections_inbound: per_gib(1024, 256, memory),
-            connections_outbound: per_gib(1024, 256, memory),
-            connections_total: per_gib(2048, 512, memory),
+            connections_inbound: connections,
+            connections_outbound: connections,
+            connections_total: connections.saturating_mul(2),
             pending_inbound: 128,
             streams_inbound: per_gib(8192, 1024, memory),
             streams_outbound: per_gib(8192, 1024, memory),
@@ -225,9 +227,11 @@ impl Limits {
         };
         let peer = ScopeLimit {
             memory: 128 * MIB,
-            connections_inbound: 8,
-            connections_outbound: 8,
-            connections_total: 8,
+            // A peer id costs nothing to make: what one peer may hold is bounded by its
+            // memory and streams, not by a connection count (see the README).
+            connections_inbound: system.connections_inbound,
+            connections_outbound: system.connections_outbound,
+            connections_total: system.connections_total,
             pending_inbound: u64::MAX,
             streams_inbound: 1024,
             streams_outbound: 2048,
@@ -257,7 +261,7 @@ impl Limits {
             ..ScopeLimit::UNLIMITED
         };
         let protocol_peer = ScopeLimit {
-            streams_inbound: 64,
+            streams_inbound: 512,
             ..ScopeLimit::UNLIMITED
         };
         Limits {
@@ -336,7 +340,8 @@ mod tests {
     fn scaled_keeps_the_agreed_defaults_as_floors() {
         let limits = Limits::scaled(256 * MIB, 512);
         assert_eq!(limits.system.memory, 256 * MIB);
-        assert_eq!(limits.system.connections_inbound, 1024 + 64);
+        assert_eq!(limits.system.connections_inbound, 1024 + 512);
+        assert_eq!(limits.system.connections_total, 2 * (1024 + 512));
         assert_eq!(limits.system.pending_inbound, 128);
         assert_eq!(limits.system.streams_inbound, 8192 + 256);
         assert_eq!(limits.system.fds, 512);
@@ -344,13 +349,16 @@ mod tests {
         assert_eq!(limits.transient.connections_total, 256);
         assert_eq!(limits.transient.streams_total, 1024);
         assert_eq!(limits.peer.memory, 128 * MIB);
-        assert_eq!(limits.peer.connections_total, 8);
+        assert_eq!(
+            limits.peer.connections_total,
+            limits.system.connections_total
+        );
         assert_eq!(limits.peer.streams_inbound, 1024);
         assert_eq!(limits.peer.streams_outbound, 2048);
         assert_eq!(limits.connection.memory, 64 * MIB);
         assert_eq!(limits.connection.streams_inbound, 512);
         assert_eq!(limits.connection.streams_outbound, 512);
-        assert_eq!(limits.protocol_peer.streams_inbound, 64);
+        assert_eq!(limits.protocol_peer.streams_inbound, 512);
         let zero = Limits::scaled(0, 0);
         assert_eq!(zero.system.connections_inbound, 1024);
         assert_eq!(zero.system.connections_total, 2048);
@@ -361,8 +369,11 @@ mod tests {
     fn scaled_grows_per_gib() {
         let small = Limits::scaled(GIB, 1000);
         let big = Limits::scaled(4 * GIB, 1000);
-        assert_eq!(small.system.connections_inbound, 1280);
-        assert_eq!(big.system.connections_inbound, 1024 + 4 * 256);
+        assert_eq!(small.system.connections_inbound, 3072);
+        assert_eq!(big.system.connections_inbound, 1024 + 4 * 2048);
+        // Never fewer connections than fds.
+        let many_fds = Limits::scaled(GIB, 50_000);
+        assert_eq!(many_fds.system.connections_outbound, 50_000);
         assert_eq!(big.system.streams_total, 16384 + 4 * 2048);
         assert_eq!(big.protocol.streams_inbound, big.system.streams_inbound / 2);
         let huge = Limits::scaled(u64::MAX, u64::MAX);
@@ -407,7 +418,7 @@ mod tests {
             limits.protocol.streams_inbound
         );
         assert_eq!(limits.protocol_peer_limit("/echo/1.0.0").streams_inbound, 1);
-        assert_eq!(limits.protocol_peer_limit("/other").streams_inbound, 64);
+        assert_eq!(limits.protocol_peer_limit("/other").streams_inbound, 512);
         assert_eq!(limits.peer_limit(&peer).memory, MIB);
         let trusted = PeerId::random();
         let limits = limits.with_allowlist(Allowlist::new().with_peer(trusted));

@@ -134,7 +134,9 @@ fn the_allowlist_admits_trusted_addresses_when_the_system_is_full() {
 
 #[test]
 fn per_peer_connection_limit_names_the_peer() {
-    let manager = manager();
+    let mut limits = Limits::scaled(256 * MIB, 512);
+    limits.peer = limits.peer.with_connections(8, 8, 8);
+    let manager = ResourceManager::new(limits.clone());
     let peer = PeerId::random();
     let mut conns = Vec::new();
     for _ in 0..8 {
@@ -158,9 +160,7 @@ fn per_peer_connection_limit_names_the_peer() {
     assert_idle(&manager);
 
     let trusted = PeerId::random();
-    let manager = ResourceManager::new(
-        Limits::scaled(256 * MIB, 512).with_allowlist(Allowlist::new().with_peer(trusted)),
-    );
+    let manager = ResourceManager::new(limits.with_allowlist(Allowlist::new().with_peer(trusted)));
     let conns: Vec<_> = (0..20)
         .map(|_| {
             let mut conn = manager
