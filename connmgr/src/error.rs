@@ -20,8 +20,12 @@ pub enum LimitKind {
     EstablishedTotal,
     /// Established connections to one peer.
     EstablishedPerPeer(PeerId),
-    /// Inbound connections (pending and established) from one remote IP address.
+    /// Inbound connections (pending and established) from one remote IP address
+    /// (an IPv6 address stands for its prefix).
     PerIp(IpAddr),
+    /// Inbound connections in their handshake from one remote IP address (an IPv6
+    /// address stands for its prefix).
+    PendingPerIp(IpAddr),
 }
 
 impl fmt::Display for LimitKind {
@@ -36,6 +40,7 @@ impl fmt::Display for LimitKind {
                 write!(f, "established connections to peer {peer}")
             }
             LimitKind::PerIp(ip) => write!(f, "inbound connections from {ip}"),
+            LimitKind::PendingPerIp(ip) => write!(f, "pending inbound connections from {ip}"),
         }
     }
 }

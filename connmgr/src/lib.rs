@@ -28,7 +28,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use decay::DecayFn;
 pub use error::{ConfigError, LimitError, LimitKind};
 pub use id::{ConnectionId, Direction};
-pub use limits::ConnectionLimits;
+pub use limits::{ip_group, ConnectionLimits, DEFAULT_IPV6_PREFIX_LEN};
 pub use manager::{
     ConnectionManager, ConnectionManagerConfig, ConnectionStats, DecayingTag, Watermarks,
 };

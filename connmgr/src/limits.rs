@@ -1,13 +1,18 @@
 //! Hard limits on connections, and the check that enforces one.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use multiaddr::{Multiaddr, Protocol};
 
 use crate::{LimitError, LimitKind};
 
 /// Hard limits; `None` means unlimited. The default limits nothing and exempts
-/// loopback addresses from the per-IP limit.
+/// exactly `127.0.0.1` and `::1` from the per-IP limits.
+///
+/// The per-IP limits count IPv4 addresses one by one and IPv6 addresses by prefix
+/// ([`ipv6_prefix_len`](Self::ipv6_prefix_len), /64 by default: what one subscriber
+/// usually gets), so an attacker cannot get around them by taking many addresses of
+/// one IPv6 subnet.
 ///
 /// Each limit is checked at the earliest moment it can be decided, so a refused
 /// connection costs as little as possible:
@@ -18,6 +23,7 @@ use crate::{LimitError, LimitKind};
 /// | established inbound / outbound / total | both of those (early), and `established` |
 /// | per peer | `allow_dial` when the peer is known (early), and `established` |
 /// | per remote IP (inbound only) | `allow_inbound`, and `established` |
+/// | pending per remote IP (inbound only) | `allow_inbound` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Inbound connections still in their handshake.
@@ -35,9 +41,20 @@ pub struct ConnectionLimits {
     /// Inbound connections, pending and established, from one remote IP address.
     /// Relayed (`/p2p-circuit`) addresses and addresses without an IP are not counted.
     pub max_inbound_per_ip: Option<usize>,
-    /// Whether loopback addresses (127.0.0.0/8, ::1) escape `max_inbound_per_ip`.
+    /// Inbound connections still in their handshake from one remote IP address (or
+    /// IPv6 prefix).
+    pub max_pending_inbound_per_ip: Option<usize>,
+    /// IPv6 addresses sharing this many leading bits count as one address for the
+    /// per-IP limits (default 64; 128 counts each address alone).
+    pub ipv6_prefix_len: u8,
+    /// Whether exactly `127.0.0.1` and `::1` escape the per-IP limits. Other
+    /// loopback addresses (`127.0.0.2`, ...) are counted, so tests can play attackers
+    /// from them.
     pub exempt_loopback_from_ip_limit: bool,
 }
+
+/// The default IPv6 prefix length of the per-IP limits.
+pub const DEFAULT_IPV6_PREFIX_LEN: u8 = 64;
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
@@ -49,6 +66,8 @@ impl Default for ConnectionLimits {
             max_established_total: None,
             max_established_per_peer: None,
             max_inbound_per_ip: None,
+            max_pending_inbound_per_ip: None,
+            ipv6_prefix_len: DEFAULT_IPV6_PREFIX_LEN,
             exempt_loopback_from_ip_limit: true,
         }
     }
@@ -97,20 +116,53 @@ impl ConnectionLimits {
         self
     }
 
-    /// Whether loopback addresses escape the per-IP limit (default: yes).
+    /// Limits inbound connections in their handshake from one remote IP address.
+    pub fn with_max_pending_inbound_per_ip(mut self, limit: usize) -> Self {
+        self.max_pending_inbound_per_ip = Some(limit);
+        self
+    }
+
+    /// Groups IPv6 addresses by their first `bits` bits for the per-IP limits
+    /// (clamped to 0..=128).
+    pub fn with_ipv6_prefix_len(mut self, bits: u8) -> Self {
+        self.ipv6_prefix_len = bits.min(128);
+        self
+    }
+
+    /// Whether `127.0.0.1` and `::1` escape the per-IP limits (default: yes).
     pub fn with_loopback_exempt(mut self, exempt: bool) -> Self {
         self.exempt_loopback_from_ip_limit = exempt;
         self
     }
 
-    /// The IP address `remote` counts against for the per-IP limit, if any.
+    /// The key `remote` counts against for the per-IP limits, if any: its IPv4
+    /// address, or its IPv6 address masked to the prefix.
     pub(crate) fn counted_ip(&self, remote: &Multiaddr) -> Option<IpAddr> {
-        self.max_inbound_per_ip?;
-        let ip = remote_ip(remote)?;
-        if self.exempt_loopback_from_ip_limit && ip.is_loopback() {
+        if self.max_inbound_per_ip.is_none() && self.max_pending_inbound_per_ip.is_none() {
             return None;
         }
-        Some(ip)
+        let ip = remote_ip(remote)?;
+        let exempt = ip == IpAddr::V4(Ipv4Addr::LOCALHOST) || ip == IpAddr::V6(Ipv6Addr::LOCALHOST);
+        if self.exempt_loopback_from_ip_limit && exempt {
+            return None;
+        }
+        Some(ip_group(ip, self.ipv6_prefix_len))
+    }
+}
+
+/// The address an IP counts as for the per-IP limits: IPv4 (and IPv4-mapped IPv6) as
+/// itself, IPv6 masked to its first `prefix_len` bits.
+pub fn ip_group(ip: IpAddr, prefix_len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u32::from(prefix_len.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        },
     }
 }
 
@@ -163,14 +215,55 @@ mod tests {
     }
 
     #[test]
-    fn loopback_is_exempt_by_default_only() {
+    fn only_127_0_0_1_and_v6_loopback_are_exempt_by_default() {
         let lo: Multiaddr = "/ip4/127.0.0.1/tcp/5".parse().unwrap();
+        let lo6: Multiaddr = "/ip6/::1/tcp/5".parse().unwrap();
+        let other: Multiaddr = "/ip4/127.0.0.2/tcp/5".parse().unwrap();
         let limits = ConnectionLimits::default().with_max_inbound_per_ip(1);
         assert_eq!(limits.counted_ip(&lo), None);
+        assert_eq!(limits.counted_ip(&lo6), None);
+        assert_eq!(
+            limits.counted_ip(&other),
+            Some("127.0.0.2".parse().unwrap())
+        );
         let strict = limits.with_loopback_exempt(false);
         assert_eq!(strict.counted_ip(&lo), Some("127.0.0.1".parse().unwrap()));
         // Without a per-IP limit nothing is counted.
         assert_eq!(ConnectionLimits::default().counted_ip(&lo), None);
+        let pending_only = ConnectionLimits::default().with_max_pending_inbound_per_ip(1);
+        assert_eq!(
+            pending_only.counted_ip(&other),
+            Some("127.0.0.2".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn ipv6_addresses_are_grouped_by_prefix() {
+        let limits = ConnectionLimits::default().with_max_inbound_per_ip(1);
+        let a: Multiaddr = "/ip6/2001:db8:1:2:aaaa::1/tcp/5".parse().unwrap();
+        let b: Multiaddr = "/ip6/2001:db8:1:2:ffff:1:2:3/tcp/5".parse().unwrap();
+        let c: Multiaddr = "/ip6/2001:db8:1:3::1/tcp/5".parse().unwrap();
+        let key = |m: &Multiaddr| limits.counted_ip(m).unwrap();
+        // The same /64: one key, the network address.
+        assert_eq!(key(&a), key(&b));
+        assert_eq!(key(&a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        // Another /64: another key.
+        assert_ne!(key(&a), key(&c));
+        // A /48 puts all three together; /128 keeps each alone.
+        let wide = limits.clone().with_ipv6_prefix_len(48);
+        assert_eq!(wide.counted_ip(&a), wide.counted_ip(&c));
+        let exact = limits.clone().with_ipv6_prefix_len(200);
+        assert_eq!(exact.ipv6_prefix_len, 128);
+        assert_ne!(exact.counted_ip(&a), exact.counted_ip(&b));
+        // IPv4 and IPv4-mapped IPv6 count as the IPv4 address.
+        let v4: IpAddr = "10.1.2.3".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(ip_group(mapped, 64), v4);
+        assert_eq!(ip_group(v4, 0), v4);
+        assert_eq!(
+            ip_group("2001:db8::1".parse().unwrap(), 0),
+            "::".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -352,6 +352,9 @@ impl ConnectionManager {
             }
             if let Some(ip) = ip {
                 state.remove_ip(ip);
+                if direction == Direction::Inbound {
+                    state.remove_pending_ip(ip);
+                }
             }
         })
     }
@@ -430,6 +433,11 @@ impl ConnectionPolicy for ConnectionManager {
                 )?;
                 if let Some(ip) = ip {
                     check(
+                        limits.max_pending_inbound_per_ip,
+                        state.pending_ip_count(&ip),
+                        LimitKind::PendingPerIp(ip),
+                    )?;
+                    check(
                         limits.max_inbound_per_ip,
                         state.ip_count(&ip),
                         LimitKind::PerIp(ip),
@@ -441,6 +449,7 @@ impl ConnectionPolicy for ConnectionManager {
             state.pending_inbound += 1;
             if let Some(ip) = ip {
                 state.add_ip(ip);
+                state.add_pending_ip(ip);
             }
         }
         Ok(self.pending_permit(Direction::Inbound, ip))

@@ -111,6 +111,8 @@ pub(crate) struct State {
     pub(crate) established_outbound: usize,
     /// Inbound connections (pending and established) per counted remote IP.
     pub(crate) inbound_per_ip: HashMap<IpAddr, usize>,
+    /// Inbound connections still in their handshake per counted remote IP.
+    pub(crate) pending_per_ip: HashMap<IpAddr, usize>,
     pub(crate) connections: HashMap<ConnectionId, ConnRecord>,
     /// How many of `connections` are marked closing.
     pub(crate) closing: usize,
@@ -134,6 +136,23 @@ impl State {
 
     pub(crate) fn ip_count(&self, ip: &IpAddr) -> usize {
         self.inbound_per_ip.get(ip).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn pending_ip_count(&self, ip: &IpAddr) -> usize {
+        self.pending_per_ip.get(ip).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn add_pending_ip(&mut self, ip: IpAddr) {
+        *self.pending_per_ip.entry(ip).or_insert(0) += 1;
+    }
+
+    pub(crate) fn remove_pending_ip(&mut self, ip: IpAddr) {
+        if let Some(n) = self.pending_per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.pending_per_ip.remove(&ip);
+            }
+        }
     }
 
     pub(crate) fn add_ip(&mut self, ip: IpAddr) {

@@ -244,6 +244,57 @@ fn per_ip_limit_exempts_loopback_unless_configured() {
 }
 
 #[test]
+fn pending_per_ip_limit_counts_handshakes_only_and_groups_an_ipv6_64() {
+    let m = manager(ConnectionLimits::default().with_max_pending_inbound_per_ip(2));
+    let first = addr("/ip6/2001:db8:0:1::1/tcp/1");
+    let same_64 = addr("/ip6/2001:db8:0:1:ffff::9/tcp/2");
+    let other_64 = addr("/ip6/2001:db8:0:2::1/tcp/1");
+    let a = m.allow_inbound(&local(), &first).unwrap();
+    let b = m.allow_inbound(&local(), &same_64).unwrap();
+    // Another address of the same /64 is the same "IP".
+    let err = m
+        .allow_inbound(&local(), &addr("/ip6/2001:db8:0:1:1234::1/tcp/3"))
+        .unwrap_err();
+    let group: IpAddr = "2001:db8:0:1::".parse().unwrap();
+    assert_eq!(err, exceeded(LimitKind::PendingPerIp(group), 2, 2));
+    assert!(err
+        .to_string()
+        .contains("pending inbound connections from 2001:db8:0:1::"));
+    assert!(m.allow_inbound(&local(), &other_64).is_ok());
+    // A handshake that ends frees its pending slot; established ones are not counted.
+    let _ = m
+        .established(
+            a,
+            ConnectionId::next(),
+            PeerId::random(),
+            Direction::Inbound,
+            &first,
+        )
+        .unwrap();
+    let _c = m.allow_inbound(&local(), &first).unwrap();
+    assert!(m.allow_inbound(&local(), &first).is_err());
+    drop(b);
+    assert!(m.allow_inbound(&local(), &first).is_ok());
+    // Other 127.0.0.x addresses are counted; 127.0.0.1 is not.
+    let _x = m
+        .allow_inbound(&local(), &addr("/ip4/127.0.0.2/tcp/1"))
+        .unwrap();
+    let _y = m
+        .allow_inbound(&local(), &addr("/ip4/127.0.0.2/tcp/2"))
+        .unwrap();
+    assert!(m
+        .allow_inbound(&local(), &addr("/ip4/127.0.0.2/tcp/3"))
+        .is_err());
+    let lo: Vec<_> = (0..5)
+        .map(|_| {
+            m.allow_inbound(&local(), &addr("/ip4/127.0.0.1/tcp/1"))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(lo.len(), 5);
+}
+
+#[test]
 fn closed_is_idempotent_and_unknown_ids_are_ignored() {
     let m = manager(ConnectionLimits::default().with_max_established_total(1));
     let id = open_outbound(&m, PeerId::random());
