@@ -11,6 +11,7 @@ use weft_connmgr::{
     ConnectionLimits, ConnectionManager, ConnectionManagerConfig, ConnectionPolicy,
 };
 use weft_peerstore::{MemoryPeerStore, PeerStore};
+use weft_resource_manager::{Limits, ResourceManager};
 use weft_upgrader::{SecurityUpgrade, StreamMuxer, Upgrader};
 
 /// Builds a [`Host`].
@@ -28,6 +29,7 @@ pub struct HostBuilder {
     muxers: Vec<Arc<dyn StreamMuxer>>,
     peerstore: Option<Arc<dyn PeerStore>>,
     policy: Option<Arc<dyn ConnectionPolicy>>,
+    resources: Option<ResourceManager>,
     upgrade_timeout: Duration,
     inline_muxer_negotiation: bool,
     lazy: bool,
@@ -50,6 +52,7 @@ impl HostBuilder {
             muxers: Vec::new(),
             peerstore: None,
             policy: None,
+            resources: None,
             upgrade_timeout: Duration::from_secs(20),
             inline_muxer_negotiation: true,
             lazy: true,
@@ -90,6 +93,16 @@ impl HostBuilder {
     /// turns every limit off.
     pub fn connection_policy(mut self, policy: Arc<dyn ConnectionPolicy>) -> Self {
         self.policy = Some(policy);
+        self
+    }
+
+    /// The resource manager every connection, stream and buffer is charged to
+    /// (default: `ResourceManager::new(Limits::auto())`, scaled to this machine). The
+    /// default connection policy is derived from its limits
+    /// ([`connection_manager_config_for`]); a policy given with
+    /// [`connection_policy`](Self::connection_policy) is used as it is.
+    pub fn resource_manager(mut self, resources: ResourceManager) -> Self {
+        self.resources = Some(resources);
         self
     }
 
@@ -167,9 +180,12 @@ impl HostBuilder {
         let peerstore = self
             .peerstore
             .unwrap_or_else(|| Arc::new(MemoryPeerStore::new()));
-        let policy = match self.policy {
+        let resources = self
+            .resources
+            .unwrap_or_else(|| ResourceManager::new(Limits::auto()));
+        let policy: Arc<dyn ConnectionPolicy> = match self.policy {
             Some(p) => p,
-            None => default_policy()?,
+            None => Arc::new(connection_manager_for(resources.limits())?),
         };
         Ok(Host::from_parts(
             keypair,
@@ -178,6 +194,7 @@ impl HostBuilder {
             upgrader,
             peerstore,
             policy,
+            resources,
         ))
     }
 }
@@ -217,10 +234,68 @@ fn default_transports() -> Vec<Arc<dyn Transport>> {
     list
 }
 
-/// The default connection policy: trim from 192 down to 160 established connections
-/// (go-libp2p's watermarks), never trimming connections younger than 20 s; at most
-/// 128 inbound handshakes at once and 16 inbound connections per remote IP address
-/// (loopback exempt), so a flood of half-open connections stays cheap.
+/// go-libp2p's watermarks, used when the resource manager's limits leave room.
+const DEFAULT_LOW_WATERMARK: usize = 160;
+const DEFAULT_HIGH_WATERMARK: usize = 192;
+/// Inbound connections one remote IP address (IPv6: one /64) may hold, pending and
+/// established together.
+const DEFAULT_MAX_INBOUND_PER_IP: usize = 16;
+/// Inbound handshakes one remote IP address (IPv6: one /64) may have in progress.
+const DEFAULT_MAX_PENDING_INBOUND_PER_IP: usize = 8;
+
+/// The connection manager settings that agree with `limits` by construction: the
+/// high watermark sits below the resource manager's hard connection limit (at most
+/// 7/8 of it, so trimming starts before the hard limit refuses anyone: the go-libp2p
+/// #1640 trap), the low watermark at 5/6 of the high one, and the pending-inbound
+/// limit equal to the resource manager's. Hard limits on established connections are
+/// left to the resource manager; the connection manager adds the per-IP caps
+/// (16 inbound, 8 pending, IPv6 grouped by /64; exactly 127.0.0.1 and ::1 exempt) and
+/// trimming, with a 20 s grace period.
+pub fn connection_manager_config_for(limits: &Limits) -> ConnectionManagerConfig {
+    let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let system = &limits.system;
+    // Trimming must start before any of the hard limits on established connections
+    // refuses: the smallest of them bounds the high watermark.
+    let hard = to_usize(
+        system
+            .connections_total
+            .min(system.connections_inbound)
+            .min(system.connections_outbound),
+    );
+    let high = DEFAULT_HIGH_WATERMARK
+        .min(hard.saturating_sub(hard.div_ceil(8)))
+        .max(1);
+    let low = if high == DEFAULT_HIGH_WATERMARK {
+        DEFAULT_LOW_WATERMARK
+    } else {
+        high - high / 6
+    };
+    let pending = to_usize(system.pending_inbound.min(limits.transient.pending_inbound));
+    let connmgr_limits = ConnectionLimits::default()
+        .with_max_pending_inbound(pending)
+        .with_max_inbound_per_ip(DEFAULT_MAX_INBOUND_PER_IP)
+        .with_max_pending_inbound_per_ip(DEFAULT_MAX_PENDING_INBOUND_PER_IP);
+    ConnectionManagerConfig::default()
+        .with_limits(connmgr_limits)
+        .with_watermarks(low, high)
+        .with_grace_period(Duration::from_secs(20))
+}
+
+/// A connection manager with [`connection_manager_config_for`] `limits`.
+pub fn connection_manager_for(limits: &Limits) -> Result<ConnectionManager, BuildError> {
+    ConnectionManager::new(connection_manager_config_for(limits)).map_err(|e| BuildError::Config {
+        component: "connection manager",
+        reason: e.to_string(),
+    })
+}
+
+/// The default connection policy: [`connection_manager_for`] the limits of
+/// `Limits::auto()`: trim from 192 down to 160 established connections (go-libp2p's
+/// watermarks, lowered if the resource manager's hard limit is lower), never trimming
+/// connections younger than 20 s; at most 128 inbound handshakes at once (the
+/// resource manager's pending limit; when full, the host evicts the least advanced
+/// handshake), 8 of them and 16 inbound connections per remote IP address (IPv6: per
+/// /64; exactly 127.0.0.1 and ::1 exempt).
 pub fn default_policy() -> Result<Arc<dyn ConnectionPolicy>, BuildError> {
     Ok(Arc::new(default_connection_manager()?))
 }
@@ -229,15 +304,58 @@ pub fn default_policy() -> Result<Arc<dyn ConnectionPolicy>, BuildError> {
 /// to tag and protect peers or read its counters, and give the host the other with
 /// [`HostBuilder::connection_policy`].
 pub fn default_connection_manager() -> Result<ConnectionManager, BuildError> {
-    let limits = ConnectionLimits::default()
-        .with_max_pending_inbound(128)
-        .with_max_inbound_per_ip(16);
-    let config = ConnectionManagerConfig::default()
-        .with_limits(limits)
-        .with_watermarks(160, 192)
-        .with_grace_period(Duration::from_secs(20));
-    ConnectionManager::new(config).map_err(|e| BuildError::Config {
-        component: "connection manager",
-        reason: e.to_string(),
-    })
+    connection_manager_for(&Limits::auto())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_high_watermark_never_sits_above_the_hard_connection_limit() {
+        let mut cases = vec![Limits::auto(), Limits::scaled(64 << 20, 64)];
+        for hard in [1u64, 2, 7, 8, 50, 100, 192, 219, 220, 1000] {
+            let mut limits = Limits::auto();
+            limits.system.connections_total = hard;
+            cases.push(limits.clone());
+            limits.system.connections_total = u64::MAX;
+            limits.system.connections_inbound = hard;
+            cases.push(limits);
+        }
+        for limits in cases {
+            let config = connection_manager_config_for(&limits);
+            let w = config.watermarks.expect("trimming is on");
+            let s = &limits.system;
+            let hard = s
+                .connections_total
+                .min(s.connections_inbound)
+                .min(s.connections_outbound);
+            assert!(w.low <= w.high, "{w:?}");
+            assert!(
+                w.high as u64 <= hard,
+                "high {} above the hard limit {hard}",
+                w.high
+            );
+            if hard >= 2 {
+                assert!(
+                    (w.high as u64) < hard,
+                    "high {} at the hard limit {hard}",
+                    w.high
+                );
+            }
+            assert_eq!(
+                config.limits.max_pending_inbound,
+                Some(s.pending_inbound.min(limits.transient.pending_inbound) as usize)
+            );
+            // The manager accepts what was derived.
+            assert!(ConnectionManager::new(config).is_ok());
+        }
+        // Where the hard limit leaves room, go-libp2p's watermarks.
+        let roomy = connection_manager_config_for(&Limits::scaled(1 << 30, 4096));
+        let w = roomy.watermarks.unwrap();
+        assert_eq!(
+            (w.low, w.high),
+            (DEFAULT_LOW_WATERMARK, DEFAULT_HIGH_WATERMARK)
+        );
+    }
 }

@@ -23,6 +23,9 @@ pub(crate) struct ConnState {
     /// When a stream last moved data, opened or closed (muxer keep-alive pings do not
     /// count).
     pub(crate) activity: Arc<Activity>,
+    /// The connection's resource scope: its streams are opened in it, its muxer and
+    /// security protocol charge their buffers to it.
+    pub(crate) scope: crate::admission::SharedScope,
     /// Cancelled when the connection has ended (driver finished or host shut down).
     pub(crate) closed: CancellationToken,
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use weft_connmgr::LimitError;
 use weft_mss::NegotiationError;
+use weft_resource_manager::ResourceError;
 use weft_upgrader::{MuxerError, UpgradeError};
 
 /// Why a dial failed. Cheap to clone: concurrent dials to one peer share one attempt
@@ -23,6 +24,10 @@ pub enum DialError {
     /// The connection policy refused the dial or the established connection.
     #[error("connection refused by the connection policy: {0}")]
     Limit(#[from] LimitError),
+    /// The resource manager denied the connection; the error names the scope and the
+    /// resource.
+    #[error("connection denied by the resource manager: {0}")]
+    Resource(Box<ResourceError>),
     /// The transport could not connect.
     #[error("transport error dialing {addr}: {source}")]
     Transport {
@@ -55,6 +60,18 @@ pub enum DialError {
     /// The host is shutting down.
     #[error("the host is shutting down")]
     Shutdown,
+}
+
+impl From<ResourceError> for DialError {
+    fn from(e: ResourceError) -> Self {
+        DialError::Resource(Box::new(e))
+    }
+}
+
+impl From<ResourceError> for StreamError {
+    fn from(e: ResourceError) -> Self {
+        StreamError::Resource(Box::new(e))
+    }
 }
 
 fn summarize(errors: &[(Multiaddr, DialError)]) -> String {
@@ -93,6 +110,10 @@ pub enum StreamError {
     /// There was no connection and dialing failed.
     #[error("could not connect: {0}")]
     Dial(#[from] DialError),
+    /// The resource manager denied the stream; the error names the scope and the
+    /// resource.
+    #[error("stream denied by the resource manager: {0}")]
+    Resource(Box<ResourceError>),
     /// The muxer could not open a stream.
     #[error("could not open a stream: {0}")]
     Muxer(#[from] MuxerError),

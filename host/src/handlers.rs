@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tracing::debug;
+use weft_resource_manager::StreamScope;
 use weft_upgrader::BoxFuture;
 
 /// Inbound streams of one protocol that one peer may have open at once, unless the
@@ -317,25 +318,33 @@ pub(crate) struct Admitted {
 pub(crate) struct InboundMatcher<'a> {
     handlers: &'a Handlers,
     peer: PeerId,
-    admitted: Mutex<Option<Admitted>>,
+    state: Mutex<MatchState>,
+}
+
+struct MatchState {
+    admitted: Option<Admitted>,
+    /// The stream's resource scope: moved to the protocol's scope at match time.
+    scope: Option<StreamScope>,
 }
 
 impl<'a> InboundMatcher<'a> {
-    pub(crate) fn new(handlers: &'a Handlers, peer: PeerId) -> Self {
+    pub(crate) fn new(handlers: &'a Handlers, peer: PeerId, scope: Option<StreamScope>) -> Self {
         InboundMatcher {
             handlers,
             peer,
-            admitted: Mutex::new(None),
+            state: Mutex::new(MatchState {
+                admitted: None,
+                scope,
+            }),
         }
     }
 
-    /// The handler and slots of the accepted proposal `protocol`.
-    pub(crate) fn into_admitted(self, protocol: &str) -> Option<Admitted> {
-        let admitted = self
-            .admitted
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())?;
-        (admitted.protocol == protocol).then_some(admitted)
+    /// The handler and slots of the accepted proposal `protocol`, and the stream's
+    /// scope (now in the protocol's scope).
+    pub(crate) fn into_admitted(self, protocol: &str) -> Option<(Admitted, Option<StreamScope>)> {
+        let state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        let admitted = state.admitted?;
+        (admitted.protocol == protocol).then_some((admitted, state.scope))
     }
 }
 
@@ -348,10 +357,16 @@ impl weft_mss::ProtocolMatcher for InboundMatcher<'_> {
             debug!(peer = %self.peer, protocol = %proposed, "inbound stream over its slot; answering na");
             return false;
         };
-        let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(scope) = state.scope.as_mut() {
+            if let Err(e) = scope.set_protocol(proposed) {
+                debug!(peer = %self.peer, protocol = %proposed, error = %e, "inbound stream denied by the resource manager; answering na");
+                return false;
+            }
+        }
         // multistream-select ends at the first accepted proposal; a second one would
         // replace (and release) the first.
-        *admitted = Some(Admitted {
+        state.admitted = Some(Admitted {
             protocol: proposed.to_string(),
             entry,
             _slots: slots,
@@ -435,22 +450,23 @@ mod tests {
             HandlerOptions::default().with_max_inbound_streams_per_peer(Some(1)),
         );
         let (a, b) = (PeerId::random(), PeerId::random());
-        let first = InboundMatcher::new(&h, a);
+        let first = InboundMatcher::new(&h, a, None);
         assert!(first.matches("/p"));
         let held = first.into_admitted("/p").expect("admitted");
+        assert!(held.1.is_none(), "no scope was given");
         // The same peer is over its slot: the proposal is refused (na) ...
-        let second = InboundMatcher::new(&h, a);
+        let second = InboundMatcher::new(&h, a, None);
         assert!(!second.matches("/p"));
         assert!(second.into_admitted("/p").is_none());
         // ... another peer is not, and neither is the same peer once the slot is back.
-        assert!(InboundMatcher::new(&h, b).matches("/p"));
+        assert!(InboundMatcher::new(&h, b, None).matches("/p"));
         drop(held);
-        assert!(InboundMatcher::new(&h, a).matches("/p"));
+        assert!(InboundMatcher::new(&h, a, None).matches("/p"));
         // A matcher dropped without a handler (negotiation failed) gives its slot back.
-        let failed = InboundMatcher::new(&h, a);
+        let failed = InboundMatcher::new(&h, a, None);
         assert!(failed.matches("/p"));
         drop(failed);
-        assert!(InboundMatcher::new(&h, a).matches("/p"));
-        assert!(!InboundMatcher::new(&h, a).matches("/other"));
+        assert!(InboundMatcher::new(&h, a, None).matches("/p"));
+        assert!(!InboundMatcher::new(&h, a, None).matches("/other"));
     }
 }

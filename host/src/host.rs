@@ -1,5 +1,6 @@
 //! The host: listening, dialing, connections, streams and the built-in protocols.
 
+use crate::admission::{self, lock_scope, CountingIo, PendingInbound, SharedScope};
 use crate::book;
 use crate::conn::{Activity, ConnState, ConnectionInfo};
 use crate::error::{DialError, ListenError, StreamError};
@@ -24,6 +25,7 @@ use tracing::{debug, info, warn, Instrument};
 use weft_connmgr::{ConnectionId, ConnectionPolicy, Direction, PendingPermit};
 use weft_mss::Version;
 use weft_peerstore::PeerStore;
+use weft_resource_manager::ResourceManager;
 use weft_upgrader::{Connection, Upgrader};
 
 /// Timeouts and identity strings of a host.
@@ -81,6 +83,29 @@ const IDENTIFY_STREAMS_PER_PEER: usize = 4;
 const IDENTIFY_PUSH_STREAMS_PER_PEER: usize = 2;
 /// Inbound perf streams one peer may have open at once.
 const PERF_STREAMS_PER_PEER: usize = 2;
+
+/// The first pause after a failed accept (doubling up to [`ACCEPT_BACKOFF_MAX`]).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest pause after failed accepts.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Pending handshakes one newcomer may evict before it is refused (other newcomers
+/// may take the freed slots first).
+const MAX_EVICTIONS_PER_ADMISSION: usize = 4;
+/// How long a newcomer waits for an evicted handshake to give its resources back.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether a refusal was for a full pending-inbound limit (host-wide), which eviction
+/// can make room in; per-IP limits are not.
+fn is_pending_full(e: &DialError) -> bool {
+    match e {
+        DialError::Limit(l) => l.kind() == Some(weft_connmgr::LimitKind::PendingInbound),
+        DialError::Resource(r) => {
+            r.resource == weft_resource_manager::Resource::PendingInbound
+                && !matches!(r.scope, weft_resource_manager::ScopeName::Connection)
+        }
+        _ => false,
+    }
+}
 
 /// How long a closed connection's driver may take to finish its last frames.
 const DRIVER_WIND_DOWN: Duration = Duration::from_secs(2);
@@ -155,6 +180,8 @@ pub(crate) struct Inner {
     pub(crate) handlers: Handlers,
     pub(crate) peerstore: Arc<dyn PeerStore>,
     pub(crate) policy: Arc<dyn ConnectionPolicy>,
+    pub(crate) resources: ResourceManager,
+    pending: Arc<PendingInbound>,
     events: broadcast::Sender<Event>,
     state: Mutex<State>,
     tasks: TaskTracker,
@@ -191,6 +218,7 @@ impl Host {
         upgrader: Upgrader,
         peerstore: Arc<dyn PeerStore>,
         policy: Arc<dyn ConnectionPolicy>,
+        resources: ResourceManager,
     ) -> Host {
         let (events, _) = broadcast::channel(config.event_capacity.max(16));
         let inner = Arc::new(Inner {
@@ -202,6 +230,8 @@ impl Host {
             handlers: Handlers::default(),
             peerstore,
             policy,
+            resources,
+            pending: Arc::default(),
             events,
             state: Mutex::new(State::default()),
             tasks: TaskTracker::new(),
@@ -236,6 +266,16 @@ impl Host {
     /// The connection policy the host consults.
     pub fn connection_policy(&self) -> &Arc<dyn ConnectionPolicy> {
         &self.inner.policy
+    }
+
+    /// The resource manager every connection and stream is charged to.
+    pub fn resource_manager(&self) -> &ResourceManager {
+        &self.inner.resources
+    }
+
+    /// Inbound connections whose handshake is in progress.
+    pub fn pending_inbound(&self) -> usize {
+        self.inner.pending.len()
     }
 
     /// Subscribes to lifecycle events from now on.
@@ -539,6 +579,7 @@ async fn accept_loop(
     stop: CancellationToken,
     addrs: Vec<Multiaddr>,
 ) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -546,10 +587,21 @@ async fn accept_loop(
         };
         let Some(inner) = weak.upgrade() else { break };
         match accepted {
-            Ok(transported) => inner.handle_inbound(transported),
+            Ok(transported) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                inner.handle_inbound(transported);
+            }
+            Err(crate::transport::TransportError::Closed) => break,
             Err(e) => {
-                warn!(error = %e, "listener failed");
-                break;
+                // EMFILE, ENFILE, ENOBUFS...: wait for resources to come back, keep
+                // listening.
+                warn!(error = %e, ?backoff, "accepting a connection failed; retrying");
+                drop(inner);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }
@@ -719,6 +771,11 @@ impl Inner {
         let span = tracing::debug_span!("dial", %addr, ?peer);
         let attempt = async {
             let permit = self.policy.allow_dial(peer, &addr)?;
+            let scope: SharedScope = Arc::new(Mutex::new(self.resources.open_connection(
+                weft_resource_manager::Direction::Outbound,
+                &addr,
+                admission::uses_fd(&addr),
+            )?));
             let transport = self
                 .transports
                 .iter()
@@ -743,7 +800,7 @@ impl Inner {
                 TransportOutput::Connection(c) => *c,
                 TransportOutput::Raw(io) => self
                     .upgrader
-                    .upgrade_outbound(io, peer)
+                    .upgrade_outbound_with_budget(io, peer, admission::budget(&scope))
                     .await
                     .map_err(|e| DialError::Upgrade {
                         addr: addr.clone(),
@@ -771,8 +828,8 @@ impl Inner {
                 local_addr,
                 remote_addr,
                 permit,
+                scope,
             )
-            .map_err(DialError::Limit)
         };
         tokio::time::timeout(per_address, attempt.instrument(span))
             .await
@@ -783,43 +840,122 @@ impl Inner {
     }
 
     fn handle_inbound(self: &Arc<Self>, transported: Transported) {
+        let inner = self.clone();
+        let span = tracing::debug_span!("inbound", remote_addr = %transported.remote_addr);
+        self.tasks
+            .spawn(async move { inner.inbound(transported).await }.instrument(span));
+    }
+
+    /// Admits an inbound connection (evicting the least advanced pending handshake
+    /// when the pending limit is full) and runs its handshake.
+    async fn inbound(self: Arc<Self>, transported: Transported) {
         let Transported {
             output,
             local_addr,
             remote_addr,
         } = transported;
-        let permit = match self.policy.allow_inbound(&local_addr, &remote_addr) {
-            Ok(p) => p,
+        let (permit, scope) = match self.admit_inbound(&local_addr, &remote_addr).await {
+            Ok(admitted) => admitted,
             Err(e) => {
                 info!(%remote_addr, error = %e, "inbound connection refused");
                 return;
             }
         };
-        let inner = self.clone();
-        let span = tracing::debug_span!("inbound", %remote_addr);
-        self.tasks.spawn(
-            async move {
-                let connection = match output {
-                    TransportOutput::Connection(c) => Ok(*c),
-                    TransportOutput::Raw(io) => inner.upgrader.upgrade_inbound(io).await,
-                };
-                match connection {
-                    Ok(c) => {
-                        if let Err(e) = inner.add_connection(
-                            c,
-                            Direction::Inbound,
-                            local_addr,
-                            remote_addr,
-                            permit,
-                        ) {
-                            info!(error = %e, "inbound connection refused after the handshake");
-                        }
-                    }
-                    Err(e) => debug!(error = %e, "inbound upgrade failed"),
+        let pending = self.pending.register();
+        // The handshake owns the permit and the scope: they are given back when it
+        // returns, before `pending` drops and tells an evicting newcomer so.
+        self.handshake(output, local_addr, remote_addr, permit, scope, &pending)
+            .await;
+        drop(pending);
+    }
+
+    /// Runs the handshake of an admitted inbound connection, unless it is evicted.
+    async fn handshake(
+        self: &Arc<Self>,
+        output: TransportOutput,
+        local_addr: Multiaddr,
+        remote_addr: Multiaddr,
+        permit: PendingPermit,
+        scope: SharedScope,
+        pending: &admission::PendingGuard,
+    ) {
+        let upgrade = async {
+            match output {
+                TransportOutput::Connection(c) => Ok(*c),
+                TransportOutput::Raw(io) => {
+                    let io: weft_upgrader::BoxedIo =
+                        Box::new(CountingIo::new(io, pending.received.clone()));
+                    self.upgrader
+                        .upgrade_inbound_with_budget(io, admission::budget(&scope))
+                        .await
                 }
             }
-            .instrument(span),
-        );
+        };
+        let connection = tokio::select! {
+            _ = pending.evicted.cancelled() => {
+                return debug!(%remote_addr, "pending handshake evicted for a newcomer");
+            }
+            c = upgrade => c,
+        };
+        match connection {
+            Ok(c) => {
+                if let Err(e) = self.add_connection(
+                    c,
+                    Direction::Inbound,
+                    local_addr,
+                    remote_addr,
+                    permit,
+                    scope,
+                ) {
+                    info!(error = %e, "inbound connection refused after the handshake");
+                }
+            }
+            Err(e) => debug!(error = %e, "inbound upgrade failed"),
+        }
+    }
+
+    /// The connection policy's permit and the resource manager's scope for an inbound
+    /// connection. When either's pending-inbound limit is full, evicts the pending
+    /// handshake that made the least progress and tries again.
+    async fn admit_inbound(
+        &self,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(PendingPermit, SharedScope), DialError> {
+        let mut evictions = 0;
+        loop {
+            let denied = match self.try_admit_inbound(local_addr, remote_addr) {
+                Ok(admitted) => return Ok(admitted),
+                Err(e) => e,
+            };
+            if !is_pending_full(&denied) || evictions >= MAX_EVICTIONS_PER_ADMISSION {
+                return Err(denied);
+            }
+            let Some(freed) = self.pending.evict_one() else {
+                return Err(denied);
+            };
+            evictions += 1;
+            if tokio::time::timeout(EVICTION_WAIT, freed.cancelled())
+                .await
+                .is_err()
+            {
+                return Err(denied);
+            }
+        }
+    }
+
+    fn try_admit_inbound(
+        &self,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(PendingPermit, SharedScope), DialError> {
+        let permit = self.policy.allow_inbound(local_addr, remote_addr)?;
+        let scope = self.resources.open_connection(
+            weft_resource_manager::Direction::Inbound,
+            remote_addr,
+            admission::uses_fd(remote_addr),
+        )?;
+        Ok((permit, Arc::new(Mutex::new(scope))))
     }
 
     /// Registers an upgraded connection: policy, bookkeeping, events, and its tasks.
@@ -830,7 +966,8 @@ impl Inner {
         local_addr: Multiaddr,
         remote_addr: Multiaddr,
         permit: PendingPermit,
-    ) -> Result<Arc<ConnState>, weft_connmgr::LimitError> {
+        scope: SharedScope,
+    ) -> Result<Arc<ConnState>, DialError> {
         let id = ConnectionId::next();
         let Connection {
             remote_peer,
@@ -841,23 +978,27 @@ impl Inner {
             driver,
             ..
         } = connection;
-        let admission =
-            match self
-                .policy
-                .established(permit, id, remote_peer, direction, &remote_addr)
-            {
-                Ok(a) => a,
-                Err(e) => {
-                    let muxed = muxed.clone();
-                    self.tasks.spawn(async move {
-                        let _ = muxed.close().await;
-                    });
-                    self.tasks.spawn(async move {
-                        let _ = driver.await;
-                    });
-                    return Err(e);
-                }
-            };
+        let admitted = lock_scope(&scope)
+            .set_peer(remote_peer)
+            .map_err(DialError::from)
+            .and_then(|()| {
+                self.policy
+                    .established(permit, id, remote_peer, direction, &remote_addr)
+                    .map_err(DialError::from)
+            });
+        let admission = match admitted {
+            Ok(a) => a,
+            Err(e) => {
+                let muxed = muxed.clone();
+                self.tasks.spawn(async move {
+                    let _ = muxed.close().await;
+                });
+                self.tasks.spawn(async move {
+                    let _ = driver.await;
+                });
+                return Err(e);
+            }
+        };
         let conn = Arc::new(ConnState {
             id,
             peer: remote_peer,
@@ -869,6 +1010,7 @@ impl Inner {
             muxed,
             open_streams: Arc::new(AtomicUsize::new(0)),
             activity: Arc::new(Activity::new()),
+            scope,
             closed: self.shutdown.child_token(),
         });
         {
@@ -1029,12 +1171,15 @@ impl Inner {
             None if protocols.len() == 1 => (protocols.to_vec(), Version::V1Lazy),
             None => (protocols.to_vec(), Version::V1),
         };
+        let mut scope =
+            lock_scope(&conn.scope).open_stream(weft_resource_manager::Direction::Outbound)?;
         let raw = conn.muxed.open_stream().await?;
         let timeout = self.config.negotiation_timeout;
         let (protocol, negotiated) =
             tokio::time::timeout(timeout, weft_mss::dialer_select(raw, proposals, version))
                 .await
                 .map_err(|_| StreamError::Timeout(timeout))??;
+        scope.set_protocol(&protocol)?;
         Ok(Stream::new(
             negotiated,
             protocol,
@@ -1042,6 +1187,7 @@ impl Inner {
             conn.id,
             Direction::Outbound,
             self.tracker(conn),
+            scope,
         ))
     }
 
@@ -1218,9 +1364,16 @@ async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
         inner.tasks.spawn(async move {
             let Some(inner) = weak.upgrade() else { return };
             let timeout = inner.config.negotiation_timeout;
-            // The matcher takes the handler's and the peer's slots when it accepts a
-            // proposal: a stream over its slot gets `na`.
-            let matcher = InboundMatcher::new(&inner.handlers, c.peer);
+            let scope =
+                match lock_scope(&c.scope).open_stream(weft_resource_manager::Direction::Inbound) {
+                    Ok(scope) => scope,
+                    // Dropping the raw stream resets it.
+                    Err(e) => return debug!(conn = %c.id, error = %e, "inbound stream refused"),
+                };
+            // The matcher takes the handler's and the peer's slots, and moves the
+            // stream's scope to the protocol, when it accepts a proposal: a stream over
+            // its slot or its protocol's limits gets `na`.
+            let matcher = InboundMatcher::new(&inner.handlers, c.peer, Some(scope));
             let negotiated =
                 tokio::time::timeout(timeout, weft_mss::listener_select(raw, &matcher)).await;
             let (protocol, io) = match negotiated {
@@ -1228,11 +1381,19 @@ async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
                 Ok(Err(e)) => return debug!(conn = %c.id, error = %e, "inbound negotiation failed"),
                 Err(_) => return debug!(conn = %c.id, "inbound negotiation timed out"),
             };
-            let Some(admitted) = matcher.into_admitted(&protocol) else {
+            let Some((admitted, Some(scope))) = matcher.into_admitted(&protocol) else {
                 return debug!(%protocol, "negotiated a protocol no handler admitted");
             };
             let tracker = inner.tracker(&c);
-            let stream = Stream::new(io, protocol, c.peer, c.id, Direction::Inbound, tracker);
+            let stream = Stream::new(
+                io,
+                protocol,
+                c.peer,
+                c.id,
+                Direction::Inbound,
+                tracker,
+                scope,
+            );
             drop(inner);
             (admitted.entry.handler)(stream).await;
             drop(admitted);

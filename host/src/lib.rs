@@ -35,6 +35,7 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod admission;
 mod book;
 mod builder;
 mod conn;
@@ -48,7 +49,10 @@ pub mod ping;
 mod stream;
 pub mod transport;
 
-pub use builder::{default_connection_manager, default_policy, HostBuilder};
+pub use builder::{
+    connection_manager_config_for, connection_manager_for, default_connection_manager,
+    default_policy, HostBuilder,
+};
 pub use conn::ConnectionInfo;
 pub use error::{BuildError, DialError, ListenError, StreamError};
 pub use events::Event;
@@ -60,6 +64,7 @@ pub use libp2p_identity::{Keypair, PeerId, PublicKey};
 pub use multiaddr::{Multiaddr, Protocol};
 pub use tokio::sync::broadcast::error::RecvError;
 pub use weft_connmgr::{ConnectionId, Direction};
+pub use weft_resource_manager::{Limits, ResourceError, ResourceManager};
 
 /// Why a ping failed.
 #[derive(Debug, thiserror::Error)]

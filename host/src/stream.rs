@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use tokio::sync::broadcast;
 use weft_connmgr::{ConnectionId, Direction};
 use weft_mss::Negotiated;
+use weft_resource_manager::StreamScope;
 use weft_upgrader::BoxedStream;
 
 /// Reports a stream's end: the `ClosedStream` event and the connection's stream count.
@@ -34,6 +35,8 @@ pub struct Stream {
     connection: ConnectionId,
     direction: Direction,
     tracker: Option<StreamTracker>,
+    /// The stream's resource scope, given back when the stream drops.
+    _scope: StreamScope,
 }
 
 impl Stream {
@@ -44,6 +47,7 @@ impl Stream {
         connection: ConnectionId,
         direction: Direction,
         tracker: StreamTracker,
+        scope: StreamScope,
     ) -> Self {
         tracker.activity.touch();
         let count = tracker.open_streams.fetch_add(1, Ordering::AcqRel) + 1;
@@ -61,6 +65,7 @@ impl Stream {
             connection,
             direction,
             tracker: Some(tracker),
+            _scope: scope,
         }
     }
 

@@ -1,0 +1,267 @@
+//! Admission of inbound connections: the resource manager's connection scope and its
+//! memory budget, the bytes each pending handshake received, and eviction of the
+//! pending handshake that made the least progress when the pending limit is full.
+//!
+//! A pending handshake is evicted rather than the newcomer refused, so a crowd of
+//! idle or stalled sockets (slowloris) cannot lock honest peers out: they keep
+//! sending handshake bytes and so are never the least advanced for long.
+
+use futures::io::{AsyncRead, AsyncWrite};
+use multiaddr::{Multiaddr, Protocol};
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use weft_resource_manager::ConnectionScope;
+use weft_upgrader::{BoxedIo, Budget, BudgetDenied, MemoryBudget, Priority};
+
+/// A connection's resource scope, shared by the host (streams, `set_peer`) and the
+/// memory budget that the security and muxer protocols charge.
+pub(crate) type SharedScope = Arc<Mutex<ConnectionScope>>;
+
+pub(crate) fn lock_scope(scope: &SharedScope) -> MutexGuard<'_, ConnectionScope> {
+    // A scope's counters are updated all or nothing before anything can panic.
+    scope.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// [`MemoryBudget`] over a connection scope: reservations go to connection -> peer (or
+/// transient before the handshake ends) -> system.
+struct ScopeBudget(SharedScope);
+
+impl MemoryBudget for ScopeBudget {
+    fn try_reserve(&self, bytes: usize, priority: Priority) -> Result<(), BudgetDenied> {
+        lock_scope(&self.0)
+            .reserve_memory(bytes, priority.0)
+            .map_err(|e| BudgetDenied {
+                requested: bytes,
+                reason: Box::new(e),
+            })
+    }
+
+    fn release(&self, bytes: usize) {
+        lock_scope(&self.0).release_memory(bytes);
+    }
+}
+
+/// The budget the upgrader hands to the security and muxer protocols of a connection.
+pub(crate) fn budget(scope: &SharedScope) -> Budget {
+    Budget::new(Arc::new(ScopeBudget(scope.clone())))
+}
+
+/// Whether a connection to `addr` holds a file descriptor of its own (TCP does; a
+/// relayed connection, the memory transport and QUIC's shared socket do not).
+pub(crate) fn uses_fd(addr: &Multiaddr) -> bool {
+    !addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+        && addr.iter().any(|p| matches!(p, Protocol::Tcp(_)))
+}
+
+/// Counts the bytes read from a raw connection: how far its handshake got.
+pub(crate) struct CountingIo {
+    inner: BoxedIo,
+    received: Arc<AtomicU64>,
+}
+
+impl CountingIo {
+    pub(crate) fn new(inner: BoxedIo, received: Arc<AtomicU64>) -> Self {
+        CountingIo { inner, received }
+    }
+}
+
+impl AsyncRead for CountingIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.received.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for CountingIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// What an eviction candidate is judged by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Bytes received from the remote so far.
+    pub(crate) received: u64,
+    /// When the handshake started.
+    pub(crate) started: Instant,
+}
+
+/// The pending handshake to evict: the fewest bytes received, the oldest among equals.
+pub(crate) fn choose_victim<K: Copy>(
+    candidates: impl IntoIterator<Item = (K, Progress)>,
+) -> Option<K> {
+    candidates
+        .into_iter()
+        .min_by_key(|(_, p)| (p.received, p.started))
+        .map(|(k, _)| k)
+}
+
+struct Entry {
+    started: Instant,
+    received: Arc<AtomicU64>,
+    /// Cancelled to evict the handshake.
+    evict: CancellationToken,
+    /// Cancelled when the handshake's task has let go of everything it held.
+    done: CancellationToken,
+}
+
+/// The inbound handshakes in progress.
+#[derive(Default)]
+pub(crate) struct PendingInbound {
+    next: AtomicU64,
+    entries: Mutex<HashMap<u64, Entry>>,
+}
+
+/// One registered pending handshake. Dropping it (the handshake's task ended, or was
+/// dropped) unregisters it and tells an evicting newcomer that its resources are free:
+/// keep it the first local of the task, so it drops after everything else.
+pub(crate) struct PendingGuard {
+    registry: Arc<PendingInbound>,
+    id: u64,
+    pub(crate) received: Arc<AtomicU64>,
+    pub(crate) evicted: CancellationToken,
+    done: CancellationToken,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
+        self.done.cancel();
+    }
+}
+
+impl PendingInbound {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a handshake that starts now.
+    pub(crate) fn register(self: &Arc<Self>) -> PendingGuard {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let received = Arc::new(AtomicU64::new(0));
+        let evicted = CancellationToken::new();
+        let done = CancellationToken::new();
+        self.lock().insert(
+            id,
+            Entry {
+                started: Instant::now(),
+                received: received.clone(),
+                evict: evicted.clone(),
+                done: done.clone(),
+            },
+        );
+        PendingGuard {
+            registry: self.clone(),
+            id,
+            received,
+            evicted,
+            done,
+        }
+    }
+
+    /// Evicts the handshake that made the least progress (the oldest among equals);
+    /// returns a token cancelled once it let go of its resources.
+    pub(crate) fn evict_one(&self) -> Option<CancellationToken> {
+        let mut entries = self.lock();
+        let victim = choose_victim(entries.iter().map(|(id, e)| {
+            (
+                *id,
+                Progress {
+                    received: e.received.load(Ordering::Relaxed),
+                    started: e.started,
+                },
+            )
+        }))?;
+        let entry = entries.remove(&victim)?;
+        drop(entries);
+        entry.evict.cancel();
+        Some(entry.done)
+    }
+
+    /// Handshakes in progress.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_victim_made_the_least_progress_and_is_the_oldest_among_equals() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let p = |received, ms| Progress {
+            received,
+            started: at(ms),
+        };
+        assert_eq!(choose_victim::<u8>([]), None);
+        assert_eq!(
+            choose_victim([(1, p(20, 0)), (2, p(0, 5)), (3, p(0, 9))]),
+            Some(2)
+        );
+        assert_eq!(choose_victim([(1, p(20, 0)), (2, p(19, 50))]), Some(2));
+        assert_eq!(choose_victim([(1, p(0, 7)), (2, p(0, 3))]), Some(2));
+    }
+
+    #[test]
+    fn eviction_cancels_the_chosen_handshake_and_reports_when_it_let_go() {
+        let registry = Arc::new(PendingInbound::default());
+        let old_idle = registry.register();
+        let busy = registry.register();
+        busy.received.store(100, Ordering::Relaxed);
+        let young_idle = registry.register();
+        assert_eq!(registry.len(), 3);
+        let done = registry.evict_one().expect("a victim");
+        assert!(old_idle.evicted.is_cancelled());
+        assert!(!busy.evicted.is_cancelled() && !young_idle.evicted.is_cancelled());
+        assert!(!done.is_cancelled(), "its task still holds its resources");
+        drop(old_idle);
+        assert!(done.is_cancelled());
+        assert_eq!(registry.len(), 2);
+        // Next: the young idle one, then the busy one.
+        registry.evict_one().unwrap();
+        assert!(young_idle.evicted.is_cancelled());
+        registry.evict_one().unwrap();
+        assert!(busy.evicted.is_cancelled());
+        assert!(registry.evict_one().is_none());
+    }
+
+    #[test]
+    fn only_direct_tcp_uses_an_fd() {
+        let tcp: Multiaddr = "/ip4/1.2.3.4/tcp/1".parse().unwrap();
+        let mem: Multiaddr = "/memory/5".parse().unwrap();
+        let quic: Multiaddr = "/ip4/1.2.3.4/udp/1/quic-v1".parse().unwrap();
+        assert!(uses_fd(&tcp));
+        assert!(!uses_fd(&mem));
+        assert!(!uses_fd(&quic));
+    }
+}
