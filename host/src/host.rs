@@ -857,7 +857,7 @@ impl Inner {
         let (permit, scope) = match self.admit_inbound(&local_addr, &remote_addr).await {
             Ok(admitted) => admitted,
             Err(e) => {
-                info!(%remote_addr, error = %e, "inbound connection refused");
+                debug!(%remote_addr, error = %e, "inbound connection refused");
                 return;
             }
         };
@@ -978,27 +978,10 @@ impl Inner {
             driver,
             ..
         } = connection;
-        let admitted = lock_scope(&scope)
-            .set_peer(remote_peer)
-            .map_err(DialError::from)
-            .and_then(|()| {
-                self.policy
-                    .established(permit, id, remote_peer, direction, &remote_addr)
-                    .map_err(DialError::from)
-            });
-        let admission = match admitted {
-            Ok(a) => a,
-            Err(e) => {
-                let muxed = muxed.clone();
-                self.tasks.spawn(async move {
-                    let _ = muxed.close().await;
-                });
-                self.tasks.spawn(async move {
-                    let _ = driver.await;
-                });
-                return Err(e);
-            }
-        };
+        if let Err(e) = lock_scope(&scope).set_peer(remote_peer) {
+            self.discard(muxed, driver);
+            return Err(e.into());
+        }
         let conn = Arc::new(ConnState {
             id,
             peer: remote_peer,
@@ -1013,11 +996,26 @@ impl Inner {
             scope,
             closed: self.shutdown.child_token(),
         });
-        {
+        // Admitted and registered under one lock: a trim (the timer's, or another
+        // connection's) never picks a connection the host cannot find yet.
+        let admitted = {
             let mut state = self.lock();
-            state.connections.insert(id, conn.clone());
-            state.by_peer.entry(remote_peer).or_default().push(id);
-        }
+            let admitted =
+                self.policy
+                    .established(permit, id, remote_peer, direction, &remote_addr);
+            if admitted.is_ok() {
+                state.connections.insert(id, conn.clone());
+                state.by_peer.entry(remote_peer).or_default().push(id);
+            }
+            admitted
+        };
+        let admission = match admitted {
+            Ok(a) => a,
+            Err(e) => {
+                self.discard(conn.muxed.clone(), driver);
+                return Err(e.into());
+            }
+        };
         book::on_connected(
             &*self.peerstore,
             &remote_peer,
@@ -1081,6 +1079,20 @@ impl Inner {
             self.trim();
         }
         Ok(conn)
+    }
+
+    /// Closes a connection that was refused after its handshake.
+    fn discard(
+        &self,
+        muxed: Arc<dyn weft_upgrader::MuxedConnection>,
+        driver: weft_upgrader::BoxFuture<'static, Result<(), weft_upgrader::MuxerError>>,
+    ) {
+        self.tasks.spawn(async move {
+            let _ = muxed.close().await;
+        });
+        self.tasks.spawn(async move {
+            let _ = driver.await;
+        });
     }
 
     fn remove_connection(&self, conn: &ConnState) {

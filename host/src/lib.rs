@@ -6,6 +6,14 @@
 //! function, opens outbound streams, reports lifecycle events, and speaks the
 //! protocols every libp2p host speaks: identify (with push) and ping.
 //!
+//! Every connection, stream and buffer is charged to a resource manager
+//! ([`HostBuilder::resource_manager`], default [`Limits::auto`]); the default
+//! connection policy is derived from its limits
+//! ([`connection_manager_config_for`]). Denials are typed errors naming their scope
+//! ([`DialError::Resource`], [`StreamError::Resource`]); an inbound stream over a
+//! limit or its handler's per-peer slot is refused with `na`; a full pending-inbound
+//! limit evicts the least advanced handshake instead of refusing the newcomer.
+//!
 //! Each implementation sits behind a feature flag (`tcp`, `noise`, `tls`, `yamux`,
 //! `redb`), with all but `redb` on by default.
 //!
