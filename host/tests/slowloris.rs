@@ -73,10 +73,12 @@ async fn an_honest_peer_gets_in_while_idle_and_stalled_sockets_crowd_the_listene
         .clone();
     let target: SocketAddr = format!("127.0.0.1:{}", port_of(&listen)).parse().unwrap();
     let tight = tokio::time::timeout(Duration::from_secs(60), async {
-        // 2,000 idle sockets from 127.0.0.2..=127.0.0.101, then 200 that send the
-        // multistream-select header and stall, from 127.0.0.110..=127.0.0.129.
-        let mut held = hold(IDLE, 2, 100, b"", target).await;
-        held.extend(hold(STALLED, 110, 20, b"\x13/multistream/1.0.0\n", target).await);
+        // 2,000 idle sockets from 127.0.0.2..=127.0.0.201, then 200 that send the
+        // multistream-select header and stall, from 127.0.0.210..=127.0.0.249: ten
+        // and five per address, so most pass the per-IP cap (8 pending) and it is
+        // the eviction that must make room.
+        let mut held = hold(IDLE, 2, 200, b"", target).await;
+        held.extend(hold(STALLED, 210, 40, b"\x13/multistream/1.0.0\n", target).await);
         held
     })
     .await
