@@ -4,11 +4,13 @@
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use std::io::ErrorKind;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weft_host::{
     DialError, HandlerOptions, Host, Limits, Multiaddr, Protocol, ResourceManager, StreamError,
 };
 use weft_resource_manager::{Resource, ScopeLimit, ScopeName};
+use weft_upgrader::{BoxedIo, Budget, Muxed, MuxerError, Priority, Reservation, Role, StreamMuxer};
 
 const HOLD: &str = "/hold/1.0.0";
 
@@ -144,4 +146,135 @@ async fn closed_connections_give_every_resource_back() {
     assert!(client.resource_manager().stats().system.is_zero());
     client.shutdown().await;
     server.shutdown().await;
+}
+
+/// yamux, reserving `reserve` bytes from the connection's budget at the upgrade the way
+/// a muxer charges its buffers; records what the budget said.
+struct Charging {
+    inner: weft_muxer_yamux::Yamux,
+    reserve: usize,
+    held: Arc<Mutex<Vec<Result<Reservation, String>>>>,
+}
+
+impl StreamMuxer for Charging {
+    fn protocol_id(&self) -> &str {
+        self.inner.protocol_id()
+    }
+
+    fn upgrade(&self, io: BoxedIo, role: Role) -> Result<Muxed, MuxerError> {
+        self.upgrade_with_budget(io, role, Budget::unlimited())
+    }
+
+    fn upgrade_with_budget(
+        &self,
+        io: BoxedIo,
+        role: Role,
+        budget: Budget,
+    ) -> Result<Muxed, MuxerError> {
+        let reserved = if budget.is_unlimited() {
+            Err("the host passed no budget".to_string())
+        } else {
+            budget.reserve(self.reserve, Priority::HIGH).map_err(|e| {
+                let named = e
+                    .reason
+                    .downcast_ref::<weft_host::ResourceError>()
+                    .map(|r| format!("{:?} {:?}", r.scope, r.resource));
+                named.unwrap_or_else(|| e.to_string())
+            })
+        };
+        self.held.lock().unwrap().push(reserved);
+        self.inner.upgrade_with_budget(io, role, budget)
+    }
+}
+
+#[tokio::test]
+async fn the_muxer_charges_the_connection_scope_through_the_budget() {
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let mut limits = Limits::auto();
+    limits.connection.memory = 4 << 20;
+    let server = Host::builder()
+        .muxer(Arc::new(Charging {
+            inner: weft_muxer_yamux::Yamux::new(),
+            reserve: 3 << 20,
+            held: held.clone(),
+        }))
+        .resource_manager(ResourceManager::new(limits))
+        .build()
+        .unwrap();
+    let addr = server
+        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .await
+        .unwrap()[0]
+        .clone()
+        .with(Protocol::P2p(server.peer_id()));
+    let client = Host::builder().build().unwrap();
+    client.dial(&addr).await.unwrap();
+    wait_for(|| held.lock().unwrap().len() == 1).await;
+    // 3 MiB fit the 4 MiB connection scope at high priority; it is charged up to the
+    // system scope.
+    {
+        let reservations = held.lock().unwrap();
+        assert_eq!(reservations.len(), 1);
+        assert!(reservations[0].is_ok(), "{:?}", reservations[0]);
+    }
+    assert!(
+        server
+            .resource_manager()
+            .stats()
+            .system
+            .get(Resource::Memory)
+            >= 3 << 20
+    );
+    // A second connection's muxer is denied by its connection scope: the denial names it.
+    let other = Host::builder().build().unwrap();
+    let mut charging_more = Limits::auto();
+    charging_more.connection.memory = 1 << 20;
+    let small = Host::builder()
+        .muxer(Arc::new(Charging {
+            inner: weft_muxer_yamux::Yamux::new(),
+            reserve: 3 << 20,
+            held: held.clone(),
+        }))
+        .resource_manager(ResourceManager::new(charging_more))
+        .build()
+        .unwrap();
+    let small_addr = small
+        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .await
+        .unwrap()[0]
+        .clone()
+        .with(Protocol::P2p(small.peer_id()));
+    other.dial(&small_addr).await.unwrap();
+    wait_for(|| held.lock().unwrap().len() == 2).await;
+    {
+        let reservations = held.lock().unwrap();
+        assert_eq!(reservations.len(), 2);
+        let denied = reservations[1]
+            .as_ref()
+            .expect_err("over the connection scope");
+        assert_eq!(denied, "Connection Memory");
+    }
+    // Giving the reservation back returns it to every scope.
+    held.lock().unwrap().clear();
+    assert_eq!(
+        server
+            .resource_manager()
+            .stats()
+            .system
+            .get(Resource::Memory),
+        0
+    );
+    for h in [client, other, small, server] {
+        h.shutdown().await;
+    }
+}
+
+async fn wait_for(mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the listener did not upgrade the connection in time");
 }
