@@ -6,6 +6,9 @@
 //! idle or stalled sockets (slowloris) cannot lock honest peers out: they keep
 //! sending handshake bytes and so are never the least advanced for long.
 
+use crate::error::DialError;
+use crate::host::Inner;
+use crate::transport::{TransportOutput, Transported};
 use futures::io::{AsyncRead, AsyncWrite};
 use multiaddr::{Multiaddr, Protocol};
 use std::collections::HashMap;
@@ -14,8 +17,11 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, Instrument};
+use weft_connmgr::{Direction, PendingPermit};
 use weft_resource_manager::ConnectionScope;
 use weft_upgrader::{BoxedIo, Budget, BudgetDenied, MemoryBudget, Priority};
 
@@ -207,6 +213,148 @@ impl PendingInbound {
     /// Handshakes in progress.
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
+    }
+}
+
+// ----- the host's side: admitting inbound connections -----
+
+/// Pending handshakes one newcomer may evict before it is refused (other newcomers
+/// may take the freed slots first).
+const MAX_EVICTIONS_PER_ADMISSION: usize = 4;
+/// How long a newcomer waits for an evicted handshake to give its resources back.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether a refusal was for a full pending-inbound limit (host-wide), which eviction
+/// can make room in; per-IP limits are not.
+fn is_pending_full(e: &DialError) -> bool {
+    match e {
+        DialError::Limit(l) => l.kind() == Some(weft_connmgr::LimitKind::PendingInbound),
+        DialError::Resource(r) => {
+            r.resource == weft_resource_manager::Resource::PendingInbound
+                && !matches!(r.scope, weft_resource_manager::ScopeName::Connection)
+        }
+        _ => false,
+    }
+}
+
+impl Inner {
+    pub(crate) fn handle_inbound(self: &Arc<Self>, transported: Transported) {
+        let inner = self.clone();
+        let span = tracing::debug_span!("inbound", remote_addr = %transported.remote_addr);
+        self.tasks
+            .spawn(async move { inner.inbound(transported).await }.instrument(span));
+    }
+
+    /// Admits an inbound connection (evicting the least advanced pending handshake
+    /// when the pending limit is full) and runs its handshake.
+    async fn inbound(self: Arc<Self>, transported: Transported) {
+        let Transported {
+            output,
+            local_addr,
+            remote_addr,
+        } = transported;
+        let (permit, scope) = match self.admit_inbound(&local_addr, &remote_addr).await {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                debug!(%remote_addr, error = %e, "inbound connection refused");
+                return;
+            }
+        };
+        let pending = self.pending.register();
+        // The handshake owns the permit and the scope: they are given back when it
+        // returns, before `pending` drops and tells an evicting newcomer so.
+        self.handshake(output, local_addr, remote_addr, permit, scope, &pending)
+            .await;
+        drop(pending);
+    }
+
+    /// Runs the handshake of an admitted inbound connection, unless it is evicted.
+    async fn handshake(
+        self: &Arc<Self>,
+        output: TransportOutput,
+        local_addr: Multiaddr,
+        remote_addr: Multiaddr,
+        permit: PendingPermit,
+        scope: SharedScope,
+        pending: &PendingGuard,
+    ) {
+        let upgrade = async {
+            match output {
+                TransportOutput::Connection(c) => Ok(*c),
+                TransportOutput::Raw(io) => {
+                    let io: weft_upgrader::BoxedIo =
+                        Box::new(CountingIo::new(io, pending.received.clone()));
+                    self.upgrader
+                        .upgrade_inbound_with_budget(io, budget(&scope))
+                        .await
+                }
+            }
+        };
+        let connection = tokio::select! {
+            _ = pending.evicted.cancelled() => {
+                return debug!(%remote_addr, "pending handshake evicted for a newcomer");
+            }
+            c = upgrade => c,
+        };
+        match connection {
+            Ok(c) => {
+                if let Err(e) = self.add_connection(
+                    c,
+                    Direction::Inbound,
+                    local_addr,
+                    remote_addr,
+                    permit,
+                    scope,
+                ) {
+                    info!(error = %e, "inbound connection refused after the handshake");
+                }
+            }
+            Err(e) => debug!(error = %e, "inbound upgrade failed"),
+        }
+    }
+
+    /// The connection policy's permit and the resource manager's scope for an inbound
+    /// connection. When either's pending-inbound limit is full, evicts the pending
+    /// handshake that made the least progress and tries again.
+    async fn admit_inbound(
+        &self,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(PendingPermit, SharedScope), DialError> {
+        let mut evictions = 0;
+        loop {
+            let denied = match self.try_admit_inbound(local_addr, remote_addr) {
+                Ok(admitted) => return Ok(admitted),
+                Err(e) => e,
+            };
+            if !is_pending_full(&denied) || evictions >= MAX_EVICTIONS_PER_ADMISSION {
+                return Err(denied);
+            }
+            let Some(freed) = self.pending.evict_one() else {
+                return Err(denied);
+            };
+            evictions += 1;
+            if tokio::time::timeout(EVICTION_WAIT, freed.cancelled())
+                .await
+                .is_err()
+            {
+                return Err(denied);
+            }
+        }
+    }
+
+    fn try_admit_inbound(
+        &self,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(PendingPermit, SharedScope), DialError> {
+        let permit = self.policy.allow_inbound(local_addr, remote_addr)?;
+        let scope = self.resources.open_connection(
+            weft_resource_manager::Direction::Inbound,
+            remote_addr,
+            uses_fd(remote_addr),
+        )?;
+        Ok((permit, Arc::new(Mutex::new(scope))))
     }
 }
 

@@ -1,27 +1,27 @@
 //! The host: listening, dialing, connections, streams and the built-in protocols.
 
-use crate::admission::{self, lock_scope, CountingIo, PendingInbound, SharedScope};
+use crate::admission::{lock_scope, PendingInbound, SharedScope};
 use crate::book;
 use crate::conn::{Activity, ConnState, ConnectionInfo};
+use crate::dial::DialSlot;
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn};
 use crate::stream::{Stream, StreamTracker};
-use crate::transport::{split_peer_id, Listener, Transport, TransportOutput, Transported};
+use crate::transport::{split_peer_id, Listener, Transport};
 use crate::{identify, ping};
-use futures::future::{BoxFuture, FutureExt, Shared, WeakShared};
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::future::FutureExt;
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, warn};
 use weft_connmgr::{ConnectionId, ConnectionPolicy, Direction, PendingPermit};
 use weft_mss::Version;
 use weft_peerstore::PeerStore;
@@ -88,60 +88,8 @@ const PERF_STREAMS_PER_PEER: usize = 2;
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// The longest pause after failed accepts.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Pending handshakes one newcomer may evict before it is refused (other newcomers
-/// may take the freed slots first).
-const MAX_EVICTIONS_PER_ADMISSION: usize = 4;
-/// How long a newcomer waits for an evicted handshake to give its resources back.
-const EVICTION_WAIT: Duration = Duration::from_secs(1);
-
-/// Whether a refusal was for a full pending-inbound limit (host-wide), which eviction
-/// can make room in; per-IP limits are not.
-fn is_pending_full(e: &DialError) -> bool {
-    match e {
-        DialError::Limit(l) => l.kind() == Some(weft_connmgr::LimitKind::PendingInbound),
-        DialError::Resource(r) => {
-            r.resource == weft_resource_manager::Resource::PendingInbound
-                && !matches!(r.scope, weft_resource_manager::ScopeName::Connection)
-        }
-        _ => false,
-    }
-}
-
 /// How long a closed connection's driver may take to finish its last frames.
 const DRIVER_WIND_DOWN: Duration = Duration::from_secs(2);
-
-type DialFuture = BoxFuture<'static, Result<Arc<ConnState>, DialError>>;
-type SharedDial = Shared<DialFuture>;
-
-/// Numbers the shared dials, so an ended one removes its own entry only.
-static NEXT_DIAL: AtomicU64 = AtomicU64::new(0);
-
-/// A shared dial in progress. Only its waiters hold it strongly: when the last one
-/// drops, the attempt is dropped too (its sockets closed, its permits returned) and
-/// its [`DialEntry`] removes it from the map.
-struct DialSlot {
-    id: u64,
-    dial: WeakShared<DialFuture>,
-}
-
-/// Moved into a shared dial's future: removes the dial from `State::dials` when the
-/// future ends, completed or abandoned by every waiter.
-struct DialEntry {
-    inner: Weak<Inner>,
-    peer: PeerId,
-    id: u64,
-}
-
-impl Drop for DialEntry {
-    fn drop(&mut self) {
-        if let Some(inner) = self.inner.upgrade() {
-            let mut state = inner.lock();
-            if state.dials.get(&self.peer).is_some_and(|d| d.id == self.id) {
-                state.dials.remove(&self.peer);
-            }
-        }
-    }
-}
 
 struct ListenerEntry {
     addrs: Vec<Multiaddr>,
@@ -149,17 +97,17 @@ struct ListenerEntry {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     connections: HashMap<ConnectionId, Arc<ConnState>>,
     by_peer: HashMap<PeerId, Vec<ConnectionId>>,
-    dials: HashMap<PeerId, DialSlot>,
+    pub(crate) dials: HashMap<PeerId, DialSlot>,
     listeners: Vec<ListenerEntry>,
     ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl State {
     /// The open connections to `peer`, oldest first.
-    fn connections_of<'a>(
+    pub(crate) fn connections_of<'a>(
         &'a self,
         peer: &PeerId,
     ) -> impl DoubleEndedIterator<Item = &'a Arc<ConnState>> {
@@ -181,11 +129,11 @@ pub(crate) struct Inner {
     pub(crate) peerstore: Arc<dyn PeerStore>,
     pub(crate) policy: Arc<dyn ConnectionPolicy>,
     pub(crate) resources: ResourceManager,
-    pending: Arc<PendingInbound>,
+    pub(crate) pending: Arc<PendingInbound>,
     events: broadcast::Sender<Event>,
     state: Mutex<State>,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) shutdown: CancellationToken,
 }
 
 /// A libp2p host: listens, dials, keeps connections, and routes streams to handlers.
@@ -614,7 +562,7 @@ async fn accept_loop(
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // The state holds no invariant a panicking thread could break half-way.
         self.state
             .lock()
@@ -633,333 +581,8 @@ impl Inner {
             .collect()
     }
 
-    fn connection_to(&self, peer: &PeerId) -> Option<Arc<ConnState>> {
-        // The newest usable one.
-        let state = self.lock();
-        let newest = state
-            .connections_of(peer)
-            .rev()
-            .find(|c| c.is_usable())
-            .cloned();
-        newest
-    }
-
-    /// An open connection to `peer`, or one dial shared by every concurrent caller.
-    async fn dial_shared<F>(
-        self: &Arc<Self>,
-        peer: PeerId,
-        start: F,
-    ) -> Result<Arc<ConnState>, DialError>
-    where
-        F: FnOnce() -> BoxFuture<'static, Result<Arc<ConnState>, DialError>>,
-    {
-        if peer == self.peer_id {
-            return Err(DialError::SelfDial);
-        }
-        if let Some(conn) = self.connection_to(&peer) {
-            return Ok(conn);
-        }
-        // No strong handle of a dial may drop while the lock is held: the last one
-        // drops the attempt, whose entry takes the lock.
-        let shared: SharedDial = {
-            let mut state = self.lock();
-            match state.dials.get(&peer).and_then(|d| d.dial.upgrade()) {
-                Some(existing) => existing,
-                None => {
-                    let id = NEXT_DIAL.fetch_add(1, Ordering::Relaxed);
-                    let entry = DialEntry {
-                        inner: Arc::downgrade(self),
-                        peer,
-                        id,
-                    };
-                    let attempt = start();
-                    let fut = async move {
-                        let _entry = entry;
-                        attempt.await
-                    }
-                    .boxed()
-                    .shared();
-                    if let Some(dial) = fut.downgrade() {
-                        state.dials.insert(peer, DialSlot { id, dial });
-                    }
-                    fut
-                }
-            }
-        };
-        shared.await
-    }
-
-    async fn connect(self: &Arc<Self>, peer: PeerId) -> Result<Arc<ConnState>, DialError> {
-        let inner = self.clone();
-        self.dial_shared(peer, move || {
-            async move {
-                let addrs = book::dialable_addrs(&*inner.peerstore, &peer);
-                if addrs.is_empty() {
-                    return Err(DialError::NoAddresses(peer));
-                }
-                inner.dial_addresses(Some(peer), addrs).await
-            }
-            .boxed()
-        })
-        .await
-    }
-
-    /// Dials several addresses, starting one every `dial_stagger`; the first success
-    /// wins and the other attempts are dropped.
-    async fn dial_addresses(
-        self: &Arc<Self>,
-        peer: Option<PeerId>,
-        addrs: Vec<Multiaddr>,
-    ) -> Result<Arc<ConnState>, DialError> {
-        if self.shutdown.is_cancelled() {
-            return Err(DialError::Shutdown);
-        }
-        let total = self.config.dial_timeout;
-        let stagger = self.config.dial_stagger;
-        let target = peer
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| format!("{addrs:?}"));
-        let attempts = async {
-            let mut pending = FuturesUnordered::new();
-            let mut errors = Vec::new();
-            for (i, addr) in addrs.iter().cloned().enumerate() {
-                let inner = self.clone();
-                let delay = stagger * i as u32;
-                pending.push(async move {
-                    // Even a zero sleep waits for the timer's next 1 ms tick: the first
-                    // attempt starts at once.
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    let result = inner.dial_one(peer, addr.clone()).await;
-                    (addr, result)
-                });
-            }
-            while let Some((addr, result)) = pending.next().await {
-                match result {
-                    Ok(conn) => return Ok(conn),
-                    Err(e) => {
-                        debug!(%addr, error = %e, "dial attempt failed");
-                        errors.push((addr, e));
-                    }
-                }
-            }
-            if errors.len() == 1 {
-                if let Some((_, e)) = errors.pop() {
-                    return Err(e);
-                }
-            }
-            Err(DialError::AllFailed(errors))
-        };
-        tokio::select! {
-            _ = self.shutdown.cancelled() => Err(DialError::Shutdown),
-            r = tokio::time::timeout(total, attempts) => {
-                r.map_err(|_| DialError::Timeout { addr: target, after: total })?
-            }
-        }
-    }
-
-    async fn dial_one(
-        self: &Arc<Self>,
-        peer: Option<PeerId>,
-        addr: Multiaddr,
-    ) -> Result<Arc<ConnState>, DialError> {
-        if peer == Some(self.peer_id) {
-            return Err(DialError::SelfDial);
-        }
-        let per_address = self.config.dial_timeout_per_address;
-        let span = tracing::debug_span!("dial", %addr, ?peer);
-        let attempt = async {
-            let permit = self.policy.allow_dial(peer, &addr)?;
-            let scope: SharedScope = Arc::new(Mutex::new(self.resources.open_connection(
-                weft_resource_manager::Direction::Outbound,
-                &addr,
-                admission::uses_fd(&addr),
-            )?));
-            let transport = self
-                .transports
-                .iter()
-                .find(|t| t.can_dial(&addr))
-                .ok_or_else(|| DialError::Transport {
-                    addr: addr.clone(),
-                    source: Arc::new(crate::transport::TransportError::Unsupported(addr.clone())),
-                })?;
-            let transported = transport
-                .dial(&addr)
-                .await
-                .map_err(|e| DialError::Transport {
-                    addr: addr.clone(),
-                    source: Arc::new(e),
-                })?;
-            let Transported {
-                output,
-                local_addr,
-                remote_addr,
-            } = transported;
-            let connection = match output {
-                TransportOutput::Connection(c) => *c,
-                TransportOutput::Raw(io) => self
-                    .upgrader
-                    .upgrade_outbound_with_budget(io, peer, admission::budget(&scope))
-                    .await
-                    .map_err(|e| DialError::Upgrade {
-                        addr: addr.clone(),
-                        source: Arc::new(e),
-                    })?,
-            };
-            if let Some(expected) = peer {
-                if connection.remote_peer != expected {
-                    // A transport that yields connections directly must prove the peer too.
-                    return Err(DialError::Upgrade {
-                        addr: addr.clone(),
-                        source: Arc::new(weft_upgrader::UpgradeError::Handshake {
-                            protocol: connection.security_protocol.clone(),
-                            source: weft_upgrader::SecurityError::PeerIdMismatch {
-                                expected,
-                                actual: connection.remote_peer,
-                            },
-                        }),
-                    });
-                }
-            }
-            self.add_connection(
-                connection,
-                Direction::Outbound,
-                local_addr,
-                remote_addr,
-                permit,
-                scope,
-            )
-        };
-        tokio::time::timeout(per_address, attempt.instrument(span))
-            .await
-            .map_err(|_| DialError::Timeout {
-                addr: addr.to_string(),
-                after: per_address,
-            })?
-    }
-
-    fn handle_inbound(self: &Arc<Self>, transported: Transported) {
-        let inner = self.clone();
-        let span = tracing::debug_span!("inbound", remote_addr = %transported.remote_addr);
-        self.tasks
-            .spawn(async move { inner.inbound(transported).await }.instrument(span));
-    }
-
-    /// Admits an inbound connection (evicting the least advanced pending handshake
-    /// when the pending limit is full) and runs its handshake.
-    async fn inbound(self: Arc<Self>, transported: Transported) {
-        let Transported {
-            output,
-            local_addr,
-            remote_addr,
-        } = transported;
-        let (permit, scope) = match self.admit_inbound(&local_addr, &remote_addr).await {
-            Ok(admitted) => admitted,
-            Err(e) => {
-                debug!(%remote_addr, error = %e, "inbound connection refused");
-                return;
-            }
-        };
-        let pending = self.pending.register();
-        // The handshake owns the permit and the scope: they are given back when it
-        // returns, before `pending` drops and tells an evicting newcomer so.
-        self.handshake(output, local_addr, remote_addr, permit, scope, &pending)
-            .await;
-        drop(pending);
-    }
-
-    /// Runs the handshake of an admitted inbound connection, unless it is evicted.
-    async fn handshake(
-        self: &Arc<Self>,
-        output: TransportOutput,
-        local_addr: Multiaddr,
-        remote_addr: Multiaddr,
-        permit: PendingPermit,
-        scope: SharedScope,
-        pending: &admission::PendingGuard,
-    ) {
-        let upgrade = async {
-            match output {
-                TransportOutput::Connection(c) => Ok(*c),
-                TransportOutput::Raw(io) => {
-                    let io: weft_upgrader::BoxedIo =
-                        Box::new(CountingIo::new(io, pending.received.clone()));
-                    self.upgrader
-                        .upgrade_inbound_with_budget(io, admission::budget(&scope))
-                        .await
-                }
-            }
-        };
-        let connection = tokio::select! {
-            _ = pending.evicted.cancelled() => {
-                return debug!(%remote_addr, "pending handshake evicted for a newcomer");
-            }
-            c = upgrade => c,
-        };
-        match connection {
-            Ok(c) => {
-                if let Err(e) = self.add_connection(
-                    c,
-                    Direction::Inbound,
-                    local_addr,
-                    remote_addr,
-                    permit,
-                    scope,
-                ) {
-                    info!(error = %e, "inbound connection refused after the handshake");
-                }
-            }
-            Err(e) => debug!(error = %e, "inbound upgrade failed"),
-        }
-    }
-
-    /// The connection policy's permit and the resource manager's scope for an inbound
-    /// connection. When either's pending-inbound limit is full, evicts the pending
-    /// handshake that made the least progress and tries again.
-    async fn admit_inbound(
-        &self,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<(PendingPermit, SharedScope), DialError> {
-        let mut evictions = 0;
-        loop {
-            let denied = match self.try_admit_inbound(local_addr, remote_addr) {
-                Ok(admitted) => return Ok(admitted),
-                Err(e) => e,
-            };
-            if !is_pending_full(&denied) || evictions >= MAX_EVICTIONS_PER_ADMISSION {
-                return Err(denied);
-            }
-            let Some(freed) = self.pending.evict_one() else {
-                return Err(denied);
-            };
-            evictions += 1;
-            if tokio::time::timeout(EVICTION_WAIT, freed.cancelled())
-                .await
-                .is_err()
-            {
-                return Err(denied);
-            }
-        }
-    }
-
-    fn try_admit_inbound(
-        &self,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<(PendingPermit, SharedScope), DialError> {
-        let permit = self.policy.allow_inbound(local_addr, remote_addr)?;
-        let scope = self.resources.open_connection(
-            weft_resource_manager::Direction::Inbound,
-            remote_addr,
-            admission::uses_fd(remote_addr),
-        )?;
-        Ok((permit, Arc::new(Mutex::new(scope))))
-    }
-
     /// Registers an upgraded connection: policy, bookkeeping, events, and its tasks.
-    fn add_connection(
+    pub(crate) fn add_connection(
         self: &Arc<Self>,
         connection: Connection,
         direction: Direction,

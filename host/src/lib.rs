@@ -47,6 +47,7 @@ mod admission;
 mod book;
 mod builder;
 mod conn;
+mod dial;
 mod error;
 mod events;
 mod handlers;
