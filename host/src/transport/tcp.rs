@@ -220,6 +220,7 @@ pub enum AcceptDecision {
 pub struct AcceptBackoff {
     delay: Option<Duration>,
     failures: u64,
+    warned: bool,
     unreported: u64,
     last_warn: Option<Instant>,
 }
@@ -256,18 +257,21 @@ impl AcceptBackoff {
             .is_none_or(|at| now.saturating_duration_since(at) >= Self::WARN_EVERY);
         let warn = due.then(|| {
             self.last_warn = Some(now);
+            self.warned = true;
             std::mem::take(&mut self.unreported)
         });
         AcceptDecision::Backoff { delay, warn }
     }
 
     /// A connection was accepted: the backoff starts over. Returns the number of
-    /// failures in the streak that just ended (zero if there was none).
-    pub fn on_success(&mut self) -> u64 {
+    /// failures in the streak that just ended if that streak was warned about (so a
+    /// warning gets one matching recovery line); the warning rate limit carries over
+    /// from streak to streak, so a listener that flips between failing and accepting
+    /// still warns at most once every [`AcceptBackoff::WARN_EVERY`].
+    pub fn on_success(&mut self) -> Option<u64> {
         self.delay = None;
-        self.unreported = 0;
-        self.last_warn = None;
-        std::mem::take(&mut self.failures)
+        let failures = std::mem::take(&mut self.failures);
+        std::mem::take(&mut self.warned).then_some(failures)
     }
 }
 
@@ -349,8 +353,7 @@ impl Listener for TcpListenerWrap {
         loop {
             let error = match self.listener.accept().await {
                 Ok((stream, remote)) => {
-                    let failures = self.backoff.on_success();
-                    if failures > 0 {
+                    if let Some(failures) = self.backoff.on_success() {
                         tracing::info!(listener = %self.local, failures, "accepting again");
                     }
                     match wrap(stream, self.keepalive.as_ref()) {
@@ -441,11 +444,43 @@ mod tests {
             delays,
             [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000]
         );
-        assert_eq!(b.on_success(), 12);
+        assert_eq!(b.on_success(), Some(12));
+        assert_eq!(b.on_success(), None);
         assert!(matches!(
             b.on_error(&emfile(), t0),
             AcceptDecision::Backoff { delay, .. } if delay == AcceptBackoff::MIN_DELAY
         ));
+    }
+
+    #[test]
+    fn a_listener_that_flips_between_failing_and_accepting_warns_once_per_period() {
+        let mut b = AcceptBackoff::default();
+        let t0 = Instant::now();
+        let mut warnings = 0;
+        let mut recoveries = 0;
+        // 100 short streaks within 9.9 s.
+        for i in 0..100 {
+            let now = t0 + Duration::from_millis(i * 99);
+            if let AcceptDecision::Backoff { warn: Some(_), .. } = b.on_error(&emfile(), now) {
+                warnings += 1;
+            }
+            if b.on_success().is_some() {
+                recoveries += 1;
+            }
+        }
+        assert_eq!((warnings, recoveries), (1, 1));
+        // The next period's warning counts every failure not yet reported.
+        let next = b.on_error(&emfile(), t0 + Duration::from_secs(10));
+        assert!(
+            matches!(
+                next,
+                AcceptDecision::Backoff {
+                    warn: Some(100),
+                    ..
+                }
+            ),
+            "{next:?}"
+        );
     }
 
     #[test]
