@@ -1,18 +1,22 @@
-//! `weft listen`: serve ping, identify, echo and perf until Ctrl-C.
+//! `weft listen`: serve ping, identify, echo (and perf with `--perf`) until Ctrl-C.
 
 use crate::echo;
 use crate::options::{build_host, keypair, Security};
 use weft_host::{Multiaddr, Protocol};
 
-/// Listens, prints each full address on stdout, serves until Ctrl-C.
+/// Listens, prints each full address on stdout, serves until Ctrl-C; `/perf/1.0.0`
+/// only when `perf` is set.
 pub async fn run(
     addrs: Vec<Multiaddr>,
     security: Vec<Security>,
     seed: Option<String>,
+    perf: bool,
 ) -> Result<(), String> {
     let host = build_host(keypair(seed.as_deref())?, &security, true)?;
     echo::serve(&host);
-    host.enable_perf();
+    if perf {
+        host.enable_perf();
+    }
     let addrs = if addrs.is_empty() {
         vec!["/ip4/127.0.0.1/tcp/0".parse().map_err(|e| format!("{e}"))?]
     } else {

@@ -39,7 +39,7 @@ struct Cli {
 enum Command {
     /// Two hosts on 127.0.0.1: every security x muxer combination, with a table.
     Demo,
-    /// Listen and serve ping, identify, /echo/1.0.0 and /perf/1.0.0 until Ctrl-C.
+    /// Listen and serve ping, identify and /echo/1.0.0 (and /perf/1.0.0 with --perf) until Ctrl-C.
     Listen(ListenArgs),
     /// Connect, identify, ping and echo; exit 0 only if everything checked out.
     Dial(DialArgs),
@@ -66,6 +66,10 @@ struct ListenArgs {
     /// A 32-byte Ed25519 secret in hex, for a fixed identity.
     #[arg(long, value_name = "HEX32")]
     seed: Option<String>,
+    /// Also serve /perf/1.0.0 (off by default: it sends whatever a client asks for, up
+    /// to 1 GiB a request and 120 s a stream).
+    #[arg(long)]
+    perf: bool,
 }
 
 #[derive(Args)]
@@ -142,7 +146,7 @@ async fn main() -> ExitCode {
                         .with(weft_host::Protocol::Tcp(a.port)),
                 );
             }
-            listen::run(addrs, a.security.0, a.seed).await
+            listen::run(addrs, a.security.0, a.seed, a.perf).await
         }
         Command::Id(a) => {
             options::keypair(a.seed.as_deref()).map(|k| println!("{}", k.public().to_peer_id()))

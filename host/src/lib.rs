@@ -55,6 +55,7 @@ mod host;
 pub mod identify;
 pub mod perf;
 pub mod ping;
+pub mod store_writer;
 mod stream;
 pub mod transport;
 

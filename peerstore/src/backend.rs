@@ -67,9 +67,19 @@ pub(crate) fn oldest(mut candidates: Vec<(u64, PeerId)>, n: usize) -> Vec<(u64, 
 }
 
 /// Implements [`crate::PeerStore`] for a type that implements [`RecordStore`].
+/// With `apply_batch = path`, [`crate::PeerStore::apply_batch`] calls `path(self, ops)`.
 macro_rules! impl_peer_store {
-    ($store:ty) => {
+    ($store:ty $(, apply_batch = $batch:path)?) => {
         impl $crate::store::PeerStore for $store {
+            $(
+                fn apply_batch(
+                    &self,
+                    ops: &[$crate::batch::PeerStoreOp],
+                ) -> $crate::error::Result<Vec<$crate::error::Result<()>>> {
+                    $batch(self, ops)
+                }
+            )?
+
             fn add_addrs(
                 &self,
                 peer: &::libp2p_identity::PeerId,

@@ -1,5 +1,7 @@
 //! Change notifications sent to subscribers.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use libp2p_identity::PeerId;
 use tokio::sync::broadcast;
 
@@ -48,15 +50,43 @@ pub enum PeerStoreEvent {
 
 /// The sending half shared by a store: bounded, never blocks a writer; a subscriber that
 /// falls more than the capacity behind receives `RecvError::Lagged` and skips ahead.
+///
+/// A deferring sender (see [`EventSender::deferring`]) holds events back until
+/// [`EventSender::release`], so a batch announces its changes only once committed.
 #[derive(Debug, Clone)]
 pub(crate) struct EventSender {
     sender: broadcast::Sender<PeerStoreEvent>,
+    deferred: Option<Arc<Mutex<Vec<PeerStoreEvent>>>>,
 }
 
 impl EventSender {
     pub(crate) fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        Self { sender }
+        Self {
+            sender,
+            deferred: None,
+        }
+    }
+
+    /// A sender to the same subscribers that holds events until [`Self::release`].
+    #[cfg_attr(not(feature = "redb"), allow(dead_code))]
+    pub(crate) fn deferring(&self) -> Self {
+        Self {
+            sender: self.sender.clone(),
+            deferred: Some(Arc::default()),
+        }
+    }
+
+    /// Sends the events held back by a deferring sender.
+    #[cfg_attr(not(feature = "redb"), allow(dead_code))]
+    pub(crate) fn release(&self) {
+        if let Some(deferred) = &self.deferred {
+            let events =
+                std::mem::take(&mut *deferred.lock().unwrap_or_else(PoisonError::into_inner));
+            for event in events {
+                let _ = self.sender.send(event);
+            }
+        }
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<PeerStoreEvent> {
@@ -64,6 +94,13 @@ impl EventSender {
     }
 
     pub(crate) fn send(&self, event: PeerStoreEvent) {
+        if let Some(deferred) = &self.deferred {
+            deferred
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(event);
+            return;
+        }
         // No subscriber is not an error.
         let _ = self.sender.send(event);
     }

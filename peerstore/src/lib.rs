@@ -42,6 +42,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod backend;
+mod batch;
 mod clock;
 mod error;
 mod event;
@@ -53,6 +54,7 @@ mod redb_backend;
 mod store;
 mod ttl;
 
+pub use batch::PeerStoreOp;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{PeerStoreError, Result};
 pub use event::PeerStoreEvent;

@@ -7,6 +7,7 @@ use libp2p_identity::{PeerId, PublicKey};
 use multiaddr::Multiaddr;
 use tokio::sync::broadcast;
 
+use crate::batch::PeerStoreOp;
 use crate::error::Result;
 use crate::event::PeerStoreEvent;
 use crate::ttl::{CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL};
@@ -25,7 +26,8 @@ pub const PROTOCOL_VERSION_KEY: &str = "ProtocolVersion";
 /// that writes in bulk to the persistent store should use `spawn_blocking`.
 ///
 /// Reads never return expired addresses; [`PeerStore::gc`] also deletes them.
-/// A failed write changes nothing.
+/// A failed write changes nothing. Many writes can be applied at once with
+/// [`PeerStore::apply_batch`] (one transaction on the redb backend).
 pub trait PeerStore: Send + Sync + fmt::Debug {
     // ----- addresses -----
 
@@ -147,6 +149,21 @@ pub trait PeerStore: Send + Sync + fmt::Debug {
 
     /// Removes `peer` and everything about it.
     fn remove_peer(&self, peer: &PeerId) -> Result<()>;
+
+    // ----- batches -----
+
+    /// Applies `ops` in order, as the calls they name would, and returns each one's
+    /// result; a failed op changes nothing and the others still apply. A later op
+    /// sees the effect of the earlier ones.
+    ///
+    /// The outer error means that nothing of the batch was stored (a transactional
+    /// backend could not commit). The provided implementation applies the ops one by
+    /// one and never fails as a whole; the redb backend overrides it to commit the
+    /// whole batch in one write transaction (one `fsync`, durable if any op is), with
+    /// the change events sent after the commit.
+    fn apply_batch(&self, ops: &[PeerStoreOp]) -> Result<Vec<Result<()>>> {
+        Ok(ops.iter().map(|op| op.apply_to(self)).collect())
+    }
 
     /// A receiver of change events. It is bounded: a subscriber that falls behind by
     /// more than [`crate::Limits::event_capacity`] events gets `RecvError::Lagged` and

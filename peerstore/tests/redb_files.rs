@@ -256,3 +256,70 @@ fn a_corrupt_record_is_an_error_not_a_panic() {
     store.add_protocols(&victim, &["/x"]).unwrap();
     assert_eq!(store.protocols(&victim).unwrap(), vec!["/x"]);
 }
+
+#[test]
+fn a_batch_is_one_write_transaction_and_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.redb");
+    let peers: Vec<PeerId> = (0..100).map(|_| PeerId::random()).collect();
+    {
+        let store = RedbPeerStore::open(&path).unwrap();
+        let before = store.write_transactions();
+        let ops: Vec<PeerStoreOp> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, peer)| PeerStoreOp::AddAddrs {
+                peer: *peer,
+                addrs: vec![addr(i as u32 % 250)],
+                ttl: PERMANENT_ADDR_TTL,
+            })
+            .collect();
+        let results = store.apply_batch(&ops).unwrap();
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(store.write_transactions() - before, 1);
+        // The same writes one by one: one transaction each.
+        let before = store.write_transactions();
+        for op in &ops[..10] {
+            store.remove_peer(op.peer()).unwrap();
+        }
+        assert_eq!(store.write_transactions() - before, 10);
+        // An empty batch commits nothing.
+        let before = store.write_transactions();
+        assert!(store.apply_batch(&[]).unwrap().is_empty());
+        assert_eq!(store.write_transactions(), before);
+    }
+    let store = RedbPeerStore::open(&path).unwrap();
+    assert_eq!(store.peer_count().unwrap(), 90);
+    assert_eq!(store.addrs(&peers[99]).unwrap(), vec![addr(99)]);
+}
+
+#[test]
+fn a_failed_op_in_a_batch_changes_nothing_and_the_rest_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.redb");
+    let key = Keypair::generate_ed25519().public();
+    let other = PeerId::random();
+    {
+        let store = RedbPeerStore::open(&path).unwrap();
+        let ops = [
+            PeerStoreOp::AddPubkey {
+                peer: other,
+                key: key.clone(),
+            },
+            PeerStoreOp::AddAddrs {
+                peer: other,
+                addrs: vec![addr(3)],
+                ttl: PERMANENT_ADDR_TTL,
+            },
+        ];
+        let results = store.apply_batch(&ops).unwrap();
+        assert!(matches!(
+            results[0],
+            Err(PeerStoreError::KeyMismatch { .. })
+        ));
+        assert!(results[1].is_ok());
+    }
+    let store = RedbPeerStore::open(&path).unwrap();
+    assert_eq!(store.pubkey(&other).unwrap(), None);
+    assert_eq!(store.addrs(&other).unwrap(), vec![addr(3)]);
+}

@@ -1,8 +1,15 @@
 //! TCP on tokio: IPv4, IPv6 and `/dns`, `/dns4`, `/dns6` names.
+//!
+//! Every socket, dialed or accepted, gets `TCP_NODELAY` and TCP keep-alive
+//! ([`TcpKeepAlive`]). A listener never gives up on a transient accept error (out of
+//! file descriptors, out of buffers): it backs off and keeps accepting (see
+//! [`AcceptBackoff`]).
 
 use super::{Listener, Transport, TransportError, TransportOutput, Transported};
 use multiaddr::{Multiaddr, Protocol};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
@@ -93,22 +100,87 @@ async fn resolve(name: &str, family: Family, port: u16) -> Result<Vec<SocketAddr
     Ok(addrs)
 }
 
-/// The TCP transport. Sets `TCP_NODELAY` on every connection: libp2p protocols are
-/// request/response heavy and their writers already coalesce.
-#[derive(Debug, Clone, Default)]
-pub struct TcpTransport {
-    _private: (),
+/// TCP keep-alive settings: after `idle` without traffic the kernel sends a probe every
+/// `interval`; after `retries` unanswered probes the connection fails (reads and
+/// writes return an error). With the defaults a peer that vanished (power off, cable
+/// pulled, NAT mapping dropped while idle) is noticed after about 30 s of silence.
+///
+/// Keep-alive cannot see a dead relay or middlebox that still acknowledges segments;
+/// the muxer's own pings cover that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepAlive {
+    /// Silence before the first probe. Default 15 s.
+    pub idle: Duration,
+    /// Time between probes. Default 5 s.
+    pub interval: Duration,
+    /// Unanswered probes before the connection fails. Default 3.
+    pub retries: u32,
 }
 
-impl TcpTransport {
-    /// A new TCP transport.
-    pub fn new() -> Self {
-        TcpTransport::default()
+impl Default for TcpKeepAlive {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(15),
+            interval: Duration::from_secs(5),
+            retries: 3,
+        }
     }
 }
 
-fn wrap(stream: TcpStream) -> Result<Transported, TransportError> {
+impl TcpKeepAlive {
+    fn apply(&self, stream: &TcpStream) -> io::Result<()> {
+        let params = socket2::TcpKeepalive::new()
+            .with_time(self.idle)
+            .with_interval(self.interval);
+        #[cfg(not(windows))]
+        let params = params.with_retries(self.retries);
+        socket2::SockRef::from(stream).set_tcp_keepalive(&params)
+    }
+}
+
+/// The TCP transport. Sets `TCP_NODELAY` on every connection (libp2p protocols are
+/// request/response heavy and their writers already coalesce) and TCP keep-alive
+/// ([`TcpKeepAlive::default`] unless changed with [`TcpTransport::with_keepalive`]).
+///
+/// Its listeners absorb transient accept errors: [`Listener::accept`] returns an error
+/// only for a listener that can never accept again (for example an invalid socket), so
+/// a host that stops on an accept error never stops because the process ran out of
+/// file descriptors for a moment.
+#[derive(Debug, Clone)]
+pub struct TcpTransport {
+    keepalive: Option<TcpKeepAlive>,
+}
+
+impl Default for TcpTransport {
+    fn default() -> Self {
+        Self {
+            keepalive: Some(TcpKeepAlive::default()),
+        }
+    }
+}
+
+impl TcpTransport {
+    /// A new TCP transport with the default keep-alive.
+    pub fn new() -> Self {
+        TcpTransport::default()
+    }
+
+    /// Sets the keep-alive of every socket; `None` leaves the operating system's
+    /// default (usually off).
+    pub fn with_keepalive(mut self, keepalive: Option<TcpKeepAlive>) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
+}
+
+fn wrap(
+    stream: TcpStream,
+    keepalive: Option<&TcpKeepAlive>,
+) -> Result<Transported, TransportError> {
     stream.set_nodelay(true)?;
+    if let Some(keepalive) = keepalive {
+        keepalive.apply(&stream)?;
+    }
     let local_addr = socket_to_multiaddr(stream.local_addr()?);
     let remote_addr = socket_to_multiaddr(stream.peer_addr()?);
     Ok(Transported {
@@ -116,6 +188,91 @@ fn wrap(stream: TcpStream) -> Result<Transported, TransportError> {
         local_addr,
         remote_addr,
     })
+}
+
+/// What a listener does after a failed `accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptDecision {
+    /// The error concerned one connection only (it was aborted or reset before we
+    /// took it): accept the next one at once.
+    Retry,
+    /// A transient shortage (file descriptors, buffers, memory): wait `delay`, then
+    /// accept again. `warn` is `Some(n)` when a warning is due, `n` being the number of
+    /// failures since the last warning (one warning per [`AcceptBackoff::WARN_EVERY`]).
+    Backoff {
+        /// How long to wait before the next `accept`.
+        delay: Duration,
+        /// Failures to report in a warning now, if one is due.
+        warn: Option<u64>,
+    },
+    /// The listener itself is unusable: give up.
+    Fatal,
+}
+
+/// The accept loop's error policy, apart from any socket: exponential backoff from
+/// [`AcceptBackoff::MIN_DELAY`] doubling to [`AcceptBackoff::MAX_DELAY`], reset by a
+/// successful accept, and a warning at most every [`AcceptBackoff::WARN_EVERY`].
+///
+/// Only `InvalidInput` and `Unsupported` errors (the socket is not a listening socket)
+/// are fatal; everything else (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`, and whatever
+/// else the kernel reports) is taken as transient.
+#[derive(Debug, Clone, Default)]
+pub struct AcceptBackoff {
+    delay: Option<Duration>,
+    failures: u64,
+    warned: bool,
+    unreported: u64,
+    last_warn: Option<Instant>,
+}
+
+impl AcceptBackoff {
+    /// The first delay after a transient error.
+    pub const MIN_DELAY: Duration = Duration::from_millis(5);
+    /// The longest delay between two attempts.
+    pub const MAX_DELAY: Duration = Duration::from_secs(1);
+    /// The shortest time between two warnings.
+    pub const WARN_EVERY: Duration = Duration::from_secs(10);
+
+    /// Decides what to do after `error`, at `now`.
+    pub fn on_error(&mut self, error: &io::Error, now: Instant) -> AcceptDecision {
+        match error.kind() {
+            io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock => return AcceptDecision::Retry,
+            io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported => {
+                return AcceptDecision::Fatal
+            }
+            _ => {}
+        }
+        let delay = match self.delay {
+            None => Self::MIN_DELAY,
+            Some(d) => (d * 2).min(Self::MAX_DELAY),
+        };
+        self.delay = Some(delay);
+        self.failures += 1;
+        self.unreported += 1;
+        let due = self
+            .last_warn
+            .is_none_or(|at| now.saturating_duration_since(at) >= Self::WARN_EVERY);
+        let warn = due.then(|| {
+            self.last_warn = Some(now);
+            self.warned = true;
+            std::mem::take(&mut self.unreported)
+        });
+        AcceptDecision::Backoff { delay, warn }
+    }
+
+    /// A connection was accepted: the backoff starts over. Returns the number of
+    /// failures in the streak that just ended if that streak was warned about (so a
+    /// warning gets one matching recovery line); the warning rate limit carries over
+    /// from streak to streak, so a listener that flips between failing and accepting
+    /// still warns at most once every [`AcceptBackoff::WARN_EVERY`].
+    pub fn on_success(&mut self) -> Option<u64> {
+        self.delay = None;
+        let failures = std::mem::take(&mut self.failures);
+        std::mem::take(&mut self.warned).then_some(failures)
+    }
 }
 
 #[async_trait::async_trait]
@@ -145,7 +302,7 @@ impl Transport for TcpTransport {
         let mut last_error = None;
         for target in targets {
             match TcpStream::connect(target).await {
-                Ok(stream) => return wrap(stream),
+                Ok(stream) => return wrap(stream, self.keepalive.as_ref()),
                 Err(e) => last_error = Some(e),
             }
         }
@@ -167,13 +324,20 @@ impl Transport for TcpTransport {
         socket.bind(sa)?;
         let listener = socket.listen(LISTEN_BACKLOG)?;
         let local = socket_to_multiaddr(listener.local_addr()?);
-        Ok(Box::new(TcpListenerWrap { listener, local }))
+        Ok(Box::new(TcpListenerWrap {
+            listener,
+            local,
+            keepalive: self.keepalive,
+            backoff: AcceptBackoff::default(),
+        }))
     }
 }
 
 struct TcpListenerWrap {
     listener: TcpListener,
     local: Multiaddr,
+    keepalive: Option<TcpKeepAlive>,
+    backoff: AcceptBackoff,
 }
 
 #[async_trait::async_trait]
@@ -182,13 +346,44 @@ impl Listener for TcpListenerWrap {
         vec![self.local.clone()]
     }
 
+    /// Waits for the next inbound connection. Transient errors never come out of here:
+    /// see [`AcceptBackoff`]; only a listener that can never accept again returns an
+    /// error.
     async fn accept(&mut self) -> Result<Transported, TransportError> {
         loop {
-            match self.listener.accept().await {
-                Ok((stream, _)) => return wrap(stream),
-                // A connection that died before we accepted it is no reason to stop.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => return Err(e.into()),
+            let error = match self.listener.accept().await {
+                Ok((stream, remote)) => {
+                    if let Some(failures) = self.backoff.on_success() {
+                        tracing::info!(listener = %self.local, failures, "accepting again");
+                    }
+                    match wrap(stream, self.keepalive.as_ref()) {
+                        Ok(transported) => return Ok(transported),
+                        // The connection died between accept and setup: not our problem.
+                        Err(e) => {
+                            tracing::debug!(%remote, error = %e, "dropped an accepted connection");
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => e,
+            };
+            match self.backoff.on_error(&error, Instant::now()) {
+                AcceptDecision::Retry => continue,
+                AcceptDecision::Fatal => return Err(error.into()),
+                AcceptDecision::Backoff { delay, warn } => {
+                    if let Some(failures) = warn {
+                        tracing::warn!(
+                            listener = %self.local,
+                            %error,
+                            failures,
+                            "accept failed; backing off and retrying (at most one warning every {:?})",
+                            AcceptBackoff::WARN_EVERY
+                        );
+                    } else {
+                        tracing::debug!(listener = %self.local, %error, ?delay, "accept failed");
+                    }
+                    tokio::time::sleep(delay).await;
+                }
             }
         }
     }
@@ -227,6 +422,135 @@ mod tests {
         let addrs = l.local_addrs();
         assert_eq!(addrs.len(), 1);
         assert!(!addrs[0].to_string().ends_with("/tcp/0"));
+    }
+
+    fn emfile() -> io::Error {
+        // What `accept` reports when the process is out of file descriptors.
+        io::Error::from_raw_os_error(24)
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_second_and_resets_on_success() {
+        let mut b = AcceptBackoff::default();
+        let t0 = Instant::now();
+        let mut delays = Vec::new();
+        for _ in 0..12 {
+            match b.on_error(&emfile(), t0) {
+                AcceptDecision::Backoff { delay, .. } => delays.push(delay.as_millis()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            delays,
+            [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000]
+        );
+        assert_eq!(b.on_success(), Some(12));
+        assert_eq!(b.on_success(), None);
+        assert!(matches!(
+            b.on_error(&emfile(), t0),
+            AcceptDecision::Backoff { delay, .. } if delay == AcceptBackoff::MIN_DELAY
+        ));
+    }
+
+    #[test]
+    fn a_listener_that_flips_between_failing_and_accepting_warns_once_per_period() {
+        let mut b = AcceptBackoff::default();
+        let t0 = Instant::now();
+        let mut warnings = 0;
+        let mut recoveries = 0;
+        // 100 short streaks within 9.9 s.
+        for i in 0..100 {
+            let now = t0 + Duration::from_millis(i * 99);
+            if let AcceptDecision::Backoff { warn: Some(_), .. } = b.on_error(&emfile(), now) {
+                warnings += 1;
+            }
+            if b.on_success().is_some() {
+                recoveries += 1;
+            }
+        }
+        assert_eq!((warnings, recoveries), (1, 1));
+        // The next period's warning counts every failure not yet reported.
+        let next = b.on_error(&emfile(), t0 + Duration::from_secs(10));
+        assert!(
+            matches!(
+                next,
+                AcceptDecision::Backoff {
+                    warn: Some(100),
+                    ..
+                }
+            ),
+            "{next:?}"
+        );
+    }
+
+    #[test]
+    fn warnings_are_rate_limited_and_count_the_failures_between() {
+        let mut b = AcceptBackoff::default();
+        let t0 = Instant::now();
+        let warn_at = |b: &mut AcceptBackoff, at: Duration| match b.on_error(&emfile(), t0 + at) {
+            AcceptDecision::Backoff { warn, .. } => warn,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(warn_at(&mut b, Duration::ZERO), Some(1));
+        for i in 1..50 {
+            assert_eq!(warn_at(&mut b, Duration::from_millis(i * 100)), None);
+        }
+        // 49 failures since the first warning, plus this one.
+        assert_eq!(warn_at(&mut b, Duration::from_secs(10)), Some(50));
+        assert_eq!(warn_at(&mut b, Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn per_connection_errors_retry_at_once_and_a_broken_listener_is_fatal() {
+        let mut b = AcceptBackoff::default();
+        let now = Instant::now();
+        for kind in [
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::Interrupted,
+        ] {
+            assert_eq!(b.on_error(&kind.into(), now), AcceptDecision::Retry);
+        }
+        assert_eq!(
+            b.on_error(&io::ErrorKind::InvalidInput.into(), now),
+            AcceptDecision::Fatal
+        );
+        // ENFILE, ENOBUFS, ENOMEM and unknown errors are transient.
+        for errno in [23, 105, 12, 9999] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert!(
+                matches!(b.on_error(&e, now), AcceptDecision::Backoff { .. }),
+                "{e}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_wrapped_socket_gets_keepalive_and_nodelay() {
+        // `wrap` is what both `dial` and `accept` hand their sockets to. A duplicate of
+        // the descriptor shows the options set on the socket itself.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dialed = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        for socket in [dialed, accepted] {
+            let probe = socket.try_clone().unwrap();
+            socket.set_nonblocking(true).unwrap();
+            let transported = wrap(
+                TcpStream::from_std(socket).unwrap(),
+                Some(&TcpKeepAlive::default()),
+            )
+            .unwrap();
+            let sock = socket2::SockRef::from(&probe);
+            assert!(sock.tcp_nodelay().unwrap());
+            assert!(sock.keepalive().unwrap());
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(15));
+            assert_eq!(
+                sock.tcp_keepalive_interval().unwrap(),
+                Duration::from_secs(5)
+            );
+            assert_eq!(sock.tcp_keepalive_retries().unwrap(), 3);
+            drop(transported);
+        }
     }
 
     #[tokio::test]

@@ -6,12 +6,17 @@ mod open;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use libp2p_identity::PeerId;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 
 use crate::backend::{impl_peer_store, oldest, Durability, RecordStore, RecordStoreExt};
+use crate::batch::PeerStoreOp;
 use crate::clock::{now_ms, Clock, SystemClock};
 use crate::error::{PeerStoreError, Result};
 use crate::event::{EventSender, PeerStoreEvent};
@@ -91,6 +96,7 @@ pub struct RedbPeerStore {
     path: PathBuf,
     options: RedbOptions,
     events: EventSender,
+    commits: AtomicU64,
 }
 
 impl fmt::Debug for RedbPeerStore {
@@ -119,6 +125,7 @@ impl RedbPeerStore {
             path,
             events: EventSender::new(options.limits.event_capacity),
             options,
+            commits: AtomicU64::new(0),
         };
         let (expired, _) = store.purge_expired()?;
         tracing::debug!(expired, "peer store opened");
@@ -134,7 +141,114 @@ impl RedbPeerStore {
     /// latency samples, or all writes with `durable_writes: false`).
     pub fn flush(&self) -> Result<()> {
         let txn = self.db.begin_write().map_err(storage)?;
-        txn.commit().map_err(storage)
+        self.commit(txn)
+    }
+
+    /// The number of write transactions committed since the store was opened: one per
+    /// write call, one per [`crate::PeerStore::apply_batch`] however many ops it holds
+    /// (a diagnostic, for example to see that a writer batches).
+    pub fn write_transactions(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    fn commit(&self, txn: WriteTransaction) -> Result<()> {
+        txn.commit().map_err(storage)?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Applies `ops` in one write transaction (see [`crate::PeerStore::apply_batch`]).
+    fn apply_batch_in_one_transaction(&self, ops: &[PeerStoreOp]) -> Result<Vec<Result<()>>> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let durability = if ops.iter().any(PeerStoreOp::is_durable) {
+            Durability::Durable
+        } else {
+            Durability::Relaxed
+        };
+        let view = TxnView {
+            store: self,
+            txn: self.begin_write(durability)?,
+            events: self.events.deferring(),
+        };
+        let results = ops.iter().map(|op| op.apply_to(&view)).collect();
+        let TxnView { txn, events, .. } = view;
+        self.commit(txn)?;
+        events.release();
+        Ok(results)
+    }
+
+    /// The body of a record write inside `txn`: `None` if nothing is to be stored (a
+    /// new peer whose record stayed empty), else the evicted peers.
+    fn write_in<R>(
+        &self,
+        txn: &WriteTransaction,
+        now: u64,
+        peer: &PeerId,
+        f: &impl Fn(&mut PeerRecord, u64) -> Result<R>,
+    ) -> Result<(R, Option<Vec<PeerId>>)> {
+        let key = peer.to_bytes();
+        let mut table = txn.open_table(PEERS).map_err(storage)?;
+        let existing = match table.get(key.as_slice()).map_err(storage)? {
+            Some(value) => Some(codec::decode(value.value())?),
+            None => None,
+        };
+        let is_new = existing.is_none();
+        let mut record = existing.unwrap_or_default();
+        let out = f(&mut record, now)?;
+        record.last_update_ms = now;
+        let mut evicted = Vec::new();
+        if record.is_empty() {
+            if is_new {
+                return Ok((out, None));
+            }
+            table.remove(key.as_slice()).map_err(storage)?;
+        } else {
+            let count = usize::try_from(table.len().map_err(storage)?).unwrap_or(usize::MAX);
+            if is_new && count >= self.options.limits.max_peers {
+                evicted = self.evict_in(&mut table, &key)?;
+                if evicted.is_empty() {
+                    return Err(PeerStoreError::StoreFull {
+                        limit: self.options.limits.max_peers,
+                    });
+                }
+            }
+            table
+                .insert(key.as_slice(), codec::encode(&record).as_slice())
+                .map_err(storage)?;
+        }
+        Ok((out, Some(evicted)))
+    }
+
+    /// Deletes expired addresses inside `txn`; returns their number and the peers whose
+    /// addresses changed.
+    fn purge_in(&self, txn: &WriteTransaction, now: u64) -> Result<(usize, Vec<PeerId>)> {
+        let mut removed = 0;
+        let mut changed = Vec::new();
+        let mut table = txn.open_table(PEERS).map_err(storage)?;
+        let mut updates: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (key, value) = entry.map_err(storage)?;
+            let Some((peer, mut record)) = decode_entry(key.value(), value.value()) else {
+                continue;
+            };
+            let n = record.purge_expired(now);
+            if n > 0 {
+                removed += n;
+                changed.push(peer);
+                let new_value = (!record.is_empty()).then(|| codec::encode(&record));
+                updates.push((key.value().to_vec(), new_value));
+            }
+        }
+        for (key, value) in &updates {
+            match value {
+                Some(value) => table.insert(key.as_slice(), value.as_slice()),
+                None => table.remove(key.as_slice()),
+            }
+            .map_err(storage)?;
+        }
+        Ok((removed, changed))
     }
 
     fn begin_write(&self, durability: Durability) -> Result<redb::WriteTransaction> {
@@ -223,43 +337,14 @@ impl RecordStore for RedbPeerStore {
         f: impl Fn(&mut PeerRecord, u64) -> Result<R>,
     ) -> Result<R> {
         let now = self.now_ms();
-        let key = peer.to_bytes();
         let txn = self.begin_write(durability)?;
-        let mut evicted = Vec::new();
-        let out = {
-            let mut table = txn.open_table(PEERS).map_err(storage)?;
-            let existing = match table.get(key.as_slice()).map_err(storage)? {
-                Some(value) => Some(codec::decode(value.value())?),
-                None => None,
-            };
-            let is_new = existing.is_none();
-            let mut record = existing.unwrap_or_default();
-            let out = f(&mut record, now)?;
-            record.last_update_ms = now;
-            if record.is_empty() {
-                if is_new {
-                    drop(table);
-                    txn.abort().map_err(storage)?;
-                    return Ok(out);
-                }
-                table.remove(key.as_slice()).map_err(storage)?;
-            } else {
-                let count = usize::try_from(table.len().map_err(storage)?).unwrap_or(usize::MAX);
-                if is_new && count >= self.options.limits.max_peers {
-                    evicted = self.evict_in(&mut table, &key)?;
-                    if evicted.is_empty() {
-                        return Err(PeerStoreError::StoreFull {
-                            limit: self.options.limits.max_peers,
-                        });
-                    }
-                }
-                table
-                    .insert(key.as_slice(), codec::encode(&record).as_slice())
-                    .map_err(storage)?;
-            }
-            out
+        // On an error the transaction is dropped, which aborts it.
+        let (out, evicted) = self.write_in(&txn, now, peer, &f)?;
+        let Some(evicted) = evicted else {
+            txn.abort().map_err(storage)?;
+            return Ok(out);
         };
-        txn.commit().map_err(storage)?;
+        self.commit(txn)?;
         self.events.send_all(
             evicted
                 .into_iter()
@@ -271,36 +356,11 @@ impl RecordStore for RedbPeerStore {
     fn purge_expired(&self) -> Result<(usize, Vec<PeerId>)> {
         let now = self.now_ms();
         let txn = self.begin_write(Durability::Durable)?;
-        let mut removed = 0;
-        let mut changed = Vec::new();
-        {
-            let mut table = txn.open_table(PEERS).map_err(storage)?;
-            let mut updates: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-            for entry in table.iter().map_err(storage)? {
-                let (key, value) = entry.map_err(storage)?;
-                let Some((peer, mut record)) = decode_entry(key.value(), value.value()) else {
-                    continue;
-                };
-                let n = record.purge_expired(now);
-                if n > 0 {
-                    removed += n;
-                    changed.push(peer);
-                    let new_value = (!record.is_empty()).then(|| codec::encode(&record));
-                    updates.push((key.value().to_vec(), new_value));
-                }
-            }
-            for (key, value) in &updates {
-                match value {
-                    Some(value) => table.insert(key.as_slice(), value.as_slice()),
-                    None => table.remove(key.as_slice()),
-                }
-                .map_err(storage)?;
-            }
-        }
+        let (removed, changed) = self.purge_in(&txn, now)?;
         if changed.is_empty() {
             txn.abort().map_err(storage)?;
         } else {
-            txn.commit().map_err(storage)?;
+            self.commit(txn)?;
         }
         Ok((removed, changed))
     }
@@ -328,13 +388,9 @@ impl RecordStore for RedbPeerStore {
 
     fn delete_record(&self, peer: &PeerId) -> Result<bool> {
         let txn = self.begin_write(Durability::Durable)?;
-        let existed = {
-            let mut table = txn.open_table(PEERS).map_err(storage)?;
-            let removed = table.remove(peer.to_bytes().as_slice()).map_err(storage)?;
-            removed.is_some()
-        };
+        let existed = delete_in(&txn, peer)?;
         if existed {
-            txn.commit().map_err(storage)?;
+            self.commit(txn)?;
         } else {
             txn.abort().map_err(storage)?;
         }
@@ -342,4 +398,97 @@ impl RecordStore for RedbPeerStore {
     }
 }
 
-impl_peer_store!(RedbPeerStore);
+fn delete_in(txn: &WriteTransaction, peer: &PeerId) -> Result<bool> {
+    let mut table = txn.open_table(PEERS).map_err(storage)?;
+    let removed = table.remove(peer.to_bytes().as_slice()).map_err(storage)?;
+    Ok(removed.is_some())
+}
+
+/// The store as seen from inside one write transaction: what
+/// [`RedbPeerStore::apply_batch_in_one_transaction`] applies a batch's ops to. Reads see
+/// the batch's earlier writes; events wait for the commit.
+struct TxnView<'a> {
+    store: &'a RedbPeerStore,
+    txn: WriteTransaction,
+    events: EventSender,
+}
+
+impl fmt::Debug for TxnView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TxnView")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordStore for TxnView<'_> {
+    fn limits(&self) -> &Limits {
+        self.store.limits()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.store.now_ms()
+    }
+
+    fn events(&self) -> &EventSender {
+        &self.events
+    }
+
+    fn read_record<R>(&self, peer: &PeerId, f: impl FnOnce(&PeerRecord) -> R) -> Result<Option<R>> {
+        let table = self.txn.open_table(PEERS).map_err(storage)?;
+        let Some(value) = table.get(peer.to_bytes().as_slice()).map_err(storage)? else {
+            return Ok(None);
+        };
+        let record = codec::decode(value.value())?;
+        Ok(Some(f(&record)))
+    }
+
+    fn write_record<R>(
+        &self,
+        peer: &PeerId,
+        _durability: Durability,
+        f: impl Fn(&mut PeerRecord, u64) -> Result<R>,
+    ) -> Result<R> {
+        let (out, evicted) = self.store.write_in(&self.txn, self.now_ms(), peer, &f)?;
+        self.events.send_all(
+            evicted
+                .into_iter()
+                .flatten()
+                .map(|peer| PeerStoreEvent::PeerEvicted { peer }),
+        );
+        Ok(out)
+    }
+
+    fn purge_expired(&self) -> Result<(usize, Vec<PeerId>)> {
+        self.store.purge_in(&self.txn, self.now_ms())
+    }
+
+    fn peer_ids(&self) -> Result<Vec<PeerId>> {
+        let table = self.txn.open_table(PEERS).map_err(storage)?;
+        let mut peers = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (key, _) = entry.map_err(storage)?;
+            if let Ok(peer) = peer_from_key(key.value()) {
+                peers.push(peer);
+            }
+        }
+        Ok(peers)
+    }
+
+    fn count(&self) -> Result<usize> {
+        let table = self.txn.open_table(PEERS).map_err(storage)?;
+        let len = table.len().map_err(storage)?;
+        Ok(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    fn delete_record(&self, peer: &PeerId) -> Result<bool> {
+        delete_in(&self.txn, peer)
+    }
+}
+
+impl_peer_store!(TxnView<'_>);
+
+impl_peer_store!(
+    RedbPeerStore,
+    apply_batch = RedbPeerStore::apply_batch_in_one_transaction
+);

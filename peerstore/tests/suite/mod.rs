@@ -486,6 +486,98 @@ pub fn full_store_evicts_the_oldest_unconnected_peer(factory: Factory) {
     h.store.add_protocols(&peers[0], &["/q"]).unwrap();
 }
 
+pub fn batches_apply_in_order_like_the_calls(factory: Factory) {
+    let h = factory(Limits::default());
+    let key = Keypair::generate_ed25519().public();
+    let p = key.to_peer_id();
+    let q = PeerId::random();
+    let gone = PeerId::random();
+    h.store
+        .add_addrs(&gone, &[addr(7)], DEFAULT_ADDR_TTL)
+        .unwrap();
+    let mut rx = h.store.subscribe();
+    let ops = vec![
+        PeerStoreOp::AddAddrs {
+            peer: p,
+            addrs: vec![addr(1)],
+            ttl: CONNECTED_ADDR_TTL,
+        },
+        PeerStoreOp::AddPubkey {
+            peer: p,
+            key: key.clone(),
+        },
+        PeerStoreOp::SetProtocols {
+            peer: p,
+            protocols: vec!["/a".into(), "/b".into()],
+        },
+        PeerStoreOp::PutMetadata {
+            peer: p,
+            key: AGENT_VERSION_KEY.into(),
+            value: b"agent/1".to_vec(),
+        },
+        // Sees the connected address added three ops earlier, in the same batch.
+        PeerStoreOp::Disconnected { peer: p },
+        PeerStoreOp::RemoveProtocols {
+            peer: p,
+            protocols: vec!["/a".into()],
+        },
+        PeerStoreOp::RecordLatency {
+            peer: p,
+            rtt: Duration::from_millis(20),
+        },
+        // Fails (the key is p's): changes nothing, the rest still applies.
+        PeerStoreOp::AddPubkey {
+            peer: q,
+            key: key.clone(),
+        },
+        PeerStoreOp::AddProtocols {
+            peer: q,
+            protocols: vec!["/c".into()],
+        },
+        PeerStoreOp::RemovePeer { peer: gone },
+    ];
+    let results = h.store.apply_batch(&ops).unwrap();
+    assert_eq!(results.len(), ops.len());
+    for (i, r) in results.iter().enumerate() {
+        if i == 7 {
+            assert!(
+                matches!(r, Err(PeerStoreError::KeyMismatch { .. })),
+                "{r:?}"
+            );
+        } else {
+            assert!(r.is_ok(), "op {i}: {r:?}");
+        }
+    }
+    assert_eq!(h.store.pubkey(&p).unwrap(), Some(key));
+    assert_eq!(h.store.protocols(&p).unwrap(), vec!["/b".to_string()]);
+    assert_eq!(
+        h.store.agent_version(&p).unwrap().as_deref(),
+        Some("agent/1")
+    );
+    assert_eq!(
+        h.store.latency(&p).unwrap(),
+        Some(Duration::from_millis(20))
+    );
+    assert_eq!(h.store.protocols(&q).unwrap(), vec!["/c".to_string()]);
+    assert_eq!(h.store.pubkey(&q).unwrap(), None);
+    assert!(!h.store.peers().unwrap().contains(&gone));
+    assert_eq!(h.store.addrs(&p).unwrap(), vec![addr(1)]);
+    // The disconnect in the batch downgraded the address: gone after 15 minutes.
+    h.clock
+        .advance(RECENTLY_CONNECTED_ADDR_TTL + Duration::from_secs(1));
+    assert!(h.store.addrs(&p).unwrap().is_empty());
+
+    let events = drain(&mut rx);
+    for expected in [
+        PeerStoreEvent::AddressesChanged { peer: p },
+        PeerStoreEvent::KeyAdded { peer: p },
+        PeerStoreEvent::PeerRemoved { peer: gone },
+    ] {
+        assert!(events.contains(&expected), "{expected:?} not in {events:?}");
+    }
+    assert!(h.store.apply_batch(&[]).unwrap().is_empty());
+}
+
 pub fn slow_subscribers_lag_and_never_block_writers(factory: Factory) {
     let h = factory(Limits {
         event_capacity: 4,
@@ -628,6 +720,10 @@ macro_rules! backend_suite {
             #[test]
             fn full_store_evicts_the_oldest_unconnected_peer() {
                 suite::full_store_evicts_the_oldest_unconnected_peer($factory);
+            }
+            #[test]
+            fn batches_apply_in_order_like_the_calls() {
+                suite::batches_apply_in_order_like_the_calls($factory);
             }
             #[test]
             fn slow_subscribers_lag_and_never_block_writers() {
