@@ -36,10 +36,10 @@ pub enum ConfigError {
     #[error("inbound_backlog must be at least 1")]
     ZeroBacklog,
     /// A window boost must allow some extra window per stream and per connection,
-    /// at most 1 GiB per stream, and grow by a factor of 2 to 64.
+    /// at most 1 GiB per stream, and grow by a factor of 2 to 256.
     #[error(
         "window boost: max_per_stream must be 1..=1 GiB, max_per_connection at least 1 \
-         and growth_factor 2..=64 (got {per_stream}, {per_connection} and {growth_factor})"
+         and growth_factor 2..=256 (got {per_stream}, {per_connection} and {growth_factor})"
     )]
     BadBoost {
         /// The configured most extra window per stream.
@@ -91,14 +91,16 @@ pub struct WindowBoost {
 
 impl Default for WindowBoost {
     /// 1 GiB/s (about 8.6 Gbit/s), at most 64 MiB per stream and 256 MiB per
-    /// connection, growth x8 per window consumed in time: a reader that keeps up on
-    /// a 60 ms path reaches 60 MiB in four round trips.
+    /// connection, growth x64 per window consumed in time: a reader that keeps up on
+    /// a 60 ms path has 32 MiB of window two round trips after its first byte, and
+    /// 64 MiB one round trip later. The factor bounds a grant by what the reader
+    /// consumed; what a connection may hold in all is the budget's to bound.
     fn default() -> Self {
         WindowBoost {
             link_rate: 1 << 30,
             max_per_stream: 64 << 20,
             max_per_connection: 256 << 20,
-            growth_factor: 8,
+            growth_factor: 64,
         }
     }
 }
@@ -107,7 +109,7 @@ impl WindowBoost {
     /// The largest `max_per_stream` accepted.
     pub const MAX_PER_STREAM: u32 = 1 << 30;
     /// The largest `growth_factor` accepted.
-    pub const MAX_GROWTH_FACTOR: u32 = 64;
+    pub const MAX_GROWTH_FACTOR: u32 = 256;
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.max_per_stream == 0
@@ -385,7 +387,7 @@ mod tests {
             }))
         };
         assert!(factor(1).validate().is_err());
-        assert!(factor(65).validate().is_err());
+        assert!(factor(257).validate().is_err());
         let keep_alive = |idle, timeout| {
             base().with_keep_alive(Some(KeepAlive {
                 idle: Duration::from_secs(idle),

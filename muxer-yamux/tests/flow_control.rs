@@ -420,8 +420,8 @@ async fn held_bytes_are_read_before_the_end_of_the_connection_shows() {
     let (weft, _driver) = weft_peer(b, Role::Responder, YamuxConfig::default());
     let reader = read_two_windows(weft);
     let (grant, credit) = earn_grant(&mut raw).await;
-    // 8 x 512 KiB consumed, less the window the stream had.
-    assert_eq!(grant as usize, 16 * STREAM_WINDOW - STREAM_WINDOW);
+    // 64 x 512 KiB consumed, less the window the stream had.
+    assert_eq!(grant as usize, 128 * STREAM_WINDOW - STREAM_WINDOW);
     let mut inbound = within(5, "the reader", reader).await.unwrap();
     // The whole credit, most of it held beyond yamux's window, then the socket ends
     // without a FIN for the stream.
