@@ -1,32 +1,70 @@
-//! The window boost: extra stream credit granted beside the `yamux` crate, and the
-//! bytes that use it held until yamux has room for them.
+//! Receive flow control beside the `yamux` crate: window growth earned by reading,
+//! every buffered byte charged to the memory budget, and the bytes that use the
+//! grown window held until yamux has room for them.
 //!
-//! [`Boost`] is a pure state machine; the [`Tap`](crate::tap::Tap) feeds it every
-//! frame header that goes by and does the I/O. Per stream it mirrors the receive
-//! window yamux itself has granted (256 KiB at the start, plus every window update
-//! yamux writes, minus every data byte handed to yamux) and records the extra credit
-//! it granted on top. A data frame that fits yamux's window goes straight through;
-//! one that does not is held, and released (split if need be) as yamux's window
-//! grows. A FIN that arrives behind held bytes waits behind them, so yamux sees each
-//! stream exactly as the remote sent it, only later.
+//! [`Boost`] is a pure state machine with the clock passed in; the
+//! [`Tap`](crate::tap::Tap) feeds it every frame header that goes by and does the
+//! I/O. Per stream it mirrors the receive window yamux itself has granted (256 KiB
+//! at the start, plus every window update yamux writes, minus every data byte handed
+//! to yamux; yamux's own window never grows, see [`YamuxConfig`](crate::YamuxConfig))
+//! and records the extra credit granted on top. A data frame that fits yamux's window
+//! goes straight through; one that does not is held, and released (split if need be)
+//! as yamux's window grows. A FIN that arrives behind held bytes waits behind them,
+//! so yamux sees each stream exactly as the remote sent it, only later.
+//!
+//! # Memory
+//!
+//! Every byte the remote sends on a stream is charged to the [`Budget`] when its
+//! frame header arrives, and given back when the application consumed it (yamux's
+//! window updates say so: with its window pinned, each update's delta is exactly what
+//! the reader took since the last one) or dropped the stream. Growth beyond the
+//! initial window is reserved (at [`GROWTH_PRIORITY`]) before it is granted, and held
+//! for as long as the remote may use it; unread bytes beyond that reservation, which
+//! are at most the spec's free 256 KiB per stream, are charged at the low
+//! [`HELD_PRIORITY`]. When that charge is denied, the stream of this connection
+//! holding the most unread bytes is reset (the remote sees RST, the application's
+//! reads fail) instead of refusing streams up front: honest concurrent streams cost
+//! nothing until they hold data.
+//!
+//! # Growth
+//!
+//! See [`WindowBoost`]: a stream whose reader consumed a full window within two
+//! round trips has its window raised to `growth_factor` times what it consumed,
+//! bounded by the caps and the budget. A stream nobody reads never grows, and one
+//! whose reader stops keeps what it had.
 //!
 //! The remote never has more credit than yamux's window plus the extra granted, so
 //! what is held for a stream never exceeds its extra credit plus yamux's window; a
 //! frame that would break that is a flow-control violation and fails the connection.
-//!
-//! See [`WindowBoost`](crate::WindowBoost) for what is granted when.
 
 use crate::config::{WindowBoost, STREAM_WINDOW};
 use crate::frame_scan::{
     FrameHeader, FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN, HEADER_LEN, TYPE_DATA, TYPE_PING,
     TYPE_WINDOW_UPDATE,
 };
+use crate::stats::YamuxStats;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+use weft_upgrader::{Budget, Priority, Reservation};
 
-/// A grant smaller than this is not worth a frame: on a fast local link the
-/// bandwidth-delay product is below it and nothing extra is granted.
-pub(crate) const MIN_GRANT: u64 = STREAM_WINDOW as u64;
+/// A growth smaller than this is not worth a frame.
+pub(crate) const MIN_GRANT: u64 = STREAM_WINDOW as u64 / 4;
+
+/// The priority of unread bytes within a stream's free initial window: they may
+/// fill at most 1/8 of the connection scope's memory ((31 + 1) / 256), so that a
+/// remote pushing into many streams at once hits the budget, and has its largest
+/// stream reset, long before it crowds out reserved growth.
+pub const HELD_PRIORITY: Priority = Priority(31);
+
+/// The priority of window growth a reader earned: up to about 80% of a scope.
+pub const GROWTH_PRIORITY: Priority = Priority::HIGH;
+
+/// The most unread bytes within initial windows one connection holds at
+/// [`GROWTH_PRIORITY`] when [`HELD_PRIORITY`] is denied because the connection's
+/// own reserved growth already fills the low share (a scope's usage counts both):
+/// 1/8 of the default 64 MiB connection scope, so that a small stream beside a
+/// grown one is not shed for the grown one's reservation.
+pub const HELD_CAP_BESIDE_GROWTH: usize = 8 << 20;
 
 /// The largest data frame a release hands to yamux (yamux refuses bodies over 1 MiB).
 const MAX_RELEASE: u64 = 256 * 1024;
@@ -64,7 +102,7 @@ pub(crate) enum Inbound {
         fin: bool,
     },
     /// Hand `first` (if any) to yamux, then read and drop the `len` body bytes: the
-    /// stream was dropped on our side and nobody will read them.
+    /// stream was dropped or reset on our side and nobody will read them.
     Discard {
         /// A header to deliver at once (the frame's flags, without its body).
         first: Option<[u8; HEADER_LEN]>,
@@ -84,46 +122,106 @@ enum Held {
     Fin,
 }
 
-/// The credit of one stream.
+/// How far a stream's reader got in the current growth epoch.
+#[derive(Debug)]
+struct Epoch {
+    /// When the epoch began: the first data byte, or the last growth decision.
+    start: Option<Instant>,
+    /// Bytes the application consumed since `start`.
+    consumed: u64,
+    /// Consumption that ends the epoch: a full window (two initial ones at first).
+    threshold: u64,
+}
+
+/// The credit and memory of one stream.
 #[derive(Debug)]
 struct Credit {
     /// yamux's own receive window: what yamux can take now.
     yamux: u64,
-    /// The extra credit granted so far.
+    /// The extra credit granted so far (and reserved in `grant`).
     extra: u64,
     /// What waits for yamux's window, in order.
     held: VecDeque<Held>,
     /// Body bytes in `held`.
     held_bytes: u64,
+    /// Bytes received and not yet consumed by the application: in yamux's buffer
+    /// or in `held`.
+    unread: u64,
+    /// The budget's share of `unread` beyond `extra`, at [`HELD_PRIORITY`].
+    charge: Reservation,
+    /// The budget's share of `extra`, at [`GROWTH_PRIORITY`].
+    grant: Reservation,
+    epoch: Epoch,
     /// We sent FIN.
     local_fin: bool,
     /// yamux was handed the remote's FIN.
     remote_fin: bool,
+    /// An RST went by, either way: the remote sends nothing more.
+    reset: bool,
     /// The stream was dropped on our side: nothing will read it any more.
     dropped: bool,
+    /// We reset the stream because the budget was full.
+    shed: bool,
     /// The stream is in [`Boost::ready`].
     queued: bool,
 }
 
 impl Credit {
-    fn new(yamux: u64) -> Self {
+    fn new(yamux: u64, budget: &Budget) -> Self {
         Credit {
             yamux,
             extra: 0,
             held: VecDeque::new(),
             held_bytes: 0,
+            unread: 0,
+            charge: budget.empty(),
+            grant: budget.empty(),
+            epoch: Epoch {
+                start: None,
+                consumed: 0,
+                threshold: 2 * STREAM_WINDOW as u64,
+            },
             local_fin: false,
             remote_fin: false,
+            reset: false,
             dropped: false,
+            shed: false,
             queued: false,
+        }
+    }
+
+    /// Whether the remote can send nothing more on the stream.
+    fn finished(&self) -> bool {
+        self.reset || (self.local_fin && self.remote_fin && self.held.is_empty())
+    }
+
+    /// Whether what the remote sends is read and dropped.
+    fn discarding(&self) -> bool {
+        self.dropped || self.shed
+    }
+
+    /// The unread bytes not covered by the growth reservation.
+    fn charged(&self) -> usize {
+        usize::try_from(self.unread.saturating_sub(self.extra)).unwrap_or(usize::MAX)
+    }
+
+    /// Lowers the held-bytes charge to what is unread now.
+    fn recharge_down(&mut self) {
+        let want = self.charged();
+        let have = self.charge.bytes();
+        if have > want {
+            self.charge.shrink(have - want);
         }
     }
 }
 
-/// The window boost of one connection.
+/// The receive flow control of one connection.
 #[derive(Debug)]
 pub(crate) struct Boost {
-    settings: WindowBoost,
+    settings: Option<WindowBoost>,
+    /// The most extra credit all streams may have together.
+    max_extra: u64,
+    budget: Budget,
     /// The smallest round-trip time measured from yamux's pings.
     rtt: Option<Duration>,
     /// yamux's ping in flight: its opaque value and when it left.
@@ -135,26 +233,33 @@ pub(crate) struct Boost {
     grants: VecDeque<(u32, u32)>,
     /// Streams that may be able to release held bytes.
     ready: VecDeque<u32>,
+    /// Streams reset for the budget that the tap has not yet signalled.
+    shed: VecDeque<u32>,
+    stats: YamuxStats,
 }
 
 impl Boost {
-    /// A boost with `settings`, nothing granted yet.
-    pub(crate) fn new(settings: WindowBoost) -> Self {
+    /// Flow control growing windows with `settings` (none: never), granting at most
+    /// `max_extra` beyond the initial windows in all, charging `budget`.
+    pub(crate) fn new(
+        settings: Option<WindowBoost>,
+        max_extra: u64,
+        budget: Budget,
+        stats: YamuxStats,
+    ) -> Self {
         Boost {
             settings,
+            max_extra,
+            budget,
             rtt: None,
             ping: None,
             streams: HashMap::new(),
             granted: 0,
             grants: VecDeque::new(),
             ready: VecDeque::new(),
+            shed: VecDeque::new(),
+            stats,
         }
-    }
-
-    /// The round-trip time measured so far.
-    #[cfg(test)]
-    pub(crate) fn rtt(&self) -> Option<Duration> {
-        self.rtt
     }
 
     /// Whether bytes are held for any stream.
@@ -179,11 +284,22 @@ impl Boost {
         Some(FrameHeader::new(TYPE_WINDOW_UPDATE, 0, stream, delta).encode())
     }
 
+    /// The next stream reset for the budget, to tell yamux and the remote about.
+    pub(crate) fn next_shed(&mut self) -> Option<u32> {
+        self.shed.pop_front()
+    }
+
     /// Records a frame header yamux (or the tap) wrote.
+    #[cfg(test)]
     pub(crate) fn on_outbound(&mut self, header: FrameHeader) {
+        self.on_outbound_at(header, Instant::now());
+    }
+
+    /// Records a frame header yamux (or the tap) wrote at `now`.
+    pub(crate) fn on_outbound_at(&mut self, header: FrameHeader, now: Instant) {
         match header.frame_type {
             TYPE_PING if header.has(FLAG_SYN) => {
-                self.ping = Some((header.length, Instant::now()));
+                self.ping = Some((header.length, now));
             }
             TYPE_DATA | TYPE_WINDOW_UPDATE => {
                 let id = header.stream_id;
@@ -191,22 +307,31 @@ impl Boost {
                     self.open(id);
                 }
                 if header.has(FLAG_RST) {
-                    self.remove(id);
+                    self.on_reset(id);
                     return;
                 }
                 let Some(credit) = self.streams.get_mut(&id) else {
                     return;
                 };
-                if header.frame_type == TYPE_WINDOW_UPDATE {
-                    credit.yamux = credit.yamux.saturating_add(u64::from(header.length));
+                if header.frame_type == TYPE_WINDOW_UPDATE && header.length > 0 {
+                    let delta = u64::from(header.length);
+                    credit.yamux = credit.yamux.saturating_add(delta);
+                    // With yamux's window pinned, its update is what the reader took.
+                    let in_yamux = credit.unread.saturating_sub(credit.held_bytes);
+                    credit.unread -= delta.min(in_yamux);
+                    credit.recharge_down();
+                    credit.epoch.consumed = credit.epoch.consumed.saturating_add(delta);
                     if !credit.held.is_empty() && !credit.queued {
                         credit.queued = true;
                         self.ready.push_back(id);
                     }
+                    self.maybe_grow(id, now);
                 }
                 if header.has(FLAG_FIN) {
-                    credit.local_fin = true;
-                    self.close_if_done(id);
+                    if let Some(credit) = self.streams.get_mut(&id) {
+                        credit.local_fin = true;
+                    }
+                    self.settle(id);
                 }
             }
             _ => {}
@@ -214,13 +339,23 @@ impl Boost {
     }
 
     /// Decides what happens to an inbound frame, given its header.
+    #[cfg(test)]
     pub(crate) fn on_inbound(&mut self, header: FrameHeader) -> Result<Inbound, FlowViolation> {
+        self.on_inbound_at(header, Instant::now())
+    }
+
+    /// Decides what happens to an inbound frame read at `now`, given its header.
+    pub(crate) fn on_inbound_at(
+        &mut self,
+        header: FrameHeader,
+        now: Instant,
+    ) -> Result<Inbound, FlowViolation> {
         let id = header.stream_id;
         let deliver = Inbound::Deliver(header.encode());
         match header.frame_type {
             TYPE_PING => {
                 if header.has(FLAG_ACK) {
-                    self.on_pong(header.length);
+                    self.on_pong(header.length, now);
                 }
                 Ok(deliver)
             }
@@ -229,7 +364,7 @@ impl Boost {
                     self.open(id);
                 }
                 if header.has(FLAG_RST) {
-                    self.remove(id);
+                    self.on_reset(id);
                     return Ok(deliver);
                 }
                 if !header.has(FLAG_FIN) {
@@ -240,7 +375,7 @@ impl Boost {
                 };
                 if credit.held.is_empty() {
                     credit.remote_fin = true;
-                    self.close_if_done(id);
+                    self.settle(id);
                     return Ok(deliver);
                 }
                 // The FIN waits behind the held bytes; the credit and other flags
@@ -256,59 +391,74 @@ impl Boost {
                     Ok(Inbound::Deliver(rest.encode()))
                 }
             }
-            TYPE_DATA => self.on_inbound_data(header),
+            TYPE_DATA => self.on_inbound_data(header, now),
             _ => Ok(deliver),
         }
     }
 
-    fn on_inbound_data(&mut self, header: FrameHeader) -> Result<Inbound, FlowViolation> {
+    fn on_inbound_data(
+        &mut self,
+        header: FrameHeader,
+        now: Instant,
+    ) -> Result<Inbound, FlowViolation> {
         let id = header.stream_id;
         let len = u64::from(header.length);
         let fin = header.has(FLAG_FIN);
         let deliver = Inbound::Deliver(header.encode());
         if header.has(FLAG_RST) {
-            self.remove(id);
+            self.on_reset(id);
             return Ok(deliver);
         }
         if header.has(FLAG_SYN) {
             // yamux checks the first body against the 256 KiB initial window itself.
             self.open(id);
+            if len > STREAM_WINDOW as u64 {
+                return Ok(deliver);
+            }
+            if len > 0 && !self.charge(id, len, now) {
+                // Shed at once: yamux still learns of the stream, without its body.
+                let first = FrameHeader::new(TYPE_DATA, header.flags, id, 0).encode();
+                return Ok(Inbound::Discard {
+                    first: Some(first),
+                    len: header.length,
+                });
+            }
             if let Some(credit) = self.streams.get_mut(&id) {
                 credit.yamux = credit.yamux.saturating_sub(len);
                 credit.remote_fin |= fin;
             }
             return Ok(deliver);
         }
-        let Some(credit) = self.streams.get_mut(&id) else {
+        let Some(credit) = self.streams.get(&id) else {
             return Ok(deliver);
         };
         if len > YAMUX_MAX_BODY {
             return Ok(deliver);
         }
-        if credit.held.is_empty() && len <= credit.yamux {
-            credit.yamux -= len;
-            if fin {
-                credit.remote_fin = true;
-                self.close_if_done(id);
-            }
-            return Ok(deliver);
-        }
         let limit = credit.extra.saturating_add(credit.yamux);
-        if credit.held_bytes.saturating_add(len) > limit {
+        let fits = credit.held.is_empty() && len <= credit.yamux;
+        if !fits && !credit.discarding() && credit.held_bytes.saturating_add(len) > limit {
             return Err(FlowViolation {
                 stream: id,
                 received: credit.held_bytes.saturating_add(len),
                 credit: limit,
             });
         }
+        if !credit.discarding() {
+            // When denied, the stream is shed and what it carries dropped below.
+            self.charge(id, len, now);
+        }
+        let Some(credit) = self.streams.get_mut(&id) else {
+            return Ok(deliver);
+        };
         // Flags other than FIN (an ACK) concern our sending side: they go at once.
         let other = header.flags & !FLAG_FIN;
         let first =
             (other != 0).then(|| FrameHeader::new(TYPE_WINDOW_UPDATE, other, id, 0).encode());
-        if credit.dropped {
+        if credit.discarding() {
             let first = if fin {
                 credit.remote_fin = true;
-                self.close_if_done(id);
+                self.settle(id);
                 Some(FrameHeader::new(TYPE_DATA, header.flags, id, 0).encode())
             } else {
                 first
@@ -318,6 +468,14 @@ impl Boost {
                 len: header.length,
             });
         }
+        if fits {
+            credit.yamux -= len;
+            if fin {
+                credit.remote_fin = true;
+                self.settle(id);
+            }
+            return Ok(deliver);
+        }
         Ok(Inbound::Hold {
             first,
             stream: id,
@@ -326,16 +484,110 @@ impl Boost {
         })
     }
 
+    /// Charges `len` more unread bytes to stream `id`. When the budget denies it,
+    /// sheds the largest holder of the connection and tries once more; when that is
+    /// denied too (or `id` was the largest), sheds `id` and returns `false`.
+    fn charge(&mut self, id: u32, len: u64, now: Instant) -> bool {
+        for attempt in 0..2 {
+            let Some(credit) = self.streams.get_mut(&id) else {
+                return false;
+            };
+            let unread = credit.unread.saturating_add(len);
+            let want = usize::try_from(unread.saturating_sub(credit.extra)).unwrap_or(usize::MAX);
+            let more = want.saturating_sub(credit.charge.bytes());
+            let mut charged = credit.charge.grow(more, HELD_PRIORITY).is_ok();
+            if !charged && self.granted > 0 {
+                // The low share counts our own reserved growth too.
+                let held: usize = self.streams.values().map(|c| c.charge.bytes()).sum();
+                if held.saturating_add(more) <= HELD_CAP_BESIDE_GROWTH {
+                    if let Some(credit) = self.streams.get_mut(&id) {
+                        charged = credit.charge.grow(more, GROWTH_PRIORITY).is_ok();
+                    }
+                }
+            }
+            let Some(credit) = self.streams.get_mut(&id) else {
+                return false;
+            };
+            if charged {
+                credit.unread = unread;
+                if credit.epoch.start.is_none() && len > 0 {
+                    credit.epoch.start = Some(now);
+                }
+                return true;
+            }
+            let own = credit.unread;
+            let victim = (attempt == 0)
+                .then(|| self.largest_holder())
+                .flatten()
+                .filter(|&(victim, bytes)| victim != id && bytes >= own);
+            match victim {
+                Some((victim, _)) => self.shed_stream(victim),
+                None => break,
+            }
+        }
+        self.shed_stream(id);
+        false
+    }
+
+    /// The stream holding the most unread bytes that can still be shed.
+    fn largest_holder(&self) -> Option<(u32, u64)> {
+        self.streams
+            .iter()
+            .filter(|(_, c)| !c.discarding() && !c.reset && c.unread > 0)
+            .map(|(&id, c)| (id, c.unread))
+            .max_by_key(|&(id, unread)| (unread, std::cmp::Reverse(id)))
+    }
+
+    /// Resets `id` for the budget: what it holds is given back (what yamux buffers
+    /// for it is freed as soon as its stream is next polled or dropped, which the
+    /// reset wakes it for), and what the remote still sends on it is dropped.
+    fn shed_stream(&mut self, id: u32) {
+        let Some(credit) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if credit.shed {
+            return;
+        }
+        tracing::warn!(
+            stream = id,
+            unread = credit.unread,
+            "memory budget full: resetting the stream that holds the most unread bytes"
+        );
+        credit.shed = true;
+        credit.held.clear();
+        credit.held_bytes = 0;
+        credit.unread = 0;
+        drop(std::mem::replace(&mut credit.charge, self.budget.empty()));
+        self.stats.count_shed();
+        self.shed.push_back(id);
+        self.release_grant(id);
+    }
+
+    /// Gives back the growth reservation of `id`: the remote can use it no more.
+    fn release_grant(&mut self, id: u32) {
+        if let Some(credit) = self.streams.get_mut(&id) {
+            self.granted -= credit.extra;
+            credit.extra = 0;
+            drop(std::mem::replace(&mut credit.grant, self.budget.empty()));
+            // Unread bytes the grant covered are charged as held now (best effort).
+            let want = credit.charged();
+            let more = want.saturating_sub(credit.charge.bytes());
+            let _ = credit.charge.grow(more, Priority::ALWAYS);
+        }
+    }
+
     /// Stores the body of a frame [`Inbound::Hold`] asked to hold.
     pub(crate) fn push_held(&mut self, stream: u32, body: Vec<u8>, fin: bool) {
         let Some(credit) = self.streams.get_mut(&stream) else {
             // Reset or dropped meanwhile: nobody will read it.
             return;
         };
-        if credit.dropped {
+        if credit.discarding() || credit.reset {
+            credit.unread = credit.unread.saturating_sub(body.len() as u64);
+            credit.recharge_down();
             if fin {
                 credit.remote_fin = true;
-                self.close_if_done(stream);
+                self.settle(stream);
             }
             return;
         }
@@ -408,7 +660,7 @@ impl Boost {
                 self.ready.push_back(id);
             }
             if fin {
-                self.close_if_done(id);
+                self.settle(id);
             }
             let flags = if fin { FLAG_FIN } else { 0 };
             // A body is at most MAX_RELEASE long, so its length fits a u32.
@@ -418,8 +670,9 @@ impl Boost {
         None
     }
 
-    /// The stream was dropped on our side: what is held for it is dropped too, and
-    /// whatever the remote still sends beyond yamux's window is discarded.
+    /// The stream was dropped on our side (or reset by the application, which drops
+    /// yamux's stream): what is held for it, in yamux or here, is given back, and
+    /// whatever the remote still sends is discarded.
     pub(crate) fn on_dropped(&mut self, stream: u32) {
         let Some(credit) = self.streams.get_mut(&stream) else {
             return;
@@ -430,49 +683,96 @@ impl Boost {
         }
         credit.held.clear();
         credit.held_bytes = 0;
-        self.close_if_done(stream);
+        credit.unread = 0;
+        credit.recharge_down();
+        self.release_grant(stream);
+        self.settle(stream);
+    }
+
+    /// An RST went by on `id`, either way.
+    fn on_reset(&mut self, id: u32) {
+        let Some(credit) = self.streams.get_mut(&id) else {
+            return;
+        };
+        credit.reset = true;
+        // Held bytes never reach yamux now; what yamux buffers stays charged until
+        // the application drops the stream.
+        credit.unread = credit.unread.saturating_sub(credit.held_bytes);
+        credit.held.clear();
+        credit.held_bytes = 0;
+        credit.recharge_down();
+        self.settle(id);
     }
 
     /// A new stream, in either direction.
     fn open(&mut self, id: u32) {
+        let budget = &self.budget;
         self.streams
             .entry(id)
-            .or_insert_with(|| Credit::new(STREAM_WINDOW as u64));
-        self.top_up(id);
+            .or_insert_with(|| Credit::new(STREAM_WINDOW as u64, budget));
     }
 
-    /// The extra window a stream should have, by the measured round-trip time.
-    fn target(&self) -> u64 {
-        let Some(rtt) = self.rtt else {
-            return 0;
+    /// Ends the epoch of `id` once its reader consumed a full window; grows the
+    /// window when that took at most two round trips.
+    fn maybe_grow(&mut self, id: u32, now: Instant) {
+        let Some(settings) = self.settings else {
+            return;
         };
-        let product = rtt.as_secs_f64() * self.settings.link_rate as f64;
-        // `as` saturates for floats out of range.
-        (product as u64).min(u64::from(self.settings.max_per_stream))
-    }
-
-    /// Grants `id` what it lacks of the target, within the connection's budget.
-    fn top_up(&mut self, id: u32) {
-        let target = self.target();
-        let budget = (self.settings.max_per_connection as u64).saturating_sub(self.granted);
+        let rtt = self.rtt;
+        let room = self.max_extra.saturating_sub(self.granted);
         let Some(credit) = self.streams.get_mut(&id) else {
             return;
         };
-        if credit.dropped || credit.remote_fin {
+        let Some(start) = credit.epoch.start else {
+            return;
+        };
+        if credit.epoch.consumed < credit.epoch.threshold {
             return;
         }
-        let delta = target.saturating_sub(credit.extra).min(budget);
+        let consumed = credit.epoch.consumed;
+        let window = STREAM_WINDOW as u64 + credit.extra;
+        credit.epoch = Epoch {
+            start: Some(now),
+            consumed: 0,
+            threshold: window,
+        };
+        let Some(rtt) = rtt else {
+            return;
+        };
+        let fast = now.saturating_duration_since(start) <= 2 * rtt;
+        if !fast || credit.discarding() || credit.finished() || credit.remote_fin {
+            return;
+        }
+        // `as` saturates for floats out of range.
+        let by_rate = (rtt.as_secs_f64() * settings.link_rate as f64) as u64;
+        let cap = u64::from(settings.max_per_stream).min(by_rate);
+        let target = consumed
+            .saturating_mul(u64::from(settings.growth_factor))
+            .min(STREAM_WINDOW as u64 + cap);
+        let mut delta = target.saturating_sub(window).min(room);
+        while delta >= MIN_GRANT {
+            let bytes = usize::try_from(delta).unwrap_or(usize::MAX);
+            if credit.grant.grow(bytes, GROWTH_PRIORITY).is_ok() {
+                break;
+            }
+            self.stats.count_growth_denied();
+            delta /= 2;
+        }
         if delta < MIN_GRANT {
             return;
         }
-        // `target` <= max_per_stream, a u32.
+        // `delta` <= max_per_stream, a u32.
         let delta32 = u32::try_from(delta).unwrap_or(u32::MAX);
         credit.extra += u64::from(delta32);
+        credit.epoch.threshold = window + u64::from(delta32);
+        // Unread bytes the grant now covers need no held charge.
+        credit.recharge_down();
         self.granted += u64::from(delta32);
+        self.stats.count_grown();
         self.grants.push_back((id, delta32));
     }
 
-    fn on_pong(&mut self, value: u32) {
+    fn on_pong(&mut self, value: u32, now: Instant) {
         let Some((sent, at)) = self.ping else {
             return;
         };
@@ -482,24 +782,25 @@ impl Boost {
         self.ping = None;
         // The smallest sample: a busy scheduler only ever delays a pong, so the
         // minimum is the best estimate of the path's own round trip.
-        let sample = at.elapsed();
+        let sample = now.saturating_duration_since(at);
         let rtt = self.rtt.map_or(sample, |known| known.min(sample));
         tracing::trace!(?sample, ?rtt, "round-trip time from yamux ping");
         self.rtt = Some(rtt);
-        let ids: Vec<u32> = self.streams.keys().copied().collect();
-        for id in ids {
-            self.top_up(id);
-        }
     }
 
-    /// Forgets a stream once both sides finished it and nothing is held.
-    fn close_if_done(&mut self, id: u32) {
-        let done = self
-            .streams
-            .get(&id)
-            .is_some_and(|c| c.local_fin && c.remote_fin && c.held.is_empty());
-        if done {
+    /// Forgets what the remote can no longer use, and the stream itself once the
+    /// application dropped it and the remote can send nothing more.
+    fn settle(&mut self, id: u32) {
+        let Some(credit) = self.streams.get(&id) else {
+            return;
+        };
+        if !credit.finished() {
+            return;
+        }
+        if credit.dropped {
             self.remove(id);
+        } else if credit.extra > 0 {
+            self.release_grant(id);
         }
     }
 
@@ -525,17 +826,83 @@ impl Boost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use weft_upgrader::{BudgetDenied, MemoryBudget};
 
     const MIB: u32 = 1 << 20;
+    const WINDOW: u32 = STREAM_WINDOW as u32;
 
-    fn boost() -> Boost {
-        let mut boost = Boost::new(WindowBoost {
+    /// A budget with a byte limit that records what is in use.
+    #[derive(Default)]
+    struct Recording {
+        limit: usize,
+        used: AtomicUsize,
+    }
+
+    impl MemoryBudget for Recording {
+        fn try_reserve(&self, bytes: usize, priority: Priority) -> Result<(), BudgetDenied> {
+            let used = self.used.load(Ordering::SeqCst);
+            let share = priority.share_of(self.limit as u64) as usize;
+            if used + bytes > share {
+                return Err(BudgetDenied {
+                    requested: bytes,
+                    reason: format!("{used} of {share} in use").into(),
+                });
+            }
+            self.used.fetch_add(bytes, Ordering::SeqCst);
+            Ok(())
+        }
+
+        fn release(&self, bytes: usize) {
+            self.used.fetch_sub(bytes, Ordering::SeqCst);
+        }
+    }
+
+    fn settings() -> WindowBoost {
+        WindowBoost {
             link_rate: 1 << 30,
             max_per_stream: 8 * MIB,
-            max_per_connection: 20 * MIB as usize,
-        });
+            max_per_connection: 20 << 20,
+            growth_factor: 8,
+        }
+    }
+
+    fn with_budget(budget: Budget) -> Boost {
+        let mut boost = Boost::new(Some(settings()), 20 << 20, budget, YamuxStats::default());
         boost.set_rtt(Duration::from_secs(1));
         boost
+    }
+
+    fn boost() -> Boost {
+        with_budget(Budget::unlimited())
+    }
+
+    fn recording(limit: usize) -> (Arc<Recording>, Budget) {
+        let source = Arc::new(Recording {
+            limit,
+            used: AtomicUsize::new(0),
+        });
+        (source.clone(), Budget::new(source))
+    }
+
+    /// Receives and consumes `windows` full initial windows on stream `id` at `at`,
+    /// a window update after each, as a reader that keeps up.
+    fn consume(boost: &mut Boost, id: u32, windows: u32, at: Instant) {
+        for _ in 0..windows {
+            let decided = boost.on_inbound_at(data(0, id, WINDOW), at).unwrap();
+            assert!(matches!(decided, Inbound::Deliver(_)), "{decided:?}");
+            boost.on_outbound_at(window(0, id, WINDOW), at);
+        }
+    }
+
+    /// Makes stream `id` earn its first growth; returns the extra window granted.
+    fn earn(boost: &mut Boost, id: u32) -> u32 {
+        consume(boost, id, 2, Instant::now());
+        let granted = grants(boost);
+        assert_eq!(granted.len(), 1, "{granted:?}");
+        assert_eq!(granted[0].stream_id, id);
+        granted[0].length
     }
 
     fn data(flags: u16, id: u32, len: u32) -> FrameHeader {
@@ -580,63 +947,204 @@ mod tests {
     }
 
     #[test]
-    fn grants_on_open_in_both_directions_capped_by_the_connection_budget() {
+    fn a_reader_that_keeps_up_earns_growth_bounded_by_what_it_consumed() {
         let mut boost = boost();
-        boost.on_outbound(window(FLAG_SYN, 1, 0));
-        boost.on_inbound(window(FLAG_SYN, 2, 0)).unwrap();
-        boost.on_inbound(data(FLAG_SYN, 4, 10)).unwrap();
+        let start = Instant::now();
+        boost.on_outbound_at(window(FLAG_SYN, 1, 0), start);
+        // One initial window read: not yet (the first growth needs two).
+        consume(&mut boost, 1, 1, start);
+        assert!(!boost.has_grants());
+        consume(&mut boost, 1, 1, start + Duration::from_millis(500));
+        // 512 KiB consumed within two round trips: the window becomes 8 x 512 KiB.
         let granted = grants(&mut boost);
-        let deltas: Vec<_> = granted.iter().map(|h| (h.stream_id, h.length)).collect();
-        // 8 + 8 + the 4 MiB left of the 20 MiB budget.
-        assert_eq!(deltas, vec![(1, 8 * MIB), (2, 8 * MIB), (4, 4 * MIB)]);
-        assert!(granted.iter().all(|h| h.frame_type == TYPE_WINDOW_UPDATE));
-        // A reset returns the stream's grant to the budget.
-        boost.on_inbound(data(FLAG_RST, 1, 0)).unwrap();
-        boost.on_outbound(window(FLAG_SYN, 3, 0));
-        assert_eq!(grants(&mut boost)[0].length, 8 * MIB);
+        assert_eq!(granted.len(), 1);
+        assert_eq!(granted[0].length, 4 * MIB - WINDOW);
+        // The next epoch needs the whole new window consumed; then x8 again, up to
+        // the per-stream cap of 8 MiB extra.
+        let next = start + Duration::from_millis(900);
+        consume(&mut boost, 1, 15, next);
+        assert!(!boost.has_grants());
+        consume(&mut boost, 1, 1, next);
+        let granted = grants(&mut boost);
+        assert_eq!(granted.len(), 1);
+        assert_eq!(
+            u64::from(granted[0].length),
+            u64::from(8 * MIB + WINDOW) - u64::from(4 * MIB)
+        );
     }
 
     #[test]
-    fn nothing_is_granted_before_a_round_trip_is_measured_or_on_a_fast_link() {
-        let mut boost = Boost::new(WindowBoost::default());
+    fn a_slow_reader_an_unread_stream_and_an_echo_that_stalls_earn_nothing() {
+        let mut boost = boost();
+        let start = Instant::now();
+        // Slow: two windows over three round trips.
+        boost.on_outbound_at(window(FLAG_SYN, 1, 0), start);
+        consume(&mut boost, 1, 1, start);
+        consume(&mut boost, 1, 1, start + Duration::from_secs(3));
+        assert!(!boost.has_grants());
+        // Nobody reads: the remote fills the initial window and no more.
+        boost.on_inbound_at(window(FLAG_SYN, 2, 0), start).unwrap();
+        boost.on_inbound_at(data(0, 2, WINDOW), start).unwrap();
+        assert!(boost.on_inbound_at(data(0, 2, 1), start).is_err());
+        // An echo handler reads one window (and a bit), then blocks writing.
+        boost.on_inbound_at(window(FLAG_SYN, 4, 0), start).unwrap();
+        consume(&mut boost, 4, 1, start);
+        boost.on_inbound_at(data(0, 4, 64 * 1024), start).unwrap();
+        boost.on_outbound_at(window(0, 4, 64 * 1024), start);
+        boost.on_inbound_at(data(0, 4, WINDOW), start).unwrap();
+        assert!(!boost.has_grants());
+        assert!(boost.on_inbound_at(data(0, 4, 1), start).is_err());
+    }
+
+    #[test]
+    fn an_inflated_round_trip_does_not_inflate_the_grant() {
+        let mut boost = boost();
+        // A remote that delays its pongs: a 100 s round trip.
+        boost.set_rtt(Duration::from_secs(100));
         boost.on_outbound(window(FLAG_SYN, 1, 0));
         assert!(!boost.has_grants());
-        // yamux's ping and its answer 50 µs later: 1 GiB/s x 50 µs < 256 KiB.
-        boost.on_outbound(FrameHeader::new(TYPE_PING, FLAG_SYN, 0, 7));
-        boost
-            .on_inbound(FrameHeader::new(TYPE_PING, FLAG_ACK, 0, 7))
-            .unwrap();
-        assert!(boost.rtt().is_some());
-        assert!(!boost.has_grants());
-        // A later, slower answer does not raise the estimate: delays only inflate.
-        boost.on_outbound(FrameHeader::new(TYPE_PING, FLAG_SYN, 0, 8));
-        boost.ping = Some((8, Instant::now() - Duration::from_millis(60)));
-        boost
-            .on_inbound(FrameHeader::new(TYPE_PING, FLAG_ACK, 0, 8))
-            .unwrap();
-        assert!(boost.rtt().unwrap() < Duration::from_millis(60));
-        assert!(!boost.has_grants());
-        // On a long path the first answer tops up the streams already open.
-        let mut boost = Boost::new(WindowBoost::default());
+        let extra = earn(&mut boost, 1);
+        assert_eq!(extra, 8 * 2 * WINDOW - WINDOW, "bounded by 8 x consumed");
+        // Without any round trip measured nothing grows at all.
+        let mut unmeasured = Boost::new(
+            Some(settings()),
+            20 << 20,
+            Budget::unlimited(),
+            YamuxStats::default(),
+        );
+        unmeasured.on_outbound(window(FLAG_SYN, 1, 0));
+        consume(&mut unmeasured, 1, 4, Instant::now());
+        assert!(!unmeasured.has_grants());
+    }
+
+    #[test]
+    fn the_connection_cap_and_link_rate_bound_growth() {
+        let mut boost = Boost::new(
+            Some(WindowBoost {
+                link_rate: 2 << 20,
+                ..settings()
+            }),
+            20 << 20,
+            Budget::unlimited(),
+            YamuxStats::default(),
+        );
+        // 2 MiB/s x 1 s: at most 2 MiB extra.
+        boost.set_rtt(Duration::from_secs(1));
         boost.on_outbound(window(FLAG_SYN, 1, 0));
-        boost.on_outbound(FrameHeader::new(TYPE_PING, FLAG_SYN, 0, 3));
-        boost.ping = Some((3, Instant::now() - Duration::from_millis(60)));
-        boost
-            .on_inbound(FrameHeader::new(TYPE_PING, FLAG_ACK, 0, 3))
-            .unwrap();
+        assert_eq!(earn(&mut boost, 1), 2 * MIB);
+        let mut capped = Boost::new(
+            Some(settings()),
+            5 << 20,
+            Budget::unlimited(),
+            YamuxStats::default(),
+        );
+        capped.set_rtt(Duration::from_secs(1));
+        capped.on_outbound(window(FLAG_SYN, 1, 0));
+        capped.on_outbound(window(FLAG_SYN, 3, 0));
+        assert_eq!(earn(&mut capped, 1), 4 * MIB - WINDOW);
+        // 5 MiB in all: 1.25 MiB left for stream 3.
+        assert_eq!(earn(&mut capped, 3), 5 * MIB - (4 * MIB - WINDOW));
+    }
+
+    #[test]
+    fn held_bytes_are_charged_as_they_arrive_and_given_back_when_read_or_dropped() {
+        let (source, budget) = recording(1 << 30);
+        let mut boost = with_budget(budget);
+        boost.on_inbound(data(FLAG_SYN, 2, 1000)).unwrap();
+        assert_eq!(source.used.load(Ordering::SeqCst), 1000);
+        boost.on_inbound(data(0, 2, 5000)).unwrap();
+        assert_eq!(source.used.load(Ordering::SeqCst), 6000);
+        boost.on_outbound(window(FLAG_ACK, 2, 4000));
+        assert_eq!(source.used.load(Ordering::SeqCst), 2000);
+        boost.on_dropped(2);
+        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+        // A grown window is reserved while the remote may use it, then given back.
+        boost.on_outbound(window(FLAG_SYN, 1, 0));
+        let extra = earn(&mut boost, 1);
+        assert_eq!(source.used.load(Ordering::SeqCst), extra as usize);
+        boost.on_inbound(data(FLAG_RST, 1, 0)).unwrap();
+        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+        boost.on_dropped(1);
+        // Stream 2 stays, discarding, until its RST (yamux sends one on a drop).
+        assert_eq!(boost.tracked(), 1);
+        boost.on_outbound(data(FLAG_RST, 2, 0));
+        assert_eq!(boost.tracked(), 0);
+        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_full_budget_sheds_the_largest_holder() {
+        // Held bytes may fill (31 + 1) / 256 of 2 MiB = 262,144 bytes.
+        let (source, budget) = recording(2 << 20);
+        let stats = YamuxStats::default();
+        let mut boost = Boost::new(Some(settings()), 20 << 20, budget, stats.clone());
+        boost.on_inbound(data(FLAG_SYN, 2, 200_000)).unwrap();
+        boost.on_inbound(data(FLAG_SYN, 4, 50_000)).unwrap();
+        assert_eq!(boost.next_shed(), None);
+        // 12,300 bytes more on stream 4 do not fit: stream 2, the largest, goes.
+        let decided = boost.on_inbound(data(0, 4, 12_300)).unwrap();
+        assert!(matches!(decided, Inbound::Deliver(_)));
+        assert_eq!(boost.next_shed(), Some(2));
+        assert_eq!(boost.next_shed(), None);
+        assert_eq!(stats.streams_shed(), 1);
+        assert_eq!(source.used.load(Ordering::SeqCst), 62_300);
+        // What the remote still sends on it is dropped, its FIN still reaches yamux.
+        assert_eq!(
+            boost.on_inbound(data(0, 2, 1000)).unwrap(),
+            Inbound::Discard {
+                first: None,
+                len: 1000
+            }
+        );
+        // A stream that is itself the largest holder is shed, its frame dropped.
+        boost.on_inbound(data(FLAG_SYN, 6, 190_000)).unwrap();
+        let decided = boost.on_inbound(data(0, 6, 10_000)).unwrap();
+        assert_eq!(
+            decided,
+            Inbound::Discard {
+                first: None,
+                len: 10_000
+            }
+        );
+        assert_eq!(boost.next_shed(), Some(6));
+        assert_eq!(source.used.load(Ordering::SeqCst), 62_300);
+        for id in [2, 4, 6] {
+            boost.on_dropped(id);
+        }
+        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_denied_growth_keeps_the_window_and_the_stream_working() {
+        // Growth may fill (203 + 1) / 256 of 2 MiB, about 1.6 MiB, short of the
+        // 3.75 MiB earned: the grant is halved until it fits.
+        let (source, budget) = recording(2 << 20);
+        let stats = YamuxStats::default();
+        let mut boost = Boost::new(Some(settings()), 20 << 20, budget, stats.clone());
+        boost.set_rtt(Duration::from_secs(1));
+        boost.on_outbound(window(FLAG_SYN, 1, 0));
+        let extra = earn(&mut boost, 1);
+        assert_eq!(stats.growth_denied(), 2);
+        assert_eq!(extra, (4 * MIB - WINDOW) / 4);
+        assert_eq!(source.used.load(Ordering::SeqCst), extra as usize);
+        // A stream with a second growth denied outright keeps its window and works.
+        boost.on_inbound(window(FLAG_SYN, 3, 0)).unwrap();
+        let _keep = weft_upgrader::Budget::unlimited();
+        let at = Instant::now();
+        let before = stats.growth_denied();
+        consume(&mut boost, 3, 2, at);
         let granted = grants(&mut boost);
-        assert_eq!(granted.len(), 1);
-        assert!(granted[0].length >= 60 * MIB && granted[0].length <= 64 * MIB);
-        // An answer to a ping yamux did not send changes nothing.
-        boost
-            .on_inbound(FrameHeader::new(TYPE_PING, FLAG_ACK, 0, 99))
-            .unwrap();
+        assert!(stats.growth_denied() > before);
+        assert!(granted.iter().all(|g| u64::from(g.length) < 1 << 20));
+        consume(&mut boost, 3, 4, at + Duration::from_secs(10));
+        assert!(source.used.load(Ordering::SeqCst) <= 2 << 20);
     }
 
     #[test]
     fn fitting_frames_pass_and_the_rest_is_held_then_released_in_order() {
         let mut boost = boost();
         boost.on_outbound(window(FLAG_SYN, 1, 0));
+        earn(&mut boost, 1);
         let window_bytes = STREAM_WINDOW as u32;
         assert_eq!(
             boost.on_inbound(data(0, 1, window_bytes - 100)).unwrap(),
@@ -678,8 +1186,10 @@ mod tests {
         let shape: Vec<_> = got.iter().map(|(h, b)| (h.flags, b.len())).collect();
         assert_eq!(shape, vec![(0, 100), (FLAG_FIN, 10)]);
         assert_eq!(got[1].1, vec![2; 10]);
-        // Our own FIN ends the stream.
+        // Our own FIN ends the stream; it is forgotten once dropped.
         boost.on_outbound(data(FLAG_FIN, 1, 0));
+        assert_eq!(boost.tracked(), 1);
+        boost.on_dropped(1);
         assert_eq!(boost.tracked(), 0);
     }
 
@@ -687,7 +1197,7 @@ mod tests {
     fn sending_beyond_the_granted_credit_is_a_violation() {
         let mut boost = boost();
         boost.on_inbound(window(FLAG_SYN, 2, 0)).unwrap();
-        let limit = STREAM_WINDOW as u32 + 8 * MIB;
+        let limit = WINDOW + earn(&mut boost, 2);
         let mut sent = 0;
         while sent + MIB <= limit {
             match boost.on_inbound(data(0, 2, MIB)).unwrap() {
@@ -701,7 +1211,7 @@ mod tests {
         let err = boost.on_inbound(data(0, 2, over)).unwrap_err();
         assert_eq!(err.stream, 2);
         // Without the boost's grant the same stream could not hold anything.
-        let mut plain = Boost::new(WindowBoost::default());
+        let mut plain = Boost::new(None, 0, Budget::unlimited(), YamuxStats::default());
         plain.on_inbound(window(FLAG_SYN, 2, 0)).unwrap();
         plain.on_inbound(data(0, 2, STREAM_WINDOW as u32)).unwrap();
         assert!(plain.on_inbound(data(0, 2, 1)).is_err());
@@ -711,6 +1221,7 @@ mod tests {
     fn an_ack_on_a_held_frame_goes_at_once() {
         let mut boost = boost();
         boost.on_outbound(window(FLAG_SYN, 1, 0));
+        earn(&mut boost, 1);
         boost.on_inbound(data(0, 1, STREAM_WINDOW as u32)).unwrap();
         let decided = boost.on_inbound(data(FLAG_ACK | FLAG_FIN, 1, 5)).unwrap();
         let Inbound::Hold { first, fin, .. } = decided else {
@@ -728,6 +1239,7 @@ mod tests {
     fn a_window_update_with_fin_behind_held_bytes_keeps_its_credit() {
         let mut boost = boost();
         boost.on_outbound(window(FLAG_SYN, 1, 0));
+        earn(&mut boost, 1);
         boost.on_inbound(data(0, 1, STREAM_WINDOW as u32)).unwrap();
         let _ = boost.on_inbound(data(0, 1, 5)).unwrap();
         boost.push_held(1, vec![0; 5], false);
@@ -743,6 +1255,7 @@ mod tests {
     fn dropping_a_stream_frees_what_is_held_and_discards_what_follows() {
         let mut boost = boost();
         boost.on_outbound(window(FLAG_SYN, 1, 0));
+        earn(&mut boost, 1);
         boost.on_inbound(data(0, 1, STREAM_WINDOW as u32)).unwrap();
         let _ = boost.on_inbound(data(0, 1, 1000)).unwrap();
         boost.push_held(1, vec![0; 1000], false);
@@ -773,6 +1286,7 @@ mod tests {
     fn releases_are_split_to_what_yamux_takes_in_one_frame() {
         let mut boost = boost();
         boost.on_outbound(window(FLAG_SYN, 1, 0));
+        earn(&mut boost, 1);
         boost.on_inbound(data(0, 1, STREAM_WINDOW as u32)).unwrap();
         let _ = boost.on_inbound(data(0, 1, 2 * MIB)).unwrap();
         let body: Vec<u8> = (0..2 * MIB).map(|i| i as u8).collect();
@@ -791,6 +1305,7 @@ mod tests {
     fn a_frame_yamux_would_refuse_goes_to_yamux_unread() {
         let mut boost = boost();
         boost.on_outbound(window(FLAG_SYN, 1, 0));
+        earn(&mut boost, 1);
         boost.on_inbound(data(0, 1, STREAM_WINDOW as u32)).unwrap();
         let huge = data(0, 1, 2 * MIB);
         assert_eq!(

@@ -1,5 +1,7 @@
 //! The knobs of the yamux muxer, checked before use.
 
+use std::time::Duration;
+
 /// The initial window of every yamux stream (256 KiB), fixed by the spec.
 pub const STREAM_WINDOW: usize = 256 * 1024;
 
@@ -34,54 +36,71 @@ pub enum ConfigError {
     #[error("inbound_backlog must be at least 1")]
     ZeroBacklog,
     /// A window boost must allow some extra window per stream and per connection,
-    /// and at most 1 GiB per stream.
+    /// at most 1 GiB per stream, and grow by a factor of 2 to 256.
     #[error(
-        "window boost: max_per_stream must be 1..=1 GiB and max_per_connection at least 1 \
-         (got {per_stream} and {per_connection})"
+        "window boost: max_per_stream must be 1..=1 GiB, max_per_connection at least 1 \
+         and growth_factor 2..=256 (got {per_stream}, {per_connection} and {growth_factor})"
     )]
     BadBoost {
         /// The configured most extra window per stream.
         per_stream: u32,
         /// The configured most extra window per connection.
         per_connection: usize,
+        /// The configured growth factor.
+        growth_factor: u32,
     },
+    /// Keep-alive durations must be non-zero.
+    #[error("keep-alive: idle and timeout must be non-zero")]
+    BadKeepAlive,
 }
 
-/// Extra receive window that lets one stream fill a long link from its first round
-/// trip.
+/// Receive window that a stream earns by reading, beyond the spec's initial 256 KiB,
+/// so that one stream can fill a long link.
 ///
-/// The `yamux` crate starts every stream at the spec's 256 KiB window and doubles it
-/// at most once per round trip, so on a 60 ms path a stream needs about ten round
-/// trips before its window matches the bandwidth-delay product. With a boost, weft
-/// measures the connection's round-trip time (from yamux's own pings) and grants
-/// every stream, in one window update, `rtt x link_rate` more bytes, capped per
-/// stream and per connection. Bytes the remote sends beyond what yamux itself has
-/// granted wait in the muxer until the application reads; they never exceed the
-/// extra window granted (a peer that sends more breaks flow control, and the
-/// connection fails). On a fast local link the product is small and nothing
-/// extra is granted: a grant below 256 KiB is never sent.
+/// The `yamux` crate's own window tuning is pinned (its connection window is exactly
+/// `(max_streams + slack) x 256 KiB`, so it never grows a stream past 256 KiB); every
+/// growth is decided here, receiver-driven, as TCP and QUIC auto-tune: a stream whose
+/// application consumed a full window within two round trips gets its window raised to
+/// `growth_factor` times what it consumed in that window (the first time, it must have
+/// consumed two initial windows), within `max_per_stream`, `link_rate x rtt`,
+/// `max_per_connection` for all streams together, and what the memory budget grants
+/// (each growth is reserved before it is sent; a denied growth leaves the window as
+/// it is). A stream nobody reads never grows past 256 KiB, and a grant is bounded by
+/// bytes the reader demonstrably consumed, so a remote that delays its pongs (and so
+/// inflates the measured round trip) cannot inflate it.
 ///
-/// The peer sees only standard yamux window updates.
+/// Bytes the remote sends beyond yamux's own window wait in the muxer until the
+/// application reads; a peer that sends more than it was granted fails the
+/// connection. The peer sees only standard yamux window updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowBoost {
-    /// The rate, in bytes per second, a stream should reach on a long link: the extra
-    /// window is this times the round-trip time.
+    /// The rate, in bytes per second, a stream may reach on a long link: a stream's
+    /// extra window never exceeds this times the measured round-trip time.
     pub link_rate: u64,
     /// The most extra window one stream gets.
     pub max_per_stream: u32,
     /// The most extra window all streams of one connection get together: the bound
     /// on what a connection can make us hold on top of yamux's own buffers.
     pub max_per_connection: usize,
+    /// A stream that consumed a full window within two round trips has its window
+    /// raised to this many times what it consumed (2 is TCP's slow start; more lets
+    /// a reader that keeps up reach a long link's bandwidth-delay product in fewer
+    /// round trips).
+    pub growth_factor: u32,
 }
 
 impl Default for WindowBoost {
     /// 1 GiB/s (about 8.6 Gbit/s), at most 64 MiB per stream and 256 MiB per
-    /// connection: a 60 ms path gets a 60 MiB window at once.
+    /// connection, growth x64 per window consumed in time: a reader that keeps up on
+    /// a 60 ms path has 32 MiB of window two round trips after its first byte, and
+    /// 64 MiB one round trip later. The factor bounds a grant by what the reader
+    /// consumed; what a connection may hold in all is the budget's to bound.
     fn default() -> Self {
         WindowBoost {
             link_rate: 1 << 30,
             max_per_stream: 64 << 20,
             max_per_connection: 256 << 20,
+            growth_factor: 64,
         }
     }
 }
@@ -89,18 +108,49 @@ impl Default for WindowBoost {
 impl WindowBoost {
     /// The largest `max_per_stream` accepted.
     pub const MAX_PER_STREAM: u32 = 1 << 30;
+    /// The largest `growth_factor` accepted.
+    pub const MAX_GROWTH_FACTOR: u32 = 256;
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.max_per_stream == 0
             || self.max_per_stream > Self::MAX_PER_STREAM
             || self.max_per_connection == 0
+            || !(2..=Self::MAX_GROWTH_FACTOR).contains(&self.growth_factor)
         {
             return Err(ConfigError::BadBoost {
                 per_stream: self.max_per_stream,
                 per_connection: self.max_per_connection,
+                growth_factor: self.growth_factor,
             });
         }
         Ok(())
+    }
+}
+
+/// Keep-alive pings that notice a dead link: a relay or NAT that stops passing bytes
+/// without closing anything, which neither TCP nor the `yamux` crate notices (its
+/// own ping only runs while the connection is polled, and is not timed out).
+///
+/// After `idle` without any inbound byte the muxer sends a ping of its own (its
+/// answer never reaches the `yamux` crate); when still nothing has arrived `timeout`
+/// later, the connection fails with "keep-alive: no answer from the remote within
+/// …", and so does every stream on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepAlive {
+    /// Silence after which a ping is sent.
+    pub idle: Duration,
+    /// How long a ping may stay unanswered (with nothing else arriving either).
+    pub timeout: Duration,
+}
+
+impl Default for KeepAlive {
+    /// A ping after 10 s without inbound traffic, failure 15 s later: a dead link is
+    /// noticed within 25 s.
+    fn default() -> Self {
+        KeepAlive {
+            idle: Duration::from_secs(10),
+            timeout: Duration::from_secs(15),
+        }
     }
 }
 
@@ -110,9 +160,13 @@ impl WindowBoost {
 /// yamux send (the `yamux` crate and rust-libp2p send 16 KiB: every frame is a
 /// command to the connection task and a wake-up, and with 16 KiB frames those cost
 /// a quarter of single-stream throughput end to end; see BENCHMARKS.md); a 512 MiB
-/// connection receive window (half of `yamux`'s 1 GiB: the bound on what one
-/// connection can make us buffer); a backlog of 256 inbound streams not yet accepted
-/// (the spec's ACK backlog); and the default [`WindowBoost`].
+/// cap on a connection's receive windows together (256 KiB x 512 streams of initial
+/// windows, the rest for grown ones); a backlog of 256 inbound streams not yet
+/// accepted (the spec's ACK backlog); the default [`WindowBoost`] and [`KeepAlive`].
+///
+/// What a remote can make a connection buffer is charged to the budget given to
+/// [`StreamMuxer::upgrade_with_budget`](weft_upgrader::StreamMuxer::upgrade_with_budget):
+/// see the crate docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamuxConfig {
     pub(crate) max_streams: usize,
@@ -120,6 +174,7 @@ pub struct YamuxConfig {
     pub(crate) split_send_size: usize,
     pub(crate) inbound_backlog: usize,
     pub(crate) window_boost: Option<WindowBoost>,
+    pub(crate) keep_alive: Option<KeepAlive>,
 }
 
 impl Default for YamuxConfig {
@@ -130,6 +185,7 @@ impl Default for YamuxConfig {
             split_send_size: 64 * 1024,
             inbound_backlog: 256,
             window_boost: Some(WindowBoost::default()),
+            keep_alive: Some(KeepAlive::default()),
         }
     }
 }
@@ -151,8 +207,8 @@ impl YamuxConfig {
 
     /// Sets the most bytes the remote may have in flight to us over all streams of a
     /// connection: the bound on receive buffer memory. Every stream starts with a
-    /// 256 KiB window that grows (auto-tuning) with its throughput, up to this total.
-    /// Must be at least 256 KiB x `max_streams`.
+    /// 256 KiB window that grows as its reader consumes (see [`WindowBoost`]), up to
+    /// this total. Must be at least 256 KiB x `max_streams`.
     pub fn with_max_receive_window(mut self, bytes: usize) -> Self {
         self.max_receive_window = bytes;
         self
@@ -171,11 +227,23 @@ impl YamuxConfig {
         self
     }
 
-    /// Sets the extra window for long links, or `None` to use only the `yamux`
-    /// crate's own window tuning.
+    /// Sets how streams earn window beyond the initial 256 KiB, or `None` to keep
+    /// every stream at 256 KiB.
     pub fn with_window_boost(mut self, boost: Option<WindowBoost>) -> Self {
         self.window_boost = boost;
         self
+    }
+
+    /// Sets the keep-alive, or `None` for none (a dead link then goes unnoticed
+    /// until TCP gives up, which may be never).
+    pub fn with_keep_alive(mut self, keep_alive: Option<KeepAlive>) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// The keep-alive, if any.
+    pub fn keep_alive(&self) -> Option<KeepAlive> {
+        self.keep_alive
     }
 
     /// The extra window for long links, if any.
@@ -229,15 +297,31 @@ impl YamuxConfig {
         if let Some(boost) = &self.window_boost {
             boost.validate()?;
         }
+        if let Some(keep_alive) = &self.keep_alive {
+            if keep_alive.idle.is_zero() || keep_alive.timeout.is_zero() {
+                return Err(ConfigError::BadKeepAlive);
+            }
+        }
         Ok(())
     }
 
+    /// The most extra window (beyond the initial 256 KiB per stream) all streams of
+    /// a connection may have together.
+    pub(crate) fn max_extra_window(&self) -> u64 {
+        let initial = self.max_streams.saturating_mul(STREAM_WINDOW);
+        let room = self.max_receive_window.saturating_sub(initial) as u64;
+        self.window_boost
+            .map_or(0, |boost| room.min(boost.max_per_connection as u64))
+    }
+
     /// The `yamux` crate's configuration. Call only on a validated configuration.
+    ///
+    /// Its connection window is pinned to exactly 256 KiB per stream it may hold, so
+    /// that it never grows a stream's window by itself: every growth is the tap's,
+    /// reserved from the budget first.
     pub(crate) fn to_yamux(&self) -> yamux::Config {
         let streams = self.max_streams.saturating_add(REAP_SLACK);
-        let window = self
-            .max_receive_window
-            .max(streams.saturating_mul(STREAM_WINDOW));
+        let window = streams.saturating_mul(STREAM_WINDOW);
         let mut config = yamux::Config::default();
         // Order matters: yamux asserts window >= streams x 256 KiB at every step.
         config.set_max_connection_receive_window(None);
@@ -293,8 +377,26 @@ mod tests {
                 link_rate: 1,
                 max_per_stream: per_stream,
                 max_per_connection: per_connection,
+                growth_factor: 2,
             }))
         };
+        let factor = |growth_factor| {
+            base().with_window_boost(Some(WindowBoost {
+                growth_factor,
+                ..WindowBoost::default()
+            }))
+        };
+        assert!(factor(1).validate().is_err());
+        assert!(factor(257).validate().is_err());
+        let keep_alive = |idle, timeout| {
+            base().with_keep_alive(Some(KeepAlive {
+                idle: Duration::from_secs(idle),
+                timeout: Duration::from_secs(timeout),
+            }))
+        };
+        assert_eq!(keep_alive(0, 1).validate(), Err(ConfigError::BadKeepAlive));
+        assert_eq!(keep_alive(1, 0).validate(), Err(ConfigError::BadKeepAlive));
+        assert_eq!(keep_alive(1, 1).validate(), Ok(()));
         assert!(boost(0, 1).validate().is_err());
         assert!(boost(1, 0).validate().is_err());
         assert!(boost(WindowBoost::MAX_PER_STREAM + 1, 1)

@@ -11,12 +11,18 @@
 //!   remote stops opening streams by itself once 256 of them wait for our ACK, and
 //!   we only acknowledge a stream once the application reads or writes it.
 //! - Backpressure is yamux's flow control: each stream has a 256 KiB window that the
-//!   reader refills by reading, auto-tuned upwards with the measured round-trip time,
-//!   and capped for the whole connection ([`YamuxConfig::with_max_receive_window`]).
-//!   A reader that stops reading stops its sender after at most one window.
-//! - On a long link, the [`WindowBoost`] (on by default) grants each stream extra
-//!   window sized from the measured round-trip time at once, instead of waiting for
-//!   yamux's doubling; see `boost.rs`.
+//!   reader refills by reading. The `yamux` crate's own auto-tuning is pinned; a
+//!   stream earns more window only as its application drains it ([`WindowBoost`], on
+//!   by default), capped for the whole connection
+//!   ([`YamuxConfig::with_max_receive_window`]). A reader that stops reading stops
+//!   its sender after at most its window: 256 KiB for a stream that was never read.
+//! - [`StreamMuxer::upgrade_with_budget`] charges what the remote makes the
+//!   connection buffer to a [`Budget`]: unread bytes as they arrive (at
+//!   [`HELD_PRIORITY`]), window growth before it is granted (at [`GROWTH_PRIORITY`]).
+//!   A denied growth leaves the stream at its window; a denied unread byte resets the
+//!   stream of the connection holding the most ([`YamuxStats::streams_shed`]).
+//! - A [`KeepAlive`] (on by default) notices a dead link: its own pings after a
+//!   silence, and the connection fails when nothing answers.
 //! - [`Role::Initiator`](weft_upgrader::Role) is the yamux client (odd stream ids).
 //!
 //! # How streams end
@@ -69,11 +75,15 @@ mod config;
 mod connection;
 mod driver;
 mod frame_scan;
+mod keepalive;
 mod shared;
+mod stats;
 mod stream;
 mod tap;
 
-pub use config::{ConfigError, WindowBoost, YamuxConfig, STREAM_WINDOW};
+pub use boost::{GROWTH_PRIORITY, HELD_CAP_BESIDE_GROWTH, HELD_PRIORITY};
+pub use config::{ConfigError, KeepAlive, WindowBoost, YamuxConfig, STREAM_WINDOW};
+pub use stats::YamuxStats;
 
 use connection::YamuxConnection;
 use driver::Driver;
@@ -82,7 +92,7 @@ use futures::FutureExt;
 use shared::Shared;
 use std::sync::Arc;
 use tap::Tap;
-use weft_upgrader::{BoxedIo, Muxed, MuxerError, Role, StreamMuxer};
+use weft_upgrader::{BoxedIo, Budget, Muxed, MuxerError, Role, StreamMuxer};
 
 /// The multistream-select protocol id of yamux.
 pub const PROTOCOL_ID: &str = "/yamux/1.0.0";
@@ -91,9 +101,12 @@ pub const PROTOCOL_ID: &str = "/yamux/1.0.0";
 const COMMAND_QUEUE: usize = 32;
 
 /// The yamux stream multiplexer, `/yamux/1.0.0`.
+///
+/// Clones share one [`YamuxStats`].
 #[derive(Debug, Clone, Default)]
 pub struct Yamux {
     config: YamuxConfig,
+    stats: YamuxStats,
 }
 
 impl Yamux {
@@ -105,12 +118,21 @@ impl Yamux {
     /// Yamux with `config`, if it is valid.
     pub fn with_config(config: YamuxConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Yamux { config })
+        Ok(Yamux {
+            config,
+            stats: YamuxStats::default(),
+        })
     }
 
     /// The configuration in use.
     pub fn config(&self) -> &YamuxConfig {
         &self.config
+    }
+
+    /// What the connections this muxer (and its clones) upgraded did to protect
+    /// themselves: streams shed, windows grown, dead links.
+    pub fn stats(&self) -> &YamuxStats {
+        &self.stats
     }
 }
 
@@ -119,15 +141,37 @@ impl StreamMuxer for Yamux {
         PROTOCOL_ID
     }
 
+    /// [`upgrade_with_budget`](StreamMuxer::upgrade_with_budget) with an unlimited
+    /// budget.
     fn upgrade(&self, io: BoxedIo, role: Role) -> Result<Muxed, MuxerError> {
+        self.upgrade_with_budget(io, role, Budget::unlimited())
+    }
+
+    fn upgrade_with_budget(
+        &self,
+        io: BoxedIo,
+        role: Role,
+        budget: Budget,
+    ) -> Result<Muxed, MuxerError> {
         let mode = match role {
             Role::Initiator => yamux::Mode::Client,
             Role::Responder => yamux::Mode::Server,
         };
         tracing::debug!(?mode, "starting yamux connection");
         let shared = Arc::new(Shared::default());
-        let boost = self.config.window_boost.map(boost::Boost::new);
-        let io = Tap::new(io, shared.clone(), boost);
+        let boost = boost::Boost::new(
+            self.config.window_boost,
+            self.config.max_extra_window(),
+            budget,
+            self.stats.clone(),
+        );
+        let io = Tap::new(
+            io,
+            shared.clone(),
+            boost,
+            self.config.keep_alive,
+            self.stats.clone(),
+        );
         let connection = yamux::Connection::new(io, self.config.to_yamux(), mode);
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
         // A futures channel holds `buffer + senders` items; we have one sender.

@@ -13,8 +13,12 @@ use std::task::Waker;
 pub(crate) struct StreamSignals {
     /// The remote half-closed the stream (FIN): its data ended cleanly.
     pub(crate) fin: bool,
-    /// The remote reset the stream (RST).
+    /// The remote reset the stream (RST), or we did because the memory budget was
+    /// full (then `shed` is set too).
     pub(crate) rst: bool,
+    /// We reset the stream because the connection's memory budget was full and it
+    /// held the most unread bytes.
+    pub(crate) shed: bool,
 }
 
 /// How the connection ended.
@@ -76,6 +80,8 @@ pub(crate) struct Shared {
     collect_dropped: AtomicBool,
     /// Whether `Guarded::dropped` is non-empty.
     has_dropped: AtomicBool,
+    /// Whether any stream was shed for the budget.
+    any_shed: AtomicBool,
 }
 
 impl Shared {
@@ -118,11 +124,59 @@ impl Shared {
 
     /// Stops tracking a stream (dropped).
     pub(crate) fn forget(&self, stream_id: u32) {
-        let mut guarded = self.lock();
-        guarded.streams.remove(&stream_id);
-        if self.collect_dropped.load(Ordering::Relaxed) {
-            guarded.dropped.push(stream_id);
-            self.has_dropped.store(true, Ordering::Release);
+        let waker = {
+            let mut guarded = self.lock();
+            guarded.streams.remove(&stream_id);
+            Self::push_dropped(
+                &mut guarded,
+                &self.collect_dropped,
+                &self.has_dropped,
+                stream_id,
+            )
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The application gave up yamux's stream (a reset) but keeps our handle: the
+    /// tap may give back what it holds for it.
+    pub(crate) fn released(&self, stream_id: u32) {
+        let waker = {
+            let mut guarded = self.lock();
+            Self::push_dropped(
+                &mut guarded,
+                &self.collect_dropped,
+                &self.has_dropped,
+                stream_id,
+            )
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Records a dropped stream for the tap; returns the driver's waker to wake.
+    fn push_dropped(
+        guarded: &mut Guarded,
+        collect: &AtomicBool,
+        has_dropped: &AtomicBool,
+        stream_id: u32,
+    ) -> Option<Waker> {
+        if !collect.load(Ordering::Relaxed) {
+            return None;
+        }
+        guarded.dropped.push(stream_id);
+        has_dropped.store(true, Ordering::Release);
+        guarded.driver_waker.clone()
+    }
+
+    /// Marks `stream_id` as reset by us for the memory budget.
+    pub(crate) fn mark_shed(&self, stream_id: u32) {
+        self.any_shed.store(true, Ordering::Release);
+        if let Some(entry) = self.lock().streams.get_mut(&stream_id) {
+            entry.signals.shed = true;
+            entry.signals.rst = true;
         }
     }
 
@@ -137,6 +191,11 @@ impl Shared {
             return Vec::new();
         }
         std::mem::take(&mut self.lock().dropped)
+    }
+
+    /// Whether `stream_id` was shed for the budget (cheap while none was).
+    pub(crate) fn is_shed(&self, stream_id: u32) -> bool {
+        self.any_shed.load(Ordering::Acquire) && self.signals(stream_id).shed
     }
 
     /// What the remote said about `stream_id`.

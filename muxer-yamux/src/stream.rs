@@ -42,7 +42,11 @@ impl YamuxStream {
 
     /// The error for a stream that ended without a FIN from the remote.
     fn abort_error(&self) -> io::Error {
-        if self.shared.signals(self.id).rst {
+        let signals = self.shared.signals(self.id);
+        if signals.shed {
+            return shed_error(self.id);
+        }
+        if signals.rst {
             return io::Error::new(
                 io::ErrorKind::ConnectionReset,
                 format!("yamux stream {} was reset by the remote", self.id),
@@ -89,6 +93,37 @@ impl YamuxStream {
     }
 }
 
+/// The error of a stream we reset because the memory budget was full.
+fn shed_error(id: u32) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        format!(
+            "yamux stream {id} was reset: the connection's memory budget was full and \
+             this stream held the most unread bytes"
+        ),
+    )
+}
+
+impl YamuxStream {
+    /// The stream to use, or the error if it was reset (by us, or for the budget:
+    /// then yamux's stream, and the unread bytes it buffers, are dropped now).
+    fn live(&mut self) -> Result<&mut yamux::Stream, io::Error> {
+        if self.inner.is_some() && self.shared.is_shed(self.id) {
+            drop(self.inner.take());
+            self.shared.released(self.id);
+            return Err(shed_error(self.id));
+        }
+        if self.inner.is_none() {
+            return Err(if self.shared.is_shed(self.id) {
+                shed_error(self.id)
+            } else {
+                self.locally_reset()
+            });
+        }
+        self.inner.as_mut().ok_or_else(|| shed_error(self.id))
+    }
+}
+
 impl AsyncRead for YamuxStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -96,6 +131,9 @@ impl AsyncRead for YamuxStream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Err(e) = this.live() {
+            return Poll::Ready(Err(e));
+        }
         let Some(inner) = &mut this.inner else {
             return Poll::Ready(Err(this.locally_reset()));
         };
@@ -142,8 +180,9 @@ impl AsyncWrite for YamuxStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let Some(inner) = &mut this.inner else {
-            return Poll::Ready(Err(this.locally_reset()));
+        let inner = match this.live() {
+            Ok(inner) => inner,
+            Err(e) => return Poll::Ready(Err(e)),
         };
         match Pin::new(inner).poll_write(cx, buf) {
             Poll::Ready(result) => Poll::Ready(result.map_err(|e| this.explain_error(e))),
@@ -153,8 +192,9 @@ impl AsyncWrite for YamuxStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let Some(inner) = &mut this.inner else {
-            return Poll::Ready(Err(this.locally_reset()));
+        let inner = match this.live() {
+            Ok(inner) => inner,
+            Err(e) => return Poll::Ready(Err(e)),
         };
         match Pin::new(inner).poll_flush(cx) {
             Poll::Ready(result) => Poll::Ready(result.map_err(|e| this.explain_error(e))),
@@ -164,8 +204,9 @@ impl AsyncWrite for YamuxStream {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let Some(inner) = &mut this.inner else {
-            return Poll::Ready(Err(this.locally_reset()));
+        let inner = match this.live() {
+            Ok(inner) => inner,
+            Err(e) => return Poll::Ready(Err(e)),
         };
         match Pin::new(inner).poll_close(cx) {
             Poll::Ready(result) => result.map_err(|e| this.explain_error(e))?,
@@ -195,6 +236,8 @@ impl MuxedStream for YamuxStream {
             self.shared.queue_reset(self.id);
         }
         drop(inner);
+        // yamux's stream and its buffer are gone: the tap may give back their memory.
+        self.shared.released(self.id);
     }
 }
 

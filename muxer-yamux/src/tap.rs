@@ -1,4 +1,5 @@
-//! The byte stream under yamux, watched and, for resets and window grants, written to.
+//! The byte stream under yamux, watched and, for resets, window grants and pings,
+//! written to.
 //!
 //! The `yamux` crate neither tells a stream *why* it ended (a reset and the death of
 //! the connection both read as EOF) nor offers a reset for a stream that is already
@@ -8,44 +9,71 @@
 //! [`MuxedStream::reset`](weft_upgrader::MuxedStream::reset) queues, only ever
 //! between two of yamux's own frames.
 //!
-//! With a [`WindowBoost`](crate::WindowBoost) it also reads the inbound frames itself,
-//! one header at a time, and lets [`Boost`] decide for each: hand it to yamux, hold
-//! its body until yamux's window has room, or drop the body of a stream we dropped.
-//! The window grants the boost decides on are written like the resets, between
-//! yamux's frames, and flushed at once from the read side too (yamux may have
-//! nothing to write for a while).
+//! It also reads the inbound frames itself, one header at a time, and lets
+//! [`Boost`] decide for each: hand it to yamux, hold its body until yamux's window
+//! has room, or drop the body of a stream we dropped or shed; every body is charged
+//! to the memory budget as its header arrives. The window grants the boost decides
+//! on are written like the resets, between yamux's frames, and flushed at once from
+//! the read side too (yamux may have nothing to write for a while). A stream the
+//! boost sheds for the budget gets an RST both ways: one to the remote, one handed
+//! to yamux as if the remote had sent it, so that the application's reads and
+//! writes end.
+//!
+//! With a [`KeepAlive`](crate::KeepAlive) the tap runs a timer: after a silence it
+//! sends a ping of its own (and consumes the answer, which yamux would take for a
+//! protocol violation), and when the silence lasts past the timeout every read and
+//! write fails with the keep-alive's error, which fails the connection.
 
 use crate::boost::{Boost, Inbound};
-use crate::frame_scan::{FrameHeader, FrameScanner, HEADER_LEN, TYPE_DATA};
+use crate::frame_scan::{
+    FrameHeader, FrameScanner, FLAG_ACK, FLAG_SYN, HEADER_LEN, TYPE_DATA, TYPE_PING,
+};
+use crate::keepalive::{self, Action, KeepAliveState};
 use crate::shared::Shared;
+use crate::stats::YamuxStats;
 use futures::io::{AsyncRead, AsyncWrite};
-use futures::ready;
+use futures::{ready, Future};
+use futures_timer::Delay;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 /// Writes up to this size (yamux's 12-byte headers) are held back and sent together
 /// with the next write or flush, in one vectored write: one syscall per frame instead
 /// of two, without copying frame bodies.
 const SMALL_WRITE: usize = 64;
 
-/// An I/O wrapper that observes yamux frames and can insert RST frames and window
-/// grants (and, with a boost, hold inbound data).
+/// An I/O wrapper that observes yamux frames, inserts RST frames, window grants and
+/// keep-alive pings, and holds inbound data beyond yamux's window.
 #[derive(Debug)]
 pub(crate) struct Tap<T> {
     io: T,
     shared: Arc<Shared>,
     inbound: FrameScanner,
     outbound: FrameScanner,
-    /// Small writes (headers, queued RST frames) not yet handed to `io`.
+    /// Small writes (headers, queued control frames) not yet handed to `io`.
     held: Vec<u8>,
-    /// The window boost, when configured: then inbound frames are read here, frame by
-    /// frame, instead of passed through.
-    boost: Option<Box<Inflow>>,
+    /// The inbound side: frames are read here, frame by frame.
+    inflow: Box<Inflow>,
+    /// The keep-alive, when configured.
+    liveness: Option<Box<Liveness>>,
 }
 
-/// The inbound side of a tap with a window boost.
+/// The keep-alive's state and timer.
+#[derive(Debug)]
+struct Liveness {
+    state: KeepAliveState,
+    timer: Delay,
+    /// A ping to write.
+    ping: Option<u32>,
+    /// The link was declared dead: every read and write fails.
+    dead: bool,
+    stats: YamuxStats,
+}
+
+/// The inbound side of a tap.
 #[derive(Debug)]
 struct Inflow {
     boost: Boost,
@@ -59,9 +87,11 @@ struct Inflow {
     out_pos: usize,
     /// `io` reached its end.
     eof: bool,
+    /// Bytes arrived from `io` since the keep-alive last heard of it.
+    arrived: bool,
     /// The task waiting in `poll_read`, woken when held bytes can be released.
     reader: Option<Waker>,
-    /// Grants were written but maybe not flushed.
+    /// Control frames were written but maybe not flushed.
     flush_pending: bool,
 }
 
@@ -99,20 +129,24 @@ enum Body {
 }
 
 impl<T> Tap<T> {
-    /// Wraps `io`, reporting to `shared`, with a window boost if `boost` is given.
-    pub(crate) fn new(io: T, shared: Arc<Shared>, boost: Option<Boost>) -> Self {
-        let boost = boost.map(|boost| {
-            shared.collect_dropped();
-            Box::new(Inflow {
-                boost,
-                header: [0; HEADER_LEN],
-                header_filled: 0,
-                body: Body::None,
-                out: Vec::new(),
-                out_pos: 0,
-                eof: false,
-                reader: None,
-                flush_pending: false,
+    /// Wraps `io`, reporting to `shared`, with flow control `boost` and, if given,
+    /// a keep-alive.
+    pub(crate) fn new(
+        io: T,
+        shared: Arc<Shared>,
+        boost: Boost,
+        keep_alive: Option<crate::KeepAlive>,
+        stats: YamuxStats,
+    ) -> Self {
+        shared.collect_dropped();
+        let now = Instant::now();
+        let liveness = keep_alive.map(|settings| {
+            Box::new(Liveness {
+                state: KeepAliveState::new(settings, now),
+                timer: Delay::new(settings.idle),
+                ping: None,
+                dead: false,
+                stats,
             })
         });
         Tap {
@@ -121,50 +155,99 @@ impl<T> Tap<T> {
             inbound: FrameScanner::default(),
             outbound: FrameScanner::default(),
             held: Vec::with_capacity(4 * SMALL_WRITE),
-            boost,
+            inflow: Box::new(Inflow {
+                boost,
+                header: [0; HEADER_LEN],
+                header_filled: 0,
+                body: Body::None,
+                out: Vec::new(),
+                out_pos: 0,
+                eof: false,
+                arrived: false,
+                reader: None,
+                flush_pending: false,
+            }),
+            liveness,
         }
     }
 
     /// Tells the boost about streams dropped on our side.
     fn note_dropped(&mut self) {
-        if let Some(inflow) = &mut self.boost {
-            for id in self.shared.take_dropped() {
-                inflow.boost.on_dropped(id);
-            }
-            inflow.wake_reader_if_unblocked();
+        for id in self.shared.take_dropped() {
+            self.inflow.boost.on_dropped(id);
         }
+        self.inflow.wake_reader_if_unblocked();
     }
 
     /// Feeds bytes yamux wrote to the outbound scanner (and the boost); wakes the
     /// reader if yamux's new window lets held bytes go.
     fn feed_outbound(&mut self, bytes: &[u8]) {
-        match &mut self.boost {
-            None => self.outbound.feed(bytes, |_| {}),
-            Some(inflow) => {
-                let boost = &mut inflow.boost;
-                self.outbound
-                    .feed(bytes, |header| boost.on_outbound(header));
-                inflow.wake_reader_if_unblocked();
-            }
+        let boost = &mut self.inflow.boost;
+        let mut now = None;
+        self.outbound.feed(bytes, |header| {
+            let now = *now.get_or_insert_with(Instant::now);
+            boost.on_outbound_at(header, now);
+        });
+        self.inflow.wake_reader_if_unblocked();
+    }
+
+    /// Runs the keep-alive's timer: queues a ping when one is due, and fails once
+    /// the link is dead. Registers the timer with `cx` while it runs.
+    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        let Some(live) = self.liveness.as_deref_mut() else {
+            return Ok(());
+        };
+        if self.inflow.arrived {
+            self.inflow.arrived = false;
+            live.state.on_inbound(Instant::now());
         }
+        if live.dead {
+            return Err(live.state.error());
+        }
+        while Pin::new(&mut live.timer).poll(cx).is_ready() {
+            let now = Instant::now();
+            let next = match live.state.poll(now) {
+                Action::Dead => {
+                    live.dead = true;
+                    live.stats.count_keep_alive_failure();
+                    let error = live.state.error();
+                    tracing::warn!(%error, "yamux connection: dead link");
+                    return Err(error);
+                }
+                Action::Wait(at) => at,
+                Action::Ping(value, at) => {
+                    tracing::trace!(value, "keep-alive ping");
+                    live.ping = Some(value);
+                    self.inflow.flush_pending = true;
+                    at
+                }
+            };
+            live.timer.reset(next.saturating_duration_since(now));
+        }
+        Ok(())
     }
 }
 
 impl<T: AsyncWrite + Unpin> Tap<T> {
-    /// Appends the queued RST frames and window grants to the held bytes, if yamux
-    /// is between frames.
+    /// Appends the queued RST frames, pings and window grants to the held bytes, if
+    /// yamux is between frames.
     fn take_control_frames(&mut self) {
         while self.outbound.at_boundary() && self.held.len() < 2 * SMALL_WRITE {
             if let Some(id) = self.shared.next_reset() {
                 tracing::trace!(stream = id, "writing stream reset");
                 let frame = FrameHeader::reset(id);
-                if let Some(inflow) = &mut self.boost {
-                    inflow.boost.on_outbound(FrameHeader::decode(&frame));
-                }
+                self.inflow
+                    .boost
+                    .on_outbound_at(FrameHeader::decode(&frame), Instant::now());
                 self.held.extend_from_slice(&frame);
                 continue;
             }
-            let Some(grant) = self.boost.as_mut().and_then(|i| i.boost.next_grant()) else {
+            if let Some(value) = self.liveness.as_mut().and_then(|l| l.ping.take()) {
+                let ping = FrameHeader::new(TYPE_PING, FLAG_SYN, 0, value).encode();
+                self.held.extend_from_slice(&ping);
+                continue;
+            }
+            let Some(grant) = self.inflow.boost.next_grant() else {
                 return;
             };
             self.held.extend_from_slice(&grant);
@@ -185,23 +268,19 @@ impl<T: AsyncWrite + Unpin> Tap<T> {
         Poll::Ready(Ok(()))
     }
 
-    /// Sends grants the inbound side decided on, without waiting: yamux may have
-    /// nothing to write for a while. Errors are left for yamux's next write to meet.
-    fn push_grants(&mut self, cx: &mut Context<'_>) {
-        let Some(inflow) = &mut self.boost else {
-            return;
-        };
-        if !inflow.boost.has_grants() && !inflow.flush_pending {
+    /// Sends the control frames the inbound side or the timer decided on, without
+    /// waiting: yamux may have nothing to write for a while. Errors are left for
+    /// yamux's next write to meet.
+    fn push_control_frames(&mut self, cx: &mut Context<'_>) {
+        if !self.inflow.boost.has_grants() && !self.inflow.flush_pending {
             return;
         }
-        inflow.flush_pending = true;
+        self.inflow.flush_pending = true;
         if !matches!(self.poll_write_held(cx), Poll::Ready(Ok(()))) {
             return;
         }
         if let Poll::Ready(Ok(())) = Pin::new(&mut self.io).poll_flush(cx) {
-            if let Some(inflow) = &mut self.boost {
-                inflow.flush_pending = inflow.boost.has_grants();
-            }
+            self.inflow.flush_pending = self.inflow.boost.has_grants();
         }
     }
 }
@@ -213,14 +292,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Tap<T> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let result = if this.boost.is_some() {
-            this.note_dropped();
-            let result = this.poll_read_boosted(cx, buf);
-            this.push_grants(cx);
-            result
-        } else {
-            Pin::new(&mut this.io).poll_read(cx, buf)
-        };
+        this.note_dropped();
+        let result = this.poll_read_frames(cx, buf);
+        this.poll_keep_alive(cx)?;
+        this.push_control_frames(cx);
         let n = ready!(result)?;
         let shared = &this.shared;
         this.inbound
@@ -233,18 +308,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Tap<T> {
 
 impl<T: AsyncRead + Unpin> Tap<T> {
     /// Reads frames from `io`, hands yamux what fits its windows and holds the rest.
-    fn poll_read_boosted(
+    fn poll_read_frames(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let Some(inflow) = self.boost.as_deref_mut() else {
-            return Poll::Ready(Err(io::ErrorKind::Other.into()));
-        };
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
         let io = &mut self.io;
+        let inflow = &mut *self.inflow;
+        let shared = &self.shared;
         loop {
             if inflow.out_pos < inflow.out.len() {
                 let n = copy_prefix(inflow.out.get(inflow.out_pos..).unwrap_or_default(), buf);
@@ -259,6 +333,7 @@ impl<T: AsyncRead + Unpin> Tap<T> {
                 Body::None => {}
                 Body::Pass(left) => {
                     let n = ready!(poll_read_body(&mut *io, cx, left, buf))?;
+                    inflow.arrived |= n > 0;
                     if *left == 0 {
                         inflow.body = Body::None;
                     }
@@ -266,7 +341,8 @@ impl<T: AsyncRead + Unpin> Tap<T> {
                 }
                 Body::Discard(left) => {
                     if *left > 0 {
-                        ready!(poll_read_body(&mut *io, cx, left, buf))?;
+                        let n = ready!(poll_read_body(&mut *io, cx, left, buf))?;
+                        inflow.arrived |= n > 0;
                     }
                     if *left == 0 {
                         inflow.body = Body::None;
@@ -296,6 +372,7 @@ impl<T: AsyncRead + Unpin> Tap<T> {
                         if n == 0 {
                             return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
                         }
+                        inflow.arrived = true;
                         *filled += n;
                         continue;
                     }
@@ -339,16 +416,32 @@ impl<T: AsyncRead + Unpin> Tap<T> {
                 }
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
+            inflow.arrived = true;
             inflow.header_filled += n;
             if inflow.header_filled < HEADER_LEN {
                 continue;
             }
             inflow.header_filled = 0;
             let header = FrameHeader::decode(&inflow.header);
+            if header.frame_type == TYPE_PING
+                && header.has(FLAG_ACK)
+                && keepalive::is_ours(header.length)
+            {
+                // The answer to a keep-alive ping: not for yamux.
+                continue;
+            }
             let decided = inflow
                 .boost
-                .on_inbound(header)
+                .on_inbound_at(header, Instant::now())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            // Streams shed for the budget: yamux sees them reset (before this frame:
+            // `out` is empty here), the remote gets our RST.
+            while let Some(victim) = inflow.boost.next_shed() {
+                shared.mark_shed(victim);
+                inflow.out.extend_from_slice(&FrameHeader::reset(victim));
+                shared.queue_reset(victim);
+                inflow.flush_pending = true;
+            }
             match decided {
                 Inbound::Deliver(bytes) => {
                     inflow.out.extend_from_slice(&bytes);
@@ -418,6 +511,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tap<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.poll_keep_alive(cx)?;
         this.note_dropped();
         this.take_control_frames();
         if buf.len() <= SMALL_WRITE && this.held.len() < 4 * SMALL_WRITE {
@@ -448,11 +542,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tap<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        this.poll_keep_alive(cx)?;
         ready!(this.poll_write_held(cx))?;
         ready!(Pin::new(&mut this.io).poll_flush(cx))?;
-        if let Some(inflow) = &mut this.boost {
-            inflow.flush_pending = inflow.boost.has_grants();
-        }
+        this.inflow.flush_pending = this.inflow.boost.has_grants();
         Poll::Ready(Ok(()))
     }
 
@@ -473,7 +566,19 @@ mod tests {
     fn reset_goes_between_frames_only() {
         futures::executor::block_on(async {
             let shared = Arc::new(Shared::default());
-            let mut tap = Tap::new(Cursor::new(Vec::new()), shared.clone(), None);
+            let boost = Boost::new(
+                None,
+                0,
+                weft_upgrader::Budget::unlimited(),
+                YamuxStats::default(),
+            );
+            let mut tap = Tap::new(
+                Cursor::new(Vec::new()),
+                shared.clone(),
+                boost,
+                None,
+                YamuxStats::default(),
+            );
             // A data frame of 4 bytes on stream 1, written in two parts.
             let frame = [
                 0, TYPE_DATA, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4, b'a', b'b', b'c', b'd',

@@ -5,15 +5,8 @@ use weft_upgrader::test_suite::muxer;
 use weft_upgrader::StreamMuxer;
 
 fn yamux() -> Arc<dyn StreamMuxer> {
-    // The suite's backpressure check allows 4 MiB before a writer must stall; the
-    // boost (which an inflated loopback round trip on a busy machine can switch on)
-    // is capped below that here, so it stays on and within the suite's bound.
-    let boost = weft_muxer_yamux::WindowBoost {
-        max_per_stream: 2 << 20,
-        ..Default::default()
-    };
-    let config = weft_muxer_yamux::YamuxConfig::default().with_window_boost(Some(boost));
-    Arc::new(weft_muxer_yamux::Yamux::with_config(config).expect("valid yamux config"))
+    // The shipped default: the suite's backpressure bound holds for it as it is.
+    Arc::new(weft_muxer_yamux::Yamux::new())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,4 +47,9 @@ async fn connection_drop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close() {
     muxer::close(yamux).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_given_back() {
+    muxer::budget_given_back(yamux).await;
 }

@@ -164,8 +164,8 @@ async fn a_driver_dropped_mid_close_fails_our_own_blocked_reader() {
 #[tokio::test]
 async fn our_close_fails_our_writer_blocked_on_the_window() {
     let (a, b) = tcp_pair().await;
-    let (client, client_driver) = weft_peer(a, Role::Initiator, spec_window());
-    let (server, _server_driver) = weft_peer(b, Role::Responder, spec_window());
+    let (client, client_driver) = weft_peer(a, Role::Initiator, YamuxConfig::default());
+    let (server, _server_driver) = weft_peer(b, Role::Responder, YamuxConfig::default());
     // The remote accepts the stream and never reads it: no window comes back.
     let (outbound, _inbound) = accepted_stream(&client, &server).await;
     let writer = tokio::spawn(async move {

@@ -85,7 +85,7 @@ async fn a_thousand_concurrent_streams_echo() {
 
 #[tokio::test]
 async fn a_reader_that_stops_reading_stops_the_writer() {
-    let (client, server) = weft_pair(spec_window()).await;
+    let (client, server) = weft_pair(YamuxConfig::default()).await;
     let mut writer = client.open_stream().await.unwrap();
     writer.write_all(b"hi").await.unwrap();
     let mut reader = within(5, "accept", server.accept_stream()).await.unwrap();

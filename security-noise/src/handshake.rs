@@ -20,7 +20,9 @@ use crate::CryptoBackend;
 use libp2p_identity::{PeerId, PublicKey};
 use prost::Message;
 use snow::HandshakeState;
-use weft_upgrader::{BoxedIo, Role, SecuredConnection, SecurityError};
+use weft_upgrader::{
+    BoxedIo, Budget, BudgetDenied, Priority, Reservation, Role, SecuredConnection, SecurityError,
+};
 
 /// What the remote proved in its handshake payload.
 struct RemoteIdentity {
@@ -28,10 +30,35 @@ struct RemoteIdentity {
     muxers: Vec<String>,
 }
 
+/// The memory a Noise channel reserves from its budget while the handshake runs:
+/// its frame buffer and the largest payload it accepts.
+fn handshake_memory(shared: &Shared) -> usize {
+    LEN_PREFIX + MAX_FRAME_LEN + shared.config.max_handshake_message_len
+}
+
+/// The memory an established Noise channel keeps reserved for its life: the read
+/// buffer a remote can make it fill (one whole frame, decrypted in place).
+pub(crate) const CHANNEL_MEMORY: usize = LEN_PREFIX + MAX_FRAME_LEN;
+
+/// The priority of those reservations: a new connection's fixed buffers may take
+/// the scope up to about 60%, so that under memory pressure new handshakes fail
+/// before the streams of established connections are shed.
+pub const BUFFER_PRIORITY: Priority = Priority::MEDIUM;
+
+/// A denied buffer reservation, as the handshake's error.
+fn denied(what: &str, error: BudgetDenied) -> SecurityError {
+    SecurityError::Io(std::io::Error::new(
+        std::io::ErrorKind::OutOfMemory,
+        format!("noise: the memory budget denied the {what}: {error}"),
+    ))
+}
+
 /// The buffers and state of one handshake in progress.
 struct Handshake<'a> {
     shared: &'a Shared,
     io: BoxedIo,
+    /// The budget's share of the buffers, handed on to the channel.
+    memory: Reservation,
     state: HandshakeState,
     /// The frame being sent or received (length prefix included).
     frame: Vec<u8>,
@@ -46,7 +73,11 @@ pub(crate) async fn handshake(
     role: Role,
     expected: Option<PeerId>,
     muxers: &[String],
+    budget: Budget,
 ) -> Result<SecuredConnection, SecurityError> {
+    let memory = budget
+        .reserve(handshake_memory(shared), BUFFER_PRIORITY)
+        .map_err(|e| denied("handshake buffers", e))?;
     let params = crate::config::noise_params()?;
     let resolver = match &shared.static_key {
         Some(key) => Box::new(StaticKeyResolver::new(
@@ -66,6 +97,7 @@ pub(crate) async fn handshake(
     let mut hs = Handshake {
         shared,
         io,
+        memory,
         state,
         frame: vec![0; LEN_PREFIX + MAX_FRAME_LEN],
         payload: vec![0; shared.config.max_handshake_message_len],
@@ -166,16 +198,21 @@ impl Handshake<'_> {
     }
 
     fn finish(
-        self,
+        mut self,
         remote: RemoteIdentity,
         muxer: Option<String>,
     ) -> Result<SecuredConnection, SecurityError> {
+        drop(std::mem::take(&mut self.frame));
+        drop(std::mem::take(&mut self.payload));
+        self.memory
+            .resize(CHANNEL_MEMORY, BUFFER_PRIORITY)
+            .map_err(|e| denied("read buffer", e))?;
         let cipher = transport_cipher(self.state, self.shared.config.backend)?;
         let remote_peer = remote.public_key.to_peer_id();
         Ok(SecuredConnection {
             remote_peer,
             remote_public_key: remote.public_key,
-            io: Box::new(NoiseStream::new(self.io, cipher)),
+            io: Box::new(NoiseStream::new(self.io, cipher).with_memory(self.memory)),
             muxer,
         })
     }

@@ -41,5 +41,6 @@ pub use config::{
 };
 pub use error::NoiseError;
 pub use framing::{MAX_FRAME_LEN, MAX_PLAINTEXT_LEN};
+pub use handshake::BUFFER_PRIORITY;
 pub use transport::NoiseStream;
 pub use upgrade::{Noise, PROTOCOL_ID};

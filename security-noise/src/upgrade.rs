@@ -6,7 +6,7 @@ use crate::handshake::handshake;
 use libp2p_identity::PeerId;
 use std::sync::Arc;
 use tracing::Instrument;
-use weft_upgrader::{BoxedIo, Role, SecuredConnection, SecurityError, SecurityUpgrade};
+use weft_upgrader::{BoxedIo, Budget, Role, SecuredConnection, SecurityError, SecurityUpgrade};
 
 /// The multistream-select protocol id of libp2p Noise.
 pub const PROTOCOL_ID: &str = "/noise";
@@ -96,6 +96,7 @@ impl Noise {
         role: Role,
         expected: Option<PeerId>,
         muxers: &[String],
+        budget: Budget,
     ) -> Result<SecuredConnection, SecurityError> {
         let timeout = self.shared.config.handshake_timeout;
         let span = tracing::debug_span!(
@@ -105,10 +106,12 @@ impl Noise {
             remote = tracing::field::Empty
         );
         let outcome = async {
-            let result =
-                tokio::time::timeout(timeout, handshake(&self.shared, io, role, expected, muxers))
-                    .await
-                    .unwrap_or(Err(SecurityError::Timeout(timeout)));
+            let result = tokio::time::timeout(
+                timeout,
+                handshake(&self.shared, io, role, expected, muxers, budget),
+            )
+            .await
+            .unwrap_or(Err(SecurityError::Timeout(timeout)));
             match &result {
                 Ok(secured) => {
                     tracing::Span::current()
@@ -135,7 +138,8 @@ impl SecurityUpgrade for Noise {
         expected: Option<PeerId>,
         muxers: &[String],
     ) -> Result<SecuredConnection, SecurityError> {
-        self.run(io, Role::Initiator, expected, muxers).await
+        self.run(io, Role::Initiator, expected, muxers, Budget::unlimited())
+            .await
     }
 
     async fn secure_inbound(
@@ -143,6 +147,30 @@ impl SecurityUpgrade for Noise {
         io: BoxedIo,
         muxers: &[String],
     ) -> Result<SecuredConnection, SecurityError> {
-        self.run(io, Role::Responder, None, muxers).await
+        self.run(io, Role::Responder, None, muxers, Budget::unlimited())
+            .await
+    }
+
+    /// Reserves the handshake's buffers from `budget`, then keeps the channel's
+    /// read buffer reserved for its life (at [`BUFFER_PRIORITY`](crate::BUFFER_PRIORITY)).
+    async fn secure_outbound_with_budget(
+        &self,
+        io: BoxedIo,
+        expected: Option<PeerId>,
+        muxers: &[String],
+        budget: Budget,
+    ) -> Result<SecuredConnection, SecurityError> {
+        self.run(io, Role::Initiator, expected, muxers, budget)
+            .await
+    }
+
+    /// As [`secure_outbound_with_budget`](Self::secure_outbound_with_budget).
+    async fn secure_inbound_with_budget(
+        &self,
+        io: BoxedIo,
+        muxers: &[String],
+        budget: Budget,
+    ) -> Result<SecuredConnection, SecurityError> {
+        self.run(io, Role::Responder, None, muxers, budget).await
     }
 }

@@ -21,6 +21,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod alpn;
+mod budgeted;
 pub mod certificate;
 mod config;
 mod error;
@@ -30,6 +31,7 @@ mod upgrade;
 mod verifier;
 
 pub use alpn::LIBP2P_ALPN;
+pub use budgeted::BUFFER_PRIORITY;
 pub use certificate::{generate_certificate, GeneratedCertificate, Libp2pCertificate};
 pub use config::{TlsConfig, DEFAULT_CERTIFICATE_LIFETIME, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use error::TlsError;

@@ -1,6 +1,7 @@
 //! [`TlsUpgrade`]: libp2p TLS 1.3 behind weft's [`SecurityUpgrade`] trait.
 
 use crate::alpn;
+use crate::budgeted::{denied, Budgeted, BUFFER_PRIORITY, CHANNEL_MEMORY, HANDSHAKE_MEMORY};
 use crate::certificate::generate_certificate;
 use crate::config::TlsConfig;
 use crate::error::TlsError;
@@ -18,7 +19,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tracing::Instrument;
-use weft_upgrader::{BoxedIo, SecuredConnection, SecurityError, SecurityUpgrade};
+use weft_upgrader::{BoxedIo, Budget, SecuredConnection, SecurityError, SecurityUpgrade};
 
 /// The multistream-select protocol id of libp2p TLS.
 pub const PROTOCOL_ID: &str = "/tls/1.0.0";
@@ -171,7 +172,11 @@ impl TlsUpgrade {
         io: BoxedIo,
         expected: Option<PeerId>,
         muxers: &[String],
+        budget: Budget,
     ) -> Result<SecuredConnection, SecurityError> {
+        let mut memory = budget
+            .reserve(HANDSHAKE_MEMORY, BUFFER_PRIORITY)
+            .map_err(|e| denied("handshake buffers", e))?;
         let verifier = Arc::new(Libp2pCertVerifier::new(
             self.provider.signature_verification_algorithms,
             expected,
@@ -186,7 +191,11 @@ impl TlsUpgrade {
             .await
             .map_err(classify_io)?;
         let muxer = alpn::muxer_from_alpn(stream.get_ref().1.alpn_protocol());
-        secured(&verifier, Box::new(stream), muxer).ok_or_else(unverified)
+        memory
+            .resize(CHANNEL_MEMORY, BUFFER_PRIORITY)
+            .map_err(|e| denied("read buffers", e))?;
+        let io = Box::new(Budgeted::new(stream, memory));
+        secured(&verifier, io, muxer).ok_or_else(unverified)
     }
 
     /// The listener side, without the timeout.
@@ -194,7 +203,11 @@ impl TlsUpgrade {
         &self,
         io: BoxedIo,
         muxers: &[String],
+        budget: Budget,
     ) -> Result<SecuredConnection, SecurityError> {
+        let mut memory = budget
+            .reserve(HANDSHAKE_MEMORY, BUFFER_PRIORITY)
+            .map_err(|e| denied("handshake buffers", e))?;
         let start = LazyConfigAcceptor::new(Acceptor::default(), io)
             .await
             .map_err(classify_io)?;
@@ -217,7 +230,11 @@ impl TlsUpgrade {
             .await
             .map_err(classify_io)?;
         let muxer = alpn::muxer_from_alpn(stream.get_ref().1.alpn_protocol());
-        secured(&verifier, Box::new(stream), muxer).ok_or_else(unverified)
+        memory
+            .resize(CHANNEL_MEMORY, BUFFER_PRIORITY)
+            .map_err(|e| denied("read buffers", e))?;
+        let io = Box::new(Budgeted::new(stream, memory));
+        secured(&verifier, io, muxer).ok_or_else(unverified)
     }
 
     /// Runs `handshake` under the configured timeout, logging the outcome.
@@ -252,9 +269,7 @@ impl SecurityUpgrade for TlsUpgrade {
         expected: Option<PeerId>,
         muxers: &[String],
     ) -> Result<SecuredConnection, SecurityError> {
-        let span = tracing::debug_span!("tls_handshake", role = "client", expected = ?expected);
-        self.timed(self.outbound(io, expected, muxers))
-            .instrument(span)
+        self.secure_outbound_with_budget(io, expected, muxers, Budget::unlimited())
             .await
     }
 
@@ -263,8 +278,36 @@ impl SecurityUpgrade for TlsUpgrade {
         io: BoxedIo,
         muxers: &[String],
     ) -> Result<SecuredConnection, SecurityError> {
+        self.secure_inbound_with_budget(io, muxers, Budget::unlimited())
+            .await
+    }
+
+    /// Reserves rustls's handshake buffers from `budget`, then keeps its record and
+    /// plaintext buffers reserved for the channel's life (at [`BUFFER_PRIORITY`]).
+    async fn secure_outbound_with_budget(
+        &self,
+        io: BoxedIo,
+        expected: Option<PeerId>,
+        muxers: &[String],
+        budget: Budget,
+    ) -> Result<SecuredConnection, SecurityError> {
+        let span = tracing::debug_span!("tls_handshake", role = "client", expected = ?expected);
+        self.timed(self.outbound(io, expected, muxers, budget))
+            .instrument(span)
+            .await
+    }
+
+    /// As [`secure_outbound_with_budget`](Self::secure_outbound_with_budget).
+    async fn secure_inbound_with_budget(
+        &self,
+        io: BoxedIo,
+        muxers: &[String],
+        budget: Budget,
+    ) -> Result<SecuredConnection, SecurityError> {
         let span = tracing::debug_span!("tls_handshake", role = "server");
-        self.timed(self.inbound(io, muxers)).instrument(span).await
+        self.timed(self.inbound(io, muxers, budget))
+            .instrument(span)
+            .await
     }
 }
 

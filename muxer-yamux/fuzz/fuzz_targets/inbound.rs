@@ -1,5 +1,6 @@
-//! A remote that sends arbitrary yamux frames to a weft yamux connection with the
-//! window boost on: the frames are built from the input (8 bytes make one frame; data
+//! A remote that sends arbitrary yamux frames to a weft yamux connection with window
+//! growth on and a small memory budget (so that streams are shed): the frames are
+//! built from the input (8 bytes make one frame; data
 //! bodies are generated, so a few bytes of input can stand for a large frame), and the
 //! application reads, drops or resets the streams it accepts. Nothing may panic,
 //! whatever the frames; the run ends when nothing can make progress any more.
@@ -12,9 +13,38 @@ use futures::task::LocalSpawnExt;
 use libfuzzer_sys::fuzz_target;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use weft_muxer_yamux::{WindowBoost, Yamux, YamuxConfig};
-use weft_upgrader::{Role, StreamMuxer};
+use weft_upgrader::{Budget, BudgetDenied, MemoryBudget, Priority, Role, StreamMuxer};
+
+/// A 2 MiB budget shared as go-libp2p's resource manager shares a scope; checks
+/// that nothing is given back that was not taken.
+#[derive(Default)]
+struct Small {
+    used: AtomicUsize,
+}
+
+impl MemoryBudget for Small {
+    fn try_reserve(&self, bytes: usize, priority: Priority) -> Result<(), BudgetDenied> {
+        let share = priority.share_of(2 << 20) as usize;
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                (used.saturating_add(bytes) <= share).then_some(used + bytes)
+            })
+            .map(|_| ())
+            .map_err(|used| BudgetDenied {
+                requested: bytes,
+                reason: format!("{used} in use").into(),
+            })
+    }
+
+    fn release(&self, bytes: usize) {
+        let before = self.used.fetch_sub(bytes, Ordering::SeqCst);
+        assert!(before >= bytes, "released more than was reserved");
+    }
+}
 
 /// The bytes of all frames together are kept under this.
 const MAX_BYTES: usize = 8 << 20;
@@ -95,6 +125,7 @@ fuzz_target!(|data: &[u8]| {
         link_rate: u64::MAX,
         max_per_stream: 1 << 20,
         max_per_connection: 4 << 20,
+        growth_factor: 8,
     };
     let config = YamuxConfig::default().with_window_boost(Some(boost));
     let Ok(yamux) = Yamux::with_config(config) else {
@@ -104,7 +135,12 @@ fuzz_target!(|data: &[u8]| {
         bytes: frames(frames_in),
         pos: 0,
     };
-    let Ok(muxed) = yamux.upgrade(Box::new(remote), Role::Responder) else {
+    let budget = Arc::new(Small::default());
+    let Ok(muxed) = yamux.upgrade_with_budget(
+        Box::new(remote),
+        Role::Responder,
+        Budget::new(budget.clone()),
+    ) else {
         return;
     };
     let mut pool = LocalPool::new();
@@ -132,4 +168,6 @@ fuzz_target!(|data: &[u8]| {
         }
     });
     pool.run_until_stalled();
+    drop(pool);
+    assert_eq!(budget.used.load(Ordering::SeqCst), 0, "memory not given back");
 });

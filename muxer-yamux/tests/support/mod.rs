@@ -2,20 +2,111 @@
 #![allow(dead_code)]
 
 pub mod libp2p_peer;
+pub mod relay;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use weft_muxer_yamux::{Yamux, YamuxConfig};
-use weft_upgrader::{BoxedStream, MuxedConnection, MuxerError, Role, StreamMuxer};
+use weft_upgrader::{
+    BoxedStream, Budget, BudgetDenied, MemoryBudget, MuxedConnection, MuxerError, Priority, Role,
+    StreamMuxer,
+};
 
-/// The default configuration without the window boost: for tests of yamux's own
-/// 256 KiB window. (On a loaded machine a loopback round trip can measure several
-/// milliseconds, and the boost then grants extra window; `window_boost.rs` tests it.)
-pub fn spec_window() -> YamuxConfig {
-    YamuxConfig::default().with_window_boost(None)
+/// A memory budget with a byte limit (shared by the priorities as go-libp2p's
+/// resource manager shares a scope) that records its usage and peak.
+#[derive(Debug, Default)]
+pub struct TestBudget {
+    pub limit: usize,
+    pub used: AtomicUsize,
+    pub peak: AtomicUsize,
+}
+
+impl TestBudget {
+    /// A budget of `limit` bytes and the handle to give a muxer.
+    pub fn new(limit: usize) -> (Arc<TestBudget>, Budget) {
+        let source = Arc::new(TestBudget {
+            limit,
+            ..TestBudget::default()
+        });
+        (source.clone(), Budget::new(source))
+    }
+
+    /// Bytes in use now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::SeqCst)
+    }
+
+    /// The most bytes ever in use.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+impl MemoryBudget for TestBudget {
+    fn try_reserve(&self, bytes: usize, priority: Priority) -> Result<(), BudgetDenied> {
+        let share = priority.share_of(self.limit as u64) as usize;
+        let result = self
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                (used.saturating_add(bytes) <= share).then_some(used + bytes)
+            });
+        match result {
+            Ok(before) => {
+                self.peak.fetch_max(before + bytes, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(used) => Err(BudgetDenied {
+                requested: bytes,
+                reason: format!("connection: {used} of {share} bytes in use").into(),
+            }),
+        }
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::SeqCst);
+    }
+}
+
+/// Polls `check` every 20 ms until it holds, for at most `secs` seconds.
+pub async fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A TCP pair whose bytes pass through a relay delaying each direction by
+/// `one_way`: (dialer side, listener side, relay).
+pub async fn relayed_pair(one_way: Duration) -> (TcpStream, TcpStream, relay::Relay) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = relay::Relay::start(listener.local_addr().unwrap(), one_way).await;
+    let (dialed, accepted) = tokio::join!(TcpStream::connect(relay.addr), listener.accept());
+    let dialed = dialed.unwrap();
+    dialed.set_nodelay(true).unwrap();
+    let accepted = accepted.unwrap().0;
+    accepted.set_nodelay(true).unwrap();
+    (dialed, accepted, relay)
+}
+
+/// A weft yamux connection over `tcp` charging `budget`, its driver spawned.
+pub fn weft_peer_with(
+    yamux: &Yamux,
+    tcp: TcpStream,
+    role: Role,
+    budget: Budget,
+) -> (
+    Arc<dyn MuxedConnection>,
+    tokio::task::JoinHandle<Result<(), MuxerError>>,
+) {
+    let muxed = yamux
+        .upgrade_with_budget(Box::new(tcp.compat()), role, budget)
+        .unwrap();
+    (muxed.connection, tokio::spawn(muxed.driver))
 }
 
 /// A connected pair of TCP sockets on 127.0.0.1: (dialer, listener side).

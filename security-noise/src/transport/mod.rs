@@ -29,7 +29,7 @@ use futures::io::{AsyncRead, AsyncWrite};
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use weft_upgrader::BoxedIo;
+use weft_upgrader::{BoxedIo, Reservation};
 
 /// An encrypted libp2p Noise channel: bytes written are encrypted and framed, bytes
 /// read are decrypted and authenticated.
@@ -41,6 +41,8 @@ pub struct NoiseStream {
     cipher: FrameCipher,
     read: ReadBuffer,
     write: WriteBuffer,
+    /// The budget's share of the read buffer, for the channel's life.
+    _memory: Option<Reservation>,
 }
 
 impl std::fmt::Debug for NoiseStream {
@@ -56,7 +58,14 @@ impl NoiseStream {
             cipher,
             read: ReadBuffer::default(),
             write: WriteBuffer::default(),
+            _memory: None,
         }
+    }
+
+    /// Holds `memory` (the budget's share of the buffers) as long as the channel.
+    pub(crate) fn with_memory(mut self, memory: Reservation) -> Self {
+        self._memory = Some(memory);
+        self
     }
 
     /// Writes out the sealed frame, if any.

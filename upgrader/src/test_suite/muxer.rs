@@ -17,7 +17,10 @@
 //! | [`connection_drop`] | a dead TCP connection fails streams, accepts and the driver promptly |
 //! | [`close`] | `close()` makes both sides report [`MuxerError::Closed`] and drivers end |
 
-use super::support::{assert_same_bytes, pattern, step, tcp_pair, within, PROMPT};
+use super::support::{
+    assert_same_bytes, eventually_within, pattern, step, tcp_pair, within, CountingBudget, PROMPT,
+};
+use crate::budget::Budget;
 use crate::muxer::{BoxedStream, Muxed, MuxedConnection, MuxerError, StreamMuxer};
 use crate::role::Role;
 use futures::future::join_all;
@@ -41,6 +44,7 @@ pub async fn run_all(make: impl Fn() -> Arc<dyn StreamMuxer>) {
     reset(&make).await;
     connection_drop(&make).await;
     close(&make).await;
+    budget_given_back(&make).await;
 }
 
 /// A labelled direction: (label, opening side, accepting side).
@@ -65,6 +69,15 @@ struct Pair {
 
 impl Pair {
     async fn connect(make: &impl Fn() -> Arc<dyn StreamMuxer>) -> Pair {
+        Pair::connect_with(make, Budget::unlimited(), Budget::unlimited()).await
+    }
+
+    /// As [`Pair::connect`], each side charging its budget (the upgrader's call).
+    async fn connect_with(
+        make: &impl Fn() -> Arc<dyn StreamMuxer>,
+        initiator_budget: Budget,
+        responder_budget: Budget,
+    ) -> Pair {
         let (dialed, accepted) = tcp_pair().await;
         let accepted = accepted
             .into_std()
@@ -86,13 +99,17 @@ impl Pair {
             connection: initiator,
             driver: initiator_driver,
         } = initiator_muxer
-            .upgrade(Box::new(dialed.compat()), Role::Initiator)
+            .upgrade_with_budget(Box::new(dialed.compat()), Role::Initiator, initiator_budget)
             .unwrap_or_else(|e| panic!("upgrade as initiator failed: {e}"));
         let Muxed {
             connection: responder,
             driver: responder_driver,
         } = responder_muxer
-            .upgrade(Box::new(accepted.compat()), Role::Responder)
+            .upgrade_with_budget(
+                Box::new(accepted.compat()),
+                Role::Responder,
+                responder_budget,
+            )
             .unwrap_or_else(|e| panic!("upgrade as responder failed: {e}"));
         Pair {
             initiator,
@@ -679,4 +696,55 @@ pub async fn close(make: impl Fn() -> Arc<dyn StreamMuxer>) {
         responder_driver,
     )
     .await;
+}
+
+/// Whatever a muxer charges to the budget it was upgraded with comes back: while
+/// streams hold unread data some may be reserved; once the streams are read or
+/// dropped and the connection is closed, nothing is.
+///
+/// # Panics
+///
+/// When memory stays reserved, or more is given back than was reserved.
+pub async fn budget_given_back(make: impl Fn() -> Arc<dyn StreamMuxer>) {
+    const STREAMS: usize = 8;
+    const LEN: usize = 64 * 1024;
+    let (initiator_budget, a) = CountingBudget::new(usize::MAX / 2);
+    let (responder_budget, b) = CountingBudget::new(usize::MAX / 2);
+    let pair = Pair::connect_with(&make, a, b).await;
+    let data = pattern(LEN, 11);
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS {
+        let mut out = step("open_stream", pair.initiator.open_stream())
+            .await
+            .unwrap_or_else(|e| panic!("budget: open_stream: {e}"));
+        step("write", out.write_all(&data))
+            .await
+            .unwrap_or_else(|e| panic!("budget: write: {e}"));
+        let _ = step("flush", out.flush()).await;
+        let inbound = step("accept_stream", pair.responder.accept_stream())
+            .await
+            .unwrap_or_else(|e| panic!("budget: accept_stream: {e}"));
+        streams.push((out, inbound));
+    }
+    // Half the streams are read, the others dropped unread.
+    for (i, (out, mut inbound)) in streams.into_iter().enumerate() {
+        if i % 2 == 0 {
+            let mut got = vec![0u8; LEN];
+            step("reading", inbound.read_exact(&mut got))
+                .await
+                .unwrap_or_else(|e| panic!("budget: read: {e}"));
+            assert_same_bytes("budget: stream data", &got, &data);
+        }
+        drop((out, inbound));
+    }
+    let _ = step("close", pair.initiator.close()).await;
+    eventually_within("budget: the responder gives back what it reserved", || {
+        responder_budget.used() == 0
+    })
+    .await;
+    eventually_within("budget: the initiator gives back what it reserved", || {
+        initiator_budget.used() == 0
+    })
+    .await;
+    pair.stop();
 }

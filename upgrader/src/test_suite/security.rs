@@ -19,8 +19,8 @@
 //! | [`garbage_input`] | garbage or an early EOF fails the handshake, in both roles, without hanging |
 
 use super::support::{
-    assert_same_bytes, boxed_memory_pair, boxed_tcp_pair, pattern, step, tcp_pair, within, PROMPT,
-    STEP_TIMEOUT,
+    assert_same_bytes, boxed_memory_pair, boxed_tcp_pair, eventually_within, pattern, step,
+    tcp_pair, within, CountingBudget, PROMPT, STEP_TIMEOUT,
 };
 use crate::io::BoxedIo;
 use crate::security::{SecuredConnection, SecurityError, SecurityUpgrade};
@@ -84,6 +84,7 @@ pub async fn run_all_with(
     close_and_drop(&make).await;
     inlined_muxer(&make, options.inlined_muxers).await;
     garbage_input(&make).await;
+    budget_given_back(&make).await;
 }
 
 /// One side of a test connection: an identity and the implementation built for it.
@@ -622,4 +623,66 @@ pub async fn garbage_input(make: impl Fn(Keypair) -> Arc<dyn SecurityUpgrade>) {
             }
         }
     }
+}
+
+/// The budgeted handshake calls (the ones the upgrader makes) work, and whatever
+/// they reserve comes back when the channels are dropped, and after a failed
+/// handshake.
+///
+/// # Panics
+///
+/// When a budgeted handshake fails, memory stays reserved, or more is given back
+/// than was reserved.
+pub async fn budget_given_back(make: impl Fn(Keypair) -> Arc<dyn SecurityUpgrade>) {
+    let a = Node::new(&make, Keypair::generate_ed25519());
+    let b = Node::new(&make, Keypair::generate_ed25519());
+    let (at_a, budget_a) = CountingBudget::new(usize::MAX / 2);
+    let (at_b, budget_b) = CountingBudget::new(usize::MAX / 2);
+    let (io_a, io_b) = boxed_tcp_pair().await;
+    let (outcome_a, outcome_b) = step(
+        "the budgeted handshake (both roles running at once)",
+        futures::future::join(
+            a.upgrade
+                .secure_outbound_with_budget(io_a, Some(b.peer_id()), &[], budget_a),
+            b.upgrade.secure_inbound_with_budget(io_b, &[], budget_b),
+        ),
+    )
+    .await;
+    let mut secured_a = must_succeed("budgeted initiator", outcome_a);
+    let mut secured_b = must_succeed("budgeted responder", outcome_b);
+    check_identities(&a, &b, &secured_a, &secured_b);
+    exchange(
+        "data after a budgeted handshake",
+        &mut secured_a.io,
+        &mut secured_b.io,
+    )
+    .await;
+    drop((secured_a, secured_b));
+    eventually_within("budget: the channels give back their memory", || {
+        at_a.used() == 0 && at_b.used() == 0
+    })
+    .await;
+    // A handshake that fails (the wrong peer expected) gives everything back too.
+    let (at_a, budget_a) = CountingBudget::new(usize::MAX / 2);
+    let (at_b, budget_b) = CountingBudget::new(usize::MAX / 2);
+    let (io_a, io_b) = boxed_tcp_pair().await;
+    let wrong = Keypair::generate_ed25519().public().to_peer_id();
+    let (outcome_a, outcome_b) = step(
+        "a budgeted handshake expecting the wrong peer",
+        futures::future::join(
+            a.upgrade
+                .secure_outbound_with_budget(io_a, Some(wrong), &[], budget_a),
+            b.upgrade.secure_inbound_with_budget(io_b, &[], budget_b),
+        ),
+    )
+    .await;
+    assert!(
+        outcome_a.is_err(),
+        "budget: the initiator accepted the wrong peer"
+    );
+    drop((outcome_a, outcome_b));
+    eventually_within("budget: failed handshakes give back their memory", || {
+        at_a.used() == 0 && at_b.used() == 0
+    })
+    .await;
 }

@@ -94,3 +94,66 @@ pub(crate) fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
         want.len()
     );
 }
+
+/// A memory budget that grants everything up to `limit` (shared by the priorities
+/// as go-libp2p's resource manager shares a scope) and counts what is in use.
+#[derive(Debug, Default)]
+pub(crate) struct CountingBudget {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingBudget {
+    /// A budget of `limit` bytes and the handle to give an implementation.
+    pub(crate) fn new(limit: usize) -> (std::sync::Arc<CountingBudget>, crate::Budget) {
+        let source = std::sync::Arc::new(CountingBudget {
+            limit,
+            used: Default::default(),
+        });
+        (source.clone(), crate::Budget::new(source))
+    }
+
+    /// Bytes reserved now.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl crate::MemoryBudget for CountingBudget {
+    fn try_reserve(
+        &self,
+        bytes: usize,
+        priority: crate::Priority,
+    ) -> Result<(), crate::BudgetDenied> {
+        use std::sync::atomic::Ordering;
+        let share = usize::try_from(priority.share_of(self.limit as u64)).unwrap_or(usize::MAX);
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                (used.saturating_add(bytes) <= share).then_some(used + bytes)
+            })
+            .map(|_| ())
+            .map_err(|used| crate::BudgetDenied {
+                requested: bytes,
+                reason: format!("test suite budget: {used} of {share} bytes in use").into(),
+            })
+    }
+
+    fn release(&self, bytes: usize) {
+        use std::sync::atomic::Ordering;
+        let before = self.used.fetch_sub(bytes, Ordering::SeqCst);
+        assert!(
+            before >= bytes,
+            "test suite budget: {bytes} bytes given back, only {before} were reserved"
+        );
+    }
+}
+
+/// Waits until `condition` holds, for at most [`PROMPT`].
+pub(crate) async fn eventually_within(what: &str, condition: impl Fn() -> bool) {
+    within(PROMPT, what, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
