@@ -180,6 +180,12 @@ impl HostBuilder {
         let peerstore = self
             .peerstore
             .unwrap_or_else(|| Arc::new(MemoryPeerStore::new()));
+        let writer = crate::store_writer::StoreWriter::new(peerstore.clone()).map_err(|e| {
+            BuildError::Config {
+                component: "peerstore writer",
+                reason: e.to_string(),
+            }
+        })?;
         let resources = self
             .resources
             .unwrap_or_else(|| ResourceManager::new(Limits::auto()));
@@ -193,6 +199,7 @@ impl HostBuilder {
             transports,
             upgrader,
             peerstore,
+            writer,
             policy,
             resources,
         ))

@@ -114,7 +114,7 @@ impl Inner {
         let inner = self.clone();
         self.dial_shared(peer, move || {
             async move {
-                let addrs = book::dialable_addrs(&*inner.peerstore, &peer);
+                let addrs = book::dialable_addrs(&inner.writer, &peer).await;
                 if addrs.is_empty() {
                     return Err(DialError::NoAddresses(peer));
                 }

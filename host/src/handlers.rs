@@ -12,8 +12,9 @@ use weft_resource_manager::StreamScope;
 use weft_upgrader::BoxFuture;
 
 /// Inbound streams of one protocol that one peer may have open at once, unless the
-/// handler's [`HandlerOptions`] say otherwise.
-pub const DEFAULT_MAX_INBOUND_STREAMS_PER_PEER: usize = 64;
+/// handler's [`HandlerOptions`] say otherwise: half of what one yamux connection
+/// carries (512 streams), so one peer cannot fill a connection's worth of one protocol.
+pub const DEFAULT_MAX_INBOUND_STREAMS_PER_PEER: usize = 256;
 
 /// What a handler does with an inbound stream. It runs in its own task.
 pub type Handler = Arc<dyn Fn(Stream) -> BoxFuture<'static, ()> + Send + Sync>;

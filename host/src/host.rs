@@ -7,6 +7,7 @@ use crate::dial::DialSlot;
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn};
+use crate::store_writer::StoreWriter;
 use crate::stream::{Stream, StreamTracker};
 use crate::transport::{split_peer_id, Listener, Transport};
 use crate::{identify, ping};
@@ -127,6 +128,8 @@ pub(crate) struct Inner {
     pub(crate) upgrader: Upgrader,
     pub(crate) handlers: Handlers,
     pub(crate) peerstore: Arc<dyn PeerStore>,
+    /// Every peerstore write of the host goes through it (off the runtime, batched).
+    pub(crate) writer: StoreWriter,
     pub(crate) policy: Arc<dyn ConnectionPolicy>,
     pub(crate) resources: ResourceManager,
     pub(crate) pending: Arc<PendingInbound>,
@@ -165,6 +168,7 @@ impl Host {
         transports: Vec<Arc<dyn Transport>>,
         upgrader: Upgrader,
         peerstore: Arc<dyn PeerStore>,
+        writer: StoreWriter,
         policy: Arc<dyn ConnectionPolicy>,
         resources: ResourceManager,
     ) -> Host {
@@ -177,6 +181,7 @@ impl Host {
             upgrader,
             handlers: Handlers::default(),
             peerstore,
+            writer,
             policy,
             resources,
             pending: Arc::default(),
@@ -391,7 +396,7 @@ impl Host {
         let (bare, peer) = split_peer_id(addr);
         match peer {
             Some(peer) => {
-                book::add_dialable_addr(&*self.inner.peerstore, &peer, &bare);
+                book::add_dialable_addr(&self.inner.writer, &peer, &bare);
                 let inner = self.inner.clone();
                 let conn = self
                     .inner
@@ -467,7 +472,7 @@ impl Host {
             self.inner.lock().ping_locks.remove(&peer);
         }
         let rtt = result?;
-        book::record_latency(&*self.inner.peerstore, &peer, rtt);
+        book::record_latency(&self.inner.writer, &peer, rtt).await;
         Ok(rtt)
     }
 
@@ -489,6 +494,13 @@ impl Host {
             .is_err()
         {
             warn!("some host tasks did not finish within {grace:?}");
+        }
+        // What the host learned is on disk before shutdown returns.
+        if tokio::time::timeout(grace, inner.writer.flush())
+            .await
+            .is_err()
+        {
+            warn!("peerstore writes did not finish within {grace:?}");
         }
     }
 }
@@ -640,7 +652,7 @@ impl Inner {
             }
         };
         book::on_connected(
-            &*self.peerstore,
+            &self.writer,
             &remote_peer,
             &remote_public_key,
             &remote_addr,
@@ -735,7 +747,7 @@ impl Inner {
         };
         self.policy.closed(conn.id);
         if last {
-            book::on_disconnected(&*self.peerstore, &conn.peer);
+            book::on_disconnected(&self.writer, &conn.peer);
         }
         info!(peer = %conn.peer, conn = %conn.id, "disconnected");
         self.emit(Event::Disconnected {
@@ -800,7 +812,7 @@ impl Inner {
         conn: &ConnState,
         protocols: &[&str],
     ) -> Result<Stream, StreamError> {
-        let known = book::first_supported(&*self.peerstore, &conn.peer, protocols);
+        let known = book::first_supported(&self.writer, &conn.peer, protocols).await;
         let (proposals, version): (Vec<&str>, Version) = match known.as_deref() {
             Some(p) => (vec![p], Version::V1Lazy),
             None if protocols.len() == 1 => (protocols.to_vec(), Version::V1Lazy),
@@ -849,14 +861,14 @@ impl Inner {
             identify::read(&mut stream).await.map_err(|e| e.to_string())
         };
         match tokio::time::timeout(timeout, run).await {
-            Ok(Ok(msg)) => self.apply_identify(conn, &msg, false),
+            Ok(Ok(msg)) => self.apply_identify(conn, &msg, false).await,
             Ok(Err(e)) => debug!(peer = %conn.peer, error = %e, "identify failed"),
             Err(_) => debug!(peer = %conn.peer, "identify timed out"),
         }
     }
 
     /// Stores what a peer told us and emits the events. A push may leave fields out.
-    fn apply_identify(&self, conn: &ConnState, msg: &identify::IdentifyMessage, push: bool) {
+    async fn apply_identify(&self, conn: &ConnState, msg: &identify::IdentifyMessage, push: bool) {
         let info = identify::IdentifyInfo::from_message(msg);
         if let Some(key) = &info.public_key {
             if key.to_peer_id() != conn.peer {
@@ -866,7 +878,7 @@ impl Inner {
         }
         let replace_protocols = !push || !msg.protocols.is_empty();
         let (added, removed) =
-            book::on_identified(&*self.peerstore, &conn.peer, &info, replace_protocols);
+            book::on_identified(&self.writer, &conn.peer, &info, replace_protocols).await;
         if !push {
             self.emit(Event::PeerIdentified {
                 peer: conn.peer,
@@ -956,7 +968,7 @@ impl Host {
                     };
                     let conn = inner.lock().connections.get(&stream.connection()).cloned();
                     if let Some(conn) = conn {
-                        inner.apply_identify(&conn, &msg, true);
+                        inner.apply_identify(&conn, &msg, true).await;
                     }
                 })
             }),

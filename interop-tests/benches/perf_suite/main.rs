@@ -267,7 +267,7 @@ async fn run(options: &Options) -> BenchResult<Vec<Row>> {
 
     if options.wants("memory") {
         let conns = max_connections(if options.quick { 1000 } else { 5000 });
-        let streams = if options.quick { 200 } else { 500 };
+        let streams = if options.quick { 200 } else { 250 };
         let children = if options.quick { 1 } else { 3 };
         let w = memory::measure(Weft::NAME, conns, streams, children)?;
         let l = memory::measure(Libp2p::NAME, conns, streams, children)?;
