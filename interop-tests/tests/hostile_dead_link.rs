@@ -23,9 +23,18 @@ const DIE_AFTER: u64 = 512 * 1024;
 /// Words a reason for a dead link may use.
 fn says_dead_link(reason: &str) -> bool {
     let reason = reason.to_ascii_lowercase();
-    ["keep-alive", "keepalive", "keep alive", "dead", "liveness"]
-        .iter()
-        .any(|w| reason.contains(w))
+    [
+        "keep-alive",
+        "keepalive",
+        "keep alive",
+        "dead",
+        "liveness",
+        "unresponsive",
+        "ping timeout",
+        "ping timed out",
+    ]
+    .iter()
+    .any(|w| reason.contains(w))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,5 +103,11 @@ async fn both_ends_notice_a_relay_that_stops_passing_bytes() {
         "weft listen still holds the dead connection: {fds_last} fds open {:.1} s after the \
          dial started, {fds_before} before it",
         freed_after.as_secs_f64()
+    );
+    // The listener still serves everyone else.
+    let after = honest_dial(listener.addr(), 1 << 20, Duration::from_secs(10)).await;
+    assert!(
+        after.success(),
+        "after the dead link, an honest direct dial failed: {after:?}"
     );
 }
