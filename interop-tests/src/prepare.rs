@@ -154,9 +154,31 @@ fn build_example(name: &str, source_dir: &str) -> Result<PathBuf, String> {
 }
 
 /// `cargo build` into our target directory, with `--release` when we run from it.
+///
+/// The variables cargo sets for a running test or bench (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, ...) are removed: build scripts that declare
+/// `rerun-if-env-changed` on them (ring does) would otherwise be rebuilt by this
+/// build and again by the next plain `cargo test`, back and forth.
 fn cargo_build(profile_dir: &Path) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || name == "OUT_DIR";
+        if set_by_cargo {
+            cmd.env_remove(name);
+        }
+    }
     cmd.arg("build")
         .env("CARGO_TARGET_DIR", paths::target_dir())
         .current_dir(paths::interop_dir());
