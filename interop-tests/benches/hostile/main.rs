@@ -12,12 +12,12 @@
 //! Then `weft perf` against `weft listen --perf` (or plain `weft listen` while it
 //! still serves perf by default), Noise, upload and download, on loopback and through
 //! the 60 ms relay: whole processes, connection set-up included, and the rate inside
-//! the perf exchange as `weft perf` reports it.
+//! the perf exchange as `weft perf` reports it; medians of `--runs` runs.
 //!
 //! ```text
 //! cargo bench -p weft-interop-tests --bench hostile                 # release build
 //! cargo bench -p weft-interop-tests --bench hostile --profile dev   # no release build
-//! ... -- --connections 1,4,16 --streams 64 --mib 256 --only memory,throughput
+//! ... -- --connections 1,4,16 --streams 64 --mib 256 --runs 3 --only memory,throughput
 //! ```
 
 use std::error::Error;
@@ -38,6 +38,7 @@ struct Options {
     connections: Vec<usize>,
     streams: usize,
     mib: u64,
+    runs: usize,
     memory: bool,
     throughput: bool,
 }
@@ -48,6 +49,7 @@ impl Options {
             connections: vec![1, 4, 16],
             streams: 64,
             mib: 256,
+            runs: 3,
             memory: true,
             throughput: true,
         };
@@ -63,6 +65,7 @@ impl Options {
                 }
                 "--streams" => options.streams = value()?.parse()?,
                 "--mib" => options.mib = value()?.parse()?,
+                "--runs" => options.runs = value()?.parse::<usize>()?.max(1),
                 "--only" => {
                     let only = value()?;
                     options.memory = only.contains("memory");
@@ -221,15 +224,21 @@ async fn throughput(options: &Options) -> BenchResult<Vec<String>> {
     let bytes = options.mib << 20;
     let mut rows = vec![
         format!(
-            "| weft perf, Noise, {} MiB | loopback | relay 60 ms RTT | relay / loopback |",
-            options.mib
+            "| weft perf, Noise, {} MiB, median of {} | loopback | relay 60 ms RTT | relay / loopback |",
+            options.mib, options.runs
         ),
         "|---|---|---|---|".to_owned(),
     ];
     for (direction, up, down) in [("upload", bytes, 0), ("download", 0, bytes)] {
-        let lo = perf_once(&listener.addr().to_string(), up, down).await?;
+        let direct = listener.addr().to_string();
         let via = listener.addr_via(relay.local_addr()).to_string();
-        let re = perf_once(&via, up, down).await?;
+        let (mut lo, mut re) = (Vec::new(), Vec::new());
+        // Alternate, so that a noisy moment hits both paths alike.
+        for _ in 0..options.runs {
+            lo.push(perf_once(&direct, up, down).await?);
+            re.push(perf_once(&via, up, down).await?);
+        }
+        let (lo, re) = (medians(lo), medians(re));
         for (what, l, r) in [
             ("in the exchange", lo.1, re.1),
             ("whole process", lo.0, re.0),
@@ -243,6 +252,16 @@ async fn throughput(options: &Options) -> BenchResult<Vec<String>> {
         }
     }
     Ok(rows)
+}
+
+/// The medians of both members of the pairs.
+fn medians(pairs: Vec<(f64, f64)>) -> (f64, f64) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let (a, b): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+    (median(a), median(b))
 }
 
 fn main() -> BenchResult<()> {
