@@ -33,9 +33,16 @@
 //! ```
 //!
 //! [`DelayRelay`] adds a fixed one-way delay to a TCP path (also as the `delay-relay`
-//! binary).
+//! binary) and can play a dead link ([`DelayRelay::stall`]).
+//!
+//! # Hostile peers
+//!
+//! The `hostile_*` tests attack `weft listen` (run with [`WeftListen`]) and hold it to
+//! its budgets: [`Attacker`] runs rust-libp2p peers that pin memory, [`procfs`] reads the
+//! listener's resident memory and open fds, [`run_weft`] runs an honest `weft dial`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod attacker;
 mod command;
 mod dialer;
 mod error;
@@ -44,16 +51,20 @@ mod output;
 mod participant;
 pub mod paths;
 mod prepare;
+pub mod procfs;
 mod relay;
 mod report;
 mod tools;
+mod weft_cli;
 
+pub use attacker::{AttackPlan, AttackProgress, Attacker};
 pub use command::PeerCommand;
 pub use dialer::{run_dialer, run_dialer_command, DialOptions, DEFAULT_ECHO_BYTES};
 pub use error::{HarnessError, Result};
 pub use listener::{socket_addr_of, ListeningPeer, LISTEN_TIMEOUT};
 pub use participant::{Impl, Security, UnknownSecurity};
-pub use prepare::{prepare, prepare_async};
+pub use prepare::{prepare, prepare_async, prepare_attacker, prepare_weft_cli};
 pub use relay::DelayRelay;
 pub use report::{DialReport, DialResult, ReportError};
 pub use tools::{missing_tools, require_impls, running_in_ci, tool_available};
+pub use weft_cli::{run_weft, weft_binary, WeftListen, WeftRun};

@@ -1,6 +1,8 @@
 //! A peer program running `listen`, killed when dropped.
 
+use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -42,15 +44,28 @@ impl ListeningPeer {
 
     /// Starts any contract-following program listening on `127.0.0.1`, any port.
     pub async fn spawn_command(command: &PeerCommand, security: Security) -> Result<Self> {
-        let mut child = Command::new(&command.program)
-            .args(command.listen_args(security, Ipv4Addr::LOCALHOST, 0))
+        let args = command.listen_args(security, Ipv4Addr::LOCALHOST, 0);
+        Self::spawn_program(&command.label, &command.program, args).await
+    }
+
+    /// Runs `program args...`, which must print its listen multiaddr (ending in
+    /// `/p2p/<peer id>`) as its first stdout line, e.g. `weft listen --perf ...`, or
+    /// `prlimit --nofile=256:256 -- weft listen ...` (`prlimit` execs the program, so
+    /// [`pid`](Self::pid) is the listener's own).
+    pub async fn spawn_program(
+        label: &str,
+        program: &Path,
+        args: impl IntoIterator<Item = OsString>,
+    ) -> Result<Self> {
+        let mut child = Command::new(program)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| HarnessError::Spawn {
-                program: command.program.display().to_string(),
+                program: program.display().to_string(),
                 source,
             })?;
         let stderr = child
@@ -71,7 +86,7 @@ impl ListeningPeer {
                 .await
         })
         .await;
-        let label = command.label.clone();
+        let label = label.to_owned();
         match read {
             Err(_) => {
                 return Err(HarnessError::ListenTimeout {
@@ -143,6 +158,11 @@ impl ListeningPeer {
     /// What the process wrote on stderr so far (the last 64 KiB).
     pub fn stderr(&self) -> String {
         self.stderr.text()
+    }
+
+    /// The process id (`None` once it has been reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Whether the process is still running.

@@ -124,35 +124,109 @@ fn prepare_js() -> Result<PeerCommand, String> {
 }
 
 fn prepare_rust() -> Result<PeerCommand, String> {
-    const EXAMPLE: &str = "rust-libp2p-peer";
+    let binary = build_example("rust-libp2p-peer", "rust")?;
+    Ok(PeerCommand::new(Impl::Rust.name(), &binary).with_agent_version(Impl::Rust.agent_version()))
+}
+
+/// The example `name` of this package (sources in `peers/<source_dir>`), built next to
+/// the running program when missing or older than its sources.
+fn build_example(name: &str, source_dir: &str) -> Result<PathBuf, String> {
     let profile_dir = paths::profile_dir();
     let binary = profile_dir
         .join("examples")
-        .join(format!("{EXAMPLE}{}", std::env::consts::EXE_SUFFIX));
-    let mut inputs = rust_sources(&paths::peer_source_dir("rust"));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let mut inputs = rust_sources(&paths::peer_source_dir(source_dir));
+    inputs.extend(rust_sources(&paths::peer_source_dir("rust")));
     inputs.extend(rust_sources(&paths::interop_dir().join("src")));
     inputs.push(paths::interop_dir().join("Cargo.toml"));
-    let command = || {
-        PeerCommand::new(Impl::Rust.name(), &binary).with_agent_version(Impl::Rust.agent_version())
-    };
     if is_newer_than_all(&binary, &inputs) {
-        return Ok(command());
+        return Ok(binary);
     }
+    let mut cmd = cargo_build(&profile_dir);
+    cmd.args(["--example", name, "-p", "weft-interop-tests"]);
+    // cargo takes its own lock on the target directory.
+    run_step(cmd, &format!("cargo build --example {name}"))?;
+    if binary.exists() {
+        Ok(binary)
+    } else {
+        Err(format!("cargo built no {}", binary.display()))
+    }
+}
+
+/// `cargo build` into our target directory, with `--release` when we run from it.
+///
+/// The variables cargo sets for a running test or bench (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, ...) are removed: build scripts that declare
+/// `rerun-if-env-changed` on them (ring does) would otherwise be rebuilt by this
+/// build and again by the next plain `cargo test`, back and forth.
+fn cargo_build(profile_dir: &Path) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--example", EXAMPLE, "-p", "weft-interop-tests"])
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || name == "OUT_DIR";
+        if set_by_cargo {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.arg("build")
         .env("CARGO_TARGET_DIR", paths::target_dir())
         .current_dir(paths::interop_dir());
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
-    // cargo takes its own lock on the target directory.
-    run_step(cmd, "cargo build --example rust-libp2p-peer")?;
-    if binary.exists() {
-        Ok(command())
-    } else {
-        Err(format!("cargo built no {}", binary.display()))
-    }
+    cmd
+}
+
+/// The rust-libp2p attacker (`peers/rust-attacker`, the `rust-libp2p-attacker`
+/// example), built once per process when missing or older than its sources.
+///
+/// Blocking, like [`prepare`]; the outcome is cached for the life of the process.
+pub fn prepare_attacker() -> Result<PathBuf> {
+    static ATTACKER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    ATTACKER
+        .get_or_init(|| build_example("rust-libp2p-attacker", "rust-attacker"))
+        .clone()
+        .map_err(|message| HarnessError::Prepare {
+            participant: "rust-libp2p-attacker".to_owned(),
+            message,
+        })
+}
+
+/// The `weft` command-line binary of this build (`cli/`, package `weft-cli`).
+///
+/// Runs `cargo build -p weft-cli --bin weft` once per process, so the binary is never
+/// older than the sources under test (cargo does nothing when it is up to date).
+/// Blocking, like [`prepare`]; the outcome is cached for the life of the process.
+pub fn prepare_weft_cli() -> Result<PathBuf> {
+    static WEFT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    WEFT.get_or_init(|| {
+        let profile_dir = paths::profile_dir();
+        let binary = profile_dir.join(format!("weft{}", std::env::consts::EXE_SUFFIX));
+        let mut cmd = cargo_build(&profile_dir);
+        cmd.args(["-p", "weft-cli", "--bin", "weft"]);
+        run_step(cmd, "cargo build -p weft-cli --bin weft")?;
+        if binary.exists() {
+            Ok(binary)
+        } else {
+            Err(format!("cargo built no {}", binary.display()))
+        }
+    })
+    .clone()
+    .map_err(|message| HarnessError::Prepare {
+        participant: "weft".to_owned(),
+        message,
+    })
 }
 
 /// `*.rs` files directly in `dir` and one level below.

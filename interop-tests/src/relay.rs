@@ -11,6 +11,12 @@
 //! End of stream is forwarded (after the delay) as a write-side shutdown, so
 //! half-close works end to end. A read or write error on either side resets both
 //! sockets (`SO_LINGER` 0), so the endpoints see an error rather than a clean close.
+//!
+//! [`DelayRelay::stall`] makes it a dead link: it stops reading and writing in both
+//! directions, on every connection, without closing anything (a NAT mapping dropped, a
+//! cable pulled). The relay's kernel keeps acknowledging what fits in its socket
+//! buffers, so TCP itself sees nothing wrong; only the endpoints' own liveness checks
+//! can. [`DelayRelay::resume`] lets the bytes flow again.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,7 +27,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
@@ -32,11 +38,24 @@ const READ_CHUNK: usize = 256 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Byte counters shared by the relay and its connections.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     to_target: AtomicU64,
     from_target: AtomicU64,
     connections: AtomicU64,
+    /// Stall once `to_target` reaches this many bytes (`u64::MAX`: never).
+    stall_at_to_target: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            to_target: AtomicU64::new(0),
+            from_target: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            stall_at_to_target: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 /// A running delaying relay; it stops (and resets its connections) when dropped.
@@ -47,6 +66,7 @@ pub struct DelayRelay {
     one_way_delay: Duration,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
+    stalled: watch::Sender<bool>,
 }
 
 impl DelayRelay {
@@ -66,12 +86,14 @@ impl DelayRelay {
         let local_addr = listener.local_addr()?;
         let counters = Arc::new(Counters::default());
         let shutdown = CancellationToken::new();
+        let (stalled, _) = watch::channel(false);
         tokio::spawn(accept_loop(
             listener,
             target,
             one_way_delay,
             Arc::clone(&counters),
             shutdown.clone(),
+            stalled.clone(),
         ));
         Ok(Self {
             local_addr,
@@ -79,7 +101,36 @@ impl DelayRelay {
             one_way_delay,
             counters,
             shutdown,
+            stalled,
         })
+    }
+
+    /// Stops passing bytes in both directions on every connection, without closing
+    /// anything: a dead link. Bytes already read stay queued; new connections are still
+    /// accepted and connected, but carry nothing either.
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    /// Stalls (see [`stall`](Self::stall)) as soon as `bytes` in all have been written
+    /// to the target, counted from the relay's start: a link that dies mid-transfer.
+    pub fn stall_after_to_target(&self, bytes: u64) {
+        self.counters
+            .stall_at_to_target
+            .store(bytes, Ordering::Relaxed);
+        if self.bytes_to_target() >= bytes {
+            self.stall();
+        }
+    }
+
+    /// Passes bytes again after [`stall`](Self::stall), in order.
+    pub fn resume(&self) {
+        self.stalled.send_replace(false);
+    }
+
+    /// Whether the relay is stalled.
+    pub fn is_stalled(&self) -> bool {
+        *self.stalled.borrow()
     }
 
     /// The address clients connect to.
@@ -125,6 +176,7 @@ async fn accept_loop(
     delay: Duration,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
+    stall: watch::Sender<bool>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -149,6 +201,7 @@ async fn accept_loop(
                 delay,
                 Arc::clone(&counters),
                 shutdown.child_token(),
+                stall.clone(),
             )
             .instrument(span),
         );
@@ -161,6 +214,7 @@ async fn relay_connection(
     delay: Duration,
     counters: Arc<Counters>,
     cancel: CancellationToken,
+    stall: watch::Sender<bool>,
 ) {
     let server = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
         Ok(Ok(server)) => server,
@@ -188,6 +242,7 @@ async fn relay_connection(
         Arc::clone(&counters),
         Direction::ToTarget,
         cancel.clone(),
+        stall.clone(),
     );
     let from_target = forward(
         server_read,
@@ -196,6 +251,7 @@ async fn relay_connection(
         counters,
         Direction::FromTarget,
         cancel,
+        stall,
     );
     tokio::join!(to_target, from_target);
 }
@@ -218,6 +274,13 @@ enum Queued {
     Error(Instant),
 }
 
+/// What a reader's wait ended with.
+enum ReadStep {
+    Cancelled,
+    Stalled,
+    Read(io::Result<usize>),
+}
+
 /// Moves one direction: a reader that queues chunks and a writer that releases them.
 async fn forward(
     mut from: OwnedReadHalf,
@@ -226,17 +289,33 @@ async fn forward(
     counters: Arc<Counters>,
     direction: Direction,
     cancel: CancellationToken,
+    stall: watch::Sender<bool>,
 ) {
     let (queue, mut released) = mpsc::unbounded_channel::<Queued>();
+    let mut read_stall = stall.subscribe();
+    let mut write_stall = stall.subscribe();
     let reader = async {
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            let read = tokio::select! {
-                _ = cancel.cancelled() => {
+            // Reading is cancel safe: a stall that starts mid-read loses no bytes.
+            let step = tokio::select! {
+                _ = cancel.cancelled() => ReadStep::Cancelled,
+                Ok(_) = read_stall.wait_for(|stalled| *stalled) => ReadStep::Stalled,
+                read = from.read(&mut buf) => ReadStep::Read(read),
+            };
+            let read = match step {
+                ReadStep::Cancelled => {
                     reset(from.as_ref());
                     return;
                 }
-                read = from.read(&mut buf) => read,
+                ReadStep::Stalled => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = read_stall.wait_for(|stalled| !*stalled) => {}
+                    }
+                    continue;
+                }
+                ReadStep::Read(read) => read,
             };
             let deadline = Instant::now() + delay;
             let (item, last) = match read {
@@ -273,6 +352,10 @@ async fn forward(
                 _ = cancel.cancelled() => break,
                 () = tokio::time::sleep_until(deadline) => {}
             }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = write_stall.wait_for(|stalled| !*stalled) => {}
+            }
             match item {
                 Some(Queued::Data(_, bytes)) => {
                     let written = tokio::select! {
@@ -284,7 +367,13 @@ async fn forward(
                         cancel.cancel();
                         break;
                     }
-                    counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    let total = counter.fetch_add(bytes.len() as u64, Ordering::Relaxed)
+                        + bytes.len() as u64;
+                    if matches!(direction, Direction::ToTarget)
+                        && total >= counters.stall_at_to_target.load(Ordering::Relaxed)
+                    {
+                        stall.send_replace(true);
+                    }
                 }
                 Some(Queued::Eof(_)) => {
                     if let Err(e) = to.shutdown().await {
@@ -310,4 +399,73 @@ async fn forward(
 /// Makes the socket's final close send a reset rather than a FIN.
 fn reset(stream: &TcpStream) {
     let _ = stream.set_zero_linger();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An echo server on 127.0.0.1.
+    async fn echo_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = socket.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_stalled_relay_passes_nothing_until_resumed() {
+        let relay = DelayRelay::start(echo_server().await, Duration::ZERO)
+            .await
+            .unwrap();
+        let mut client = TcpStream::connect(relay.local_addr()).await.unwrap();
+        let mut buf = [0u8; 5];
+        client.write_all(b"hello").await.unwrap();
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello");
+
+        relay.stall();
+        assert!(relay.is_stalled());
+        client.write_all(b"again").await.unwrap();
+        let read = tokio::time::timeout(Duration::from_millis(300), client.read(&mut buf)).await;
+        assert!(read.is_err(), "a stalled relay passed bytes: {read:?}");
+        assert_eq!(relay.bytes_to_target(), 5);
+
+        relay.resume();
+        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf, b"again");
+    }
+
+    #[tokio::test]
+    async fn a_relay_stalls_after_the_given_bytes() {
+        let relay = DelayRelay::start(echo_server().await, Duration::ZERO)
+            .await
+            .unwrap();
+        relay.stall_after_to_target(4);
+        let mut client = TcpStream::connect(relay.local_addr()).await.unwrap();
+        client.write_all(b"four").await.unwrap();
+        let mut buf = [0u8; 4];
+        // The echo of the first four bytes may or may not come back; the relay stalls.
+        let _ = tokio::time::timeout(Duration::from_millis(300), client.read_exact(&mut buf)).await;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !relay.is_stalled() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+        client.write_all(b"more").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(relay.bytes_to_target(), 4);
+    }
 }
