@@ -47,6 +47,7 @@ mod prepare;
 mod relay;
 mod report;
 mod tools;
+pub mod transport_interop;
 
 pub use command::PeerCommand;
 pub use dialer::{run_dialer, run_dialer_command, DialOptions, DEFAULT_ECHO_BYTES};
