@@ -90,3 +90,8 @@ pub enum PingFailure {
     #[error("ping timed out after {0:?}")]
     Timeout(std::time::Duration),
 }
+
+// The README example is a doctest (compiled, and run where it needs only 127.0.0.1).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -56,6 +56,7 @@ mod relay;
 mod report;
 mod tools;
 mod weft_cli;
+pub mod transport_interop;
 
 pub use attacker::{AttackPlan, AttackProgress, Attacker};
 pub use command::PeerCommand;

@@ -1,7 +1,7 @@
 //! Builds or installs each reference peer once per build (and once per process).
 //!
 //! - go: `go build` into `target/interop/go-peer`, skipped when the binary is newer than
-//!   `main.go`, `go.mod` and `go.sum` (`go build` fetches modules itself; `go.sum` is
+//!   every `*.go` file, `go.mod` and `go.sum` (`go build` fetches modules itself; `go.sum` is
 //!   complete, so no `-mod=mod` is needed).
 //! - js: `npm ci` in `peers/js` when `node_modules` is missing or older than
 //!   `package-lock.json`.
@@ -76,7 +76,8 @@ fn prepare_go() -> Result<PeerCommand, String> {
     let out_dir = paths::harness_dir();
     fs::create_dir_all(&out_dir).map_err(|e| format!("create {}: {e}", out_dir.display()))?;
     let binary = out_dir.join("go-peer");
-    let inputs = ["main.go", "go.mod", "go.sum"].map(|f| src.join(f));
+    let mut inputs: Vec<PathBuf> = ["go.mod", "go.sum"].map(|f| src.join(f)).into();
+    inputs.extend(files_with_extension(&src, "go"));
     let command =
         || PeerCommand::new(Impl::Go.name(), &binary).with_agent_version(Impl::Go.agent_version());
     if is_newer_than_all(&binary, &inputs) {
@@ -227,6 +228,19 @@ pub fn prepare_weft_cli() -> Result<PathBuf> {
         participant: "weft".to_owned(),
         message,
     })
+}
+
+/// Files directly in `dir` whose extension is `ext`.
+fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `*.rs` files directly in `dir` and one level below.

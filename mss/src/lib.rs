@@ -53,3 +53,8 @@ pub const PROTOCOL_ID: &str = "/multistream/1.0.0";
 
 /// The protocol id of the simultaneous-open extension.
 pub const SIMULTANEOUS_CONNECT: &str = "/libp2p/simultaneous-connect";
+
+// The README example is a doctest (compiled, and run where it needs only 127.0.0.1).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -189,3 +189,8 @@ impl StreamMuxer for Yamux {
         })
     }
 }
+
+// The README example is a doctest (compiled, and run where it needs only 127.0.0.1).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -10,8 +10,7 @@
 mod support;
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use libp2p_identity::Keypair;
-use support::{duplex, libp2p_pair, weft, weft_pair, Pair};
+use support::{duplex, libp2p, libp2p_pair, weft, weft_pair, Pair};
 use weft_security_noise::CryptoBackend;
 
 const TRANSFER: usize = 64 << 20;
@@ -34,10 +33,7 @@ async fn pair(kind: &str) -> Pair {
             };
             weft_pair(&weft(backend), &weft(backend), ends).await
         }
-        _ => {
-            let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-            libp2p_pair(&a, &b, ends).await
-        }
+        _ => libp2p_pair(&libp2p(), &libp2p(), ends).await,
     }
 }
 

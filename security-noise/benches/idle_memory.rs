@@ -14,7 +14,7 @@ mod support;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use libp2p_identity::Keypair;
 use std::process::Command;
-use support::{duplex, libp2p_pair, weft_pair, Pair};
+use support::{duplex, libp2p, libp2p_pair, weft_pair, Pair};
 use weft_security_noise::Noise;
 
 const CHILD_ENV: &str = "WEFT_IDLE_MEMORY_CHILD";
@@ -35,15 +35,19 @@ fn rss_bytes() -> usize {
     kib * 1024
 }
 
-async fn open(kind: &str, weft: &(Noise, Noise)) -> Pair {
+/// Each implementation's two sides, each configured once (rust-libp2p's transport
+/// clones one `libp2p_noise::Config` per connection, as weft shares one `Noise`).
+struct Sides {
+    weft: (Noise, Noise),
+    libp2p: (libp2p_noise::Config, libp2p_noise::Config),
+}
+
+async fn open(kind: &str, sides: &Sides) -> Pair {
     let ends = duplex(DUPLEX_BUFFER);
     match kind {
         "duplex-only" => (Box::new(ends.0), Box::new(ends.1)),
-        "weft-noise" => weft_pair(&weft.0, &weft.1, ends).await,
-        "libp2p-noise" => {
-            let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-            libp2p_pair(&a, &b, ends).await
-        }
+        "weft-noise" => weft_pair(&sides.weft.0, &sides.weft.1, ends).await,
+        "libp2p-noise" => libp2p_pair(&sides.libp2p.0, &sides.libp2p.1, ends).await,
         other => panic!("unknown kind {other}"),
     }
 }
@@ -66,19 +70,22 @@ fn child(kind: &str, connections: usize) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let weft = (
-            Noise::new(&Keypair::generate_ed25519()).unwrap(),
-            Noise::new(&Keypair::generate_ed25519()).unwrap(),
-        );
+        let sides = Sides {
+            weft: (
+                Noise::new(&Keypair::generate_ed25519()).unwrap(),
+                Noise::new(&Keypair::generate_ed25519()).unwrap(),
+            ),
+            libp2p: (libp2p(), libp2p()),
+        };
         // Warm up: lazily initialised state of the runtime and the crypto libraries.
         for _ in 0..8 {
-            let mut pair = open(kind, &weft).await;
+            let mut pair = open(kind, &sides).await;
             ping_pong(&mut pair).await;
         }
         let before = rss_bytes();
         let mut idle = Vec::with_capacity(connections);
         for _ in 0..connections {
-            let mut pair = open(kind, &weft).await;
+            let mut pair = open(kind, &sides).await;
             ping_pong(&mut pair).await;
             idle.push(pair);
         }

@@ -7,11 +7,10 @@ mod support;
 
 use criterion::{Criterion, Throughput};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use libp2p_identity::Keypair;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::{duplex, weft, Pair};
+use support::{duplex, libp2p, weft, Pair};
 use weft_security_noise::{CryptoBackend, Noise};
 use weft_upgrader::SecurityUpgrade;
 
@@ -46,7 +45,7 @@ async fn weft_pair(a: &Noise, b: &Noise) -> Pair {
     support::weft_pair(a, b, duplex(DUPLEX_BUFFER)).await
 }
 
-async fn libp2p_pair(a: &Keypair, b: &Keypair) -> Pair {
+async fn libp2p_pair(a: &libp2p_noise::Config, b: &libp2p_noise::Config) -> Pair {
     support::libp2p_pair(a, b, duplex(DUPLEX_BUFFER)).await
 }
 
@@ -99,15 +98,14 @@ fn handshakes(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
             })
         });
     }
-    let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    // One config per side, cloned per handshake, as rust-libp2p's transport does (and
+    // as weft's `Noise` is built once above).
+    let (a, b) = (libp2p(), libp2p());
     group.bench_function("libp2p-noise", |bencher| {
         bencher.iter_custom(|iters| {
             let start = Instant::now();
             runtime.block_on(async {
                 for _ in 0..iters {
-                    // Config::new is part of libp2p's per-connection cost (it makes the
-                    // static key and its signature), so it is measured too; weft signs
-                    // once per `Noise`.
                     libp2p_pair(&a, &b).await;
                 }
             });
@@ -140,7 +138,7 @@ fn throughput(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
             })
         });
     }
-    let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let (a, b) = (libp2p(), libp2p());
     group.bench_function("libp2p-noise", |bencher| {
         bencher.iter_custom(|iters| {
             let mut total = Duration::ZERO;

@@ -44,3 +44,8 @@ pub use framing::{MAX_FRAME_LEN, MAX_PLAINTEXT_LEN};
 pub use handshake::BUFFER_PRIORITY;
 pub use transport::NoiseStream;
 pub use upgrade::{Noise, PROTOCOL_ID};
+
+// The README example is a doctest (compiled, and run where it needs only 127.0.0.1).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -44,3 +44,8 @@ pub use upgrade::{TlsUpgrade, PROTOCOL_ID};
 pub fn verification_algorithms() -> rustls::crypto::WebPkiSupportedAlgorithms {
     rustls::crypto::ring::default_provider().signature_verification_algorithms
 }
+
+// The README example is a doctest (compiled, and run where it needs only 127.0.0.1).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

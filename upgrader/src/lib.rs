@@ -51,3 +51,8 @@ pub use role::Role;
 pub use security::{SecuredConnection, SecurityError, SecurityUpgrade};
 pub use upgrader::Upgrader;
 pub use weft_mss::NegotiationError;
+
+// The README example is a doctest (compiled, and run where it needs only 127.0.0.1).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

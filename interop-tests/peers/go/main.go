@@ -5,6 +5,7 @@
 //
 //	go-peer listen --security noise|tls [--ip 127.0.0.1] [--port 0]
 //	go-peer dial MULTIADDR --security noise|tls [--echo-bytes N] [--timeout-secs S]
+//	go-peer transport-interop   (libp2p/test-plans' contract: env vars + redis)
 //
 // TCP only, Noise or TLS, yamux only. stdout carries only the contract's output
 // (one multiaddr line for listen, one JSON line for dial); logs go to stderr.
@@ -69,6 +70,11 @@ func main() {
 		usage()
 	}
 	switch os.Args[1] {
+	case "transport-interop":
+		if err := transportInterop(); err != nil {
+			fmt.Fprintln(os.Stderr, "transport-interop failed:", err)
+			os.Exit(1)
+		}
 	case "listen":
 		if err := listen(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "listen failed:", err)

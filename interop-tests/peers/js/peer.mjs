@@ -3,6 +3,7 @@
 // Contract (shared with the go and rust peers, see interop-tests/README.md):
 //   node peer.mjs listen --security noise|tls [--ip 127.0.0.1] [--port 0]
 //   node peer.mjs dial MULTIADDR --security noise|tls [--echo-bytes N] [--timeout-secs S]
+//   node peer.mjs transport-interop   (libp2p/test-plans' contract: env vars + redis)
 // TCP only, Noise or TLS, yamux only. stdout carries only the contract's output;
 // logs go to stderr.
 import './polyfill.mjs'
@@ -17,12 +18,14 @@ import { tcp } from '@libp2p/tcp'
 import { tls } from '@libp2p/tls'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { createClient } from 'redis'
 
 const AGENT_VERSION = 'js-libp2p-interop-peer'
 const ECHO_PROTOCOL = '/echo/1.0.0'
 const ECHO_CHUNK = 64 * 1024
 const PING_PROTOCOL = '/ipfs/ping/1.0.0'
 const PING_SIZE = 32
+const LISTENER_ADDR_KEY = 'listenerAddr'
 
 function usage () {
   process.stderr.write('usage:\n' +
@@ -204,9 +207,73 @@ async function dial (argv) {
   }
 }
 
+/**
+ * libp2p/test-plans' transport-interop contract: parameters from the environment,
+ * the listener's address through redis (RPUSH / BLPOP listenerAddr), one JSON line
+ * from the dialer. Throws on any failure (the caller exits 1).
+ */
+async function transportInterop () {
+  const env = (name, fallback) => process.env[name] || fallback
+  const transport = env('transport')
+  const muxer = env('muxer')
+  const isDialer = env('is_dialer')
+  const ip = env('ip', '0.0.0.0')
+  const redisAddr = env('redis_addr', 'redis:6379')
+  const timeoutSecs = Number(env('test_timeout_seconds', '180'))
+  if (transport !== 'tcp') throw new Error(`transport ${transport} is not supported (tcp only)`)
+  if (muxer !== 'yamux') throw new Error(`muxer ${muxer} is not supported (yamux only)`)
+  if (isDialer !== 'true' && isDialer !== 'false') throw new Error(`is_dialer ${isDialer}: want true or false`)
+  if (!(Number.isSafeInteger(timeoutSecs) && timeoutSecs > 0)) throw new Error('bad test_timeout_seconds')
+  const signal = AbortSignal.timeout(timeoutSecs * 1000)
+  const redis = createClient({ url: `redis://${redisAddr}` })
+  redis.on('error', (err) => process.stderr.write(`redis: ${err}\n`))
+  await redis.connect()
+  try {
+    if (isDialer === 'true') {
+      const node = await newNode(env('security'), [])
+      try {
+        const popped = await redis.blPop(LISTENER_ADDR_KEY, timeoutSecs)
+        if (popped == null) throw new Error(`no ${LISTENER_ADDR_KEY} within ${timeoutSecs} s`)
+        const start = performance.now()
+        const conn = await node.dial(multiaddr(popped.element), { signal })
+        const rtt = await pingOnce(node, conn.remotePeer, signal)
+        await writeStdout(JSON.stringify({
+          handshakePlusOneRTTMillis: performance.now() - start,
+          pingRTTMilllis: rtt
+        }))
+      } finally {
+        await node.stop().catch(() => {})
+      }
+      return
+    }
+    const family = ip.includes(':') ? 'ip6' : 'ip4'
+    const node = await newNode(env('security'), [`/${family}/${ip}/tcp/0`])
+    const addrs = node.getMultiaddrs().filter((a) => a.toString().includes('/tcp/'))
+    const addr = addrs.find((a) => !/\/(ip4\/127\.|ip6\/::1\/)/.test(a.toString())) ?? addrs[0]
+    if (addr == null) throw new Error('no TCP listen address')
+    let line = addr.toString()
+    if (!line.includes('/p2p/')) line += `/p2p/${node.peerId.toString()}`
+    process.stderr.write(`listening on ${line}\n`)
+    await redis.rPush(LISTENER_ADDR_KEY, line)
+    await new Promise((resolve) => signal.addEventListener('abort', resolve))
+    await node.stop().catch(() => {})
+    throw new Error(`still running after the test timeout (${timeoutSecs} s)`)
+  } finally {
+    try { await redis.close() } catch {}
+  }
+}
+
 async function main () {
   const [command, ...rest] = process.argv.slice(2)
-  if (command === 'listen') {
+  if (command === 'transport-interop') {
+    try {
+      await transportInterop()
+    } catch (err) {
+      process.stderr.write(`transport-interop failed: ${err?.stack ?? err}\n`)
+      process.exit(1)
+    }
+    process.exit(0)
+  } else if (command === 'listen') {
     try {
       await listen(rest)
     } catch (err) {

@@ -8,8 +8,13 @@
 //! TCP only, Noise or TLS, yamux only; serves `/ipfs/ping/1.0.0`, `/ipfs/id/1.0.0` and
 //! `/echo/1.0.0`. stdout carries only the contract's output (one multiaddr line for
 //! `listen`, one JSON line for `dial`); logs go to stderr.
+//!
+//! `rust-libp2p-peer transport-interop` instead follows libp2p/test-plans'
+//! transport-interop contract (parameters from the environment, redis; see
+//! `weft_interop_tests::transport_interop`).
 
 mod echo;
+mod transport_interop;
 
 use std::error::Error;
 use std::io::Write;
@@ -319,6 +324,17 @@ fn print_line(line: &str) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "transport-interop") {
+        match transport_interop::run().await {
+            Ok(Some(report)) => print_line(&report.to_json_line()),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("transport-interop failed: {e}");
+                std::process::exit(weft_interop_tests::transport_interop::EXIT_FAILURE);
+            }
+        }
+        return;
+    }
     let command = match parse_args(&args) {
         Ok(c) => c,
         Err(e) => {

@@ -41,16 +41,24 @@ pub async fn weft_pair(a: &Noise, b: &Noise, (x, y): (DuplexEnd, DuplexEnd)) -> 
     (Box::new(out.unwrap().io), Box::new(inb.unwrap().io))
 }
 
-/// A libp2p-noise channel over `x`/`y`, `a` initiating (its `Config::new` per
-/// connection, as its swarm does).
-pub async fn libp2p_pair(a: &Keypair, b: &Keypair, (x, y): (DuplexEnd, DuplexEnd)) -> Pair {
+/// A libp2p-noise config with a fresh Ed25519 key, built once per side: rust-libp2p's
+/// transport (`SwarmBuilder::with_tcp(.., noise::Config::new, ..)`, or
+/// `Transport::upgrade(..).authenticate(config)`) makes its `Config` (the static X25519
+/// key and its signature) once and clones it for every connection.
+pub fn libp2p() -> libp2p_noise::Config {
+    libp2p_noise::Config::new(&Keypair::generate_ed25519()).unwrap()
+}
+
+/// A libp2p-noise channel over `x`/`y`, `a` initiating; each side's config is cloned,
+/// as its transport does per connection.
+pub async fn libp2p_pair(
+    a: &libp2p_noise::Config,
+    b: &libp2p_noise::Config,
+    (x, y): (DuplexEnd, DuplexEnd),
+) -> Pair {
     let (out, inb) = tokio::join!(
-        libp2p_noise::Config::new(a)
-            .unwrap()
-            .upgrade_outbound(x, "/noise"),
-        libp2p_noise::Config::new(b)
-            .unwrap()
-            .upgrade_inbound(y, "/noise"),
+        a.clone().upgrade_outbound(x, "/noise"),
+        b.clone().upgrade_inbound(y, "/noise"),
     );
     (Box::new(out.unwrap().1), Box::new(inb.unwrap().1))
 }

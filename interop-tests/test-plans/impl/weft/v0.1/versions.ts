@@ -1,0 +1,7 @@
+// The entry to add to test-plans' transport-interop/versions.ts.
+{
+    id: "weft-v0.1",
+    transports: ["tcp"],
+    secureChannels: ["noise", "tls"],
+    muxers: ["yamux"],
+},
