@@ -224,15 +224,22 @@ const MAX_EVICTIONS_PER_ADMISSION: usize = 4;
 /// How long a newcomer waits for an evicted handshake to give its resources back.
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
-/// Whether a refusal was for a full pending-inbound limit (host-wide), which eviction
-/// can make room in; per-IP limits are not.
-fn is_pending_full(e: &DialError) -> bool {
+/// Whether evicting a pending handshake can make room for a refused newcomer: a full
+/// pending-inbound limit (host-wide), anything the transient scope (where every pending
+/// handshake is charged) refused, or the system's file descriptors (each pending TCP
+/// handshake holds one). Per-IP limits and a peer's own limits are not.
+fn eviction_can_help(e: &DialError) -> bool {
+    use weft_resource_manager::{Resource, ScopeName};
     match e {
         DialError::Limit(l) => l.kind() == Some(weft_connmgr::LimitKind::PendingInbound),
-        DialError::Resource(r) => {
-            r.resource == weft_resource_manager::Resource::PendingInbound
-                && !matches!(r.scope, weft_resource_manager::ScopeName::Connection)
-        }
+        DialError::Resource(r) => match &r.scope {
+            ScopeName::Transient | ScopeName::AllowlistTransient => true,
+            ScopeName::System | ScopeName::AllowlistSystem => matches!(
+                r.resource,
+                Resource::PendingInbound | Resource::FileDescriptors
+            ),
+            _ => false,
+        },
         _ => false,
     }
 }
@@ -314,8 +321,9 @@ impl Inner {
     }
 
     /// The connection policy's permit and the resource manager's scope for an inbound
-    /// connection. When either's pending-inbound limit is full, evicts the pending
-    /// handshake that made the least progress and tries again.
+    /// connection. When a refusal is one that eviction can make room for (see
+    /// [`eviction_can_help`]), evicts the pending handshake that made the least progress
+    /// and tries again.
     async fn admit_inbound(
         &self,
         local_addr: &Multiaddr,
@@ -327,7 +335,7 @@ impl Inner {
                 Ok(admitted) => return Ok(admitted),
                 Err(e) => e,
             };
-            if !is_pending_full(&denied) || evictions >= MAX_EVICTIONS_PER_ADMISSION {
+            if !eviction_can_help(&denied) || evictions >= MAX_EVICTIONS_PER_ADMISSION {
                 return Err(denied);
             }
             let Some(freed) = self.pending.evict_one() else {
@@ -411,5 +419,34 @@ mod tests {
         assert!(uses_fd(&tcp));
         assert!(!uses_fd(&mem));
         assert!(!uses_fd(&quic));
+    }
+
+    #[test]
+    fn eviction_is_tried_for_what_pending_handshakes_hold() {
+        use weft_resource_manager::{Resource, ResourceError, ScopeName};
+        let denied = |scope, resource| {
+            DialError::Resource(Box::new(ResourceError {
+                scope,
+                resource,
+                requested: 1,
+                used: 1,
+                limit: 1,
+                allowed: 1,
+            }))
+        };
+        for (scope, resource, helps) in [
+            (ScopeName::Transient, Resource::FileDescriptors, true),
+            (ScopeName::Transient, Resource::ConnectionsInbound, true),
+            (ScopeName::System, Resource::PendingInbound, true),
+            (ScopeName::System, Resource::FileDescriptors, true),
+            (ScopeName::System, Resource::ConnectionsInbound, false),
+            (ScopeName::Connection, Resource::PendingInbound, false),
+        ] {
+            assert_eq!(
+                eviction_can_help(&denied(scope.clone(), resource)),
+                helps,
+                "{scope:?} {resource:?}"
+            );
+        }
     }
 }

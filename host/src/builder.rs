@@ -193,16 +193,16 @@ impl HostBuilder {
             Some(p) => p,
             None => Arc::new(connection_manager_for(resources.limits())?),
         };
-        Ok(Host::from_parts(
+        Ok(Host::from_parts(crate::host::HostParts {
             keypair,
-            self.config,
+            config: self.config,
             transports,
             upgrader,
             peerstore,
             writer,
             policy,
             resources,
-        ))
+        }))
     }
 }
 

@@ -156,22 +156,35 @@ impl std::fmt::Debug for Host {
     }
 }
 
+/// What a [`HostBuilder`](crate::HostBuilder) checked and hands to the host.
+pub(crate) struct HostParts {
+    pub(crate) keypair: Keypair,
+    pub(crate) config: HostConfig,
+    pub(crate) transports: Vec<Arc<dyn Transport>>,
+    pub(crate) upgrader: Upgrader,
+    pub(crate) peerstore: Arc<dyn PeerStore>,
+    pub(crate) writer: StoreWriter,
+    pub(crate) policy: Arc<dyn ConnectionPolicy>,
+    pub(crate) resources: ResourceManager,
+}
+
 impl Host {
     /// Starts building a host. See [`HostBuilder`](crate::HostBuilder).
     pub fn builder() -> crate::HostBuilder {
         crate::HostBuilder::new()
     }
 
-    pub(crate) fn from_parts(
-        keypair: Keypair,
-        config: HostConfig,
-        transports: Vec<Arc<dyn Transport>>,
-        upgrader: Upgrader,
-        peerstore: Arc<dyn PeerStore>,
-        writer: StoreWriter,
-        policy: Arc<dyn ConnectionPolicy>,
-        resources: ResourceManager,
-    ) -> Host {
+    pub(crate) fn from_parts(parts: HostParts) -> Host {
+        let HostParts {
+            keypair,
+            config,
+            transports,
+            upgrader,
+            peerstore,
+            writer,
+            policy,
+            resources,
+        } = parts;
         let (events, _) = broadcast::channel(config.event_capacity.max(16));
         let inner = Arc::new(Inner {
             peer_id: keypair.public().to_peer_id(),

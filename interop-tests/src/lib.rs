@@ -55,8 +55,8 @@ pub mod procfs;
 mod relay;
 mod report;
 mod tools;
-mod weft_cli;
 pub mod transport_interop;
+mod weft_cli;
 
 pub use attacker::{AttackPlan, AttackProgress, Attacker};
 pub use command::PeerCommand;
