@@ -74,7 +74,7 @@ struct ListenArgs {
 
 #[derive(Args)]
 struct DialArgs {
-    /// The peer's address, ending in /p2p/<peer id>.
+    /// The peer's address, ending in `/p2p/<peer id>`.
     addr: Multiaddr,
     /// Security protocols in order of preference.
     #[arg(long, default_value = "noise,tls", value_parser = parse_security_list)]
@@ -98,7 +98,7 @@ struct DialArgs {
 
 #[derive(Args)]
 struct PerfArgs {
-    /// The peer's address, ending in /p2p/<peer id>.
+    /// The peer's address, ending in `/p2p/<peer id>`.
     addr: Multiaddr,
     /// Security protocols in order of preference.
     #[arg(long, default_value = "noise,tls", value_parser = parse_security_list)]

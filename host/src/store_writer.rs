@@ -86,16 +86,25 @@ impl fmt::Debug for StoreWriter {
     }
 }
 
-/// Held by the clones; dropping the last one tells the thread to finish.
+/// Held by the clones; dropping the last one tells the thread to finish and waits
+/// until it has applied what was queued and let go of the store, so that a store
+/// reopened right after the host is gone (a redb file is locked while open) is free.
+/// The host flushes the writer on shutdown, so the wait is for at most one batch.
 struct Handle {
     shared: Arc<Shared>,
     applied: watch::Receiver<u64>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
         self.shared.lock().closed = true;
         self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                debug!("the peerstore writer thread panicked");
+            }
+        }
     }
 }
 
@@ -207,11 +216,15 @@ impl StoreWriter {
         });
         let (applied_tx, applied) = watch::channel(0);
         let thread_shared = shared.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("weft-peerstore-writer".into())
             .spawn(move || run(&thread_shared, &applied_tx))?;
         Ok(StoreWriter {
-            handle: Arc::new(Handle { shared, applied }),
+            handle: Arc::new(Handle {
+                shared,
+                applied,
+                thread: Some(thread),
+            }),
         })
     }
 
