@@ -1,10 +1,12 @@
-//! `weft listen` keeps listening when it runs out of file descriptors.
+//! `weft listen` under a low file-descriptor limit: the resource manager gives weft
+//! half of the limit, so a crowd of idle connections makes it evict stale pending
+//! handshakes; honest dials get through during the crowd and after it, and the listener
+//! never stops (when a burst of accepts still touches the limit, it backs off).
 //!
 //! The listener runs in a child process whose descriptor limit is lowered with
 //! `prlimit` (util-linux; the workspace forbids the unsafe code a `setrlimit` in this
-//! process would take). The test fills its descriptors with idle connections until its
-//! accept fails, closes them, and shows that an honest `weft dial` gets through and the
-//! listener is still the same running process.
+//! process would take). That a listener which does run out (EMFILE) backs off and keeps
+//! accepting is tested in the TCP transport's unit tests and `host/tests/accept.rs`.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -17,7 +19,6 @@ use tokio::process::{Child, Command};
 const NOFILE: u32 = 48;
 const WAIT: Duration = Duration::from_secs(30);
 const BACKOFF_WARNING: &str = "accept failed; backing off";
-const RECOVERED: &str = "accepting again";
 
 fn weft() -> &'static str {
     env!("CARGO_BIN_EXE_weft")
@@ -63,52 +64,11 @@ fn count(log: &Mutex<Vec<String>>, needle: &str) -> usize {
         .count()
 }
 
-async fn wait_for_log(log: &Mutex<Vec<String>>, needle: &str) {
-    tokio::time::timeout(WAIT, async {
-        while count(log, needle) == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "no {needle:?} in the log:\n{}",
-            log.lock().unwrap().join("\n")
-        )
-    });
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listen_survives_running_out_of_file_descriptors() {
-    let (mut listener, addr, log) = spawn_listener().await;
-    let port: u16 = addr
-        .split('/')
-        .nth(4)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no tcp port in {addr}"));
-
-    // Idle connections: each one the listener accepts holds a descriptor until its
-    // handshake times out; past the limit the kernel still completes the TCP handshake
-    // (the backlog), so our connects succeed while the listener's accept fails.
-    let mut idle = Vec::new();
-    for _ in 0..4 * NOFILE {
-        let socket = tokio::time::timeout(WAIT, TcpStream::connect(("127.0.0.1", port)))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        idle.push(socket);
-    }
-    wait_for_log(&log, BACKOFF_WARNING).await;
-    assert!(
-        listener.try_wait().unwrap().is_none(),
-        "the listener exited out of descriptors"
-    );
-
-    // Free its descriptors: the idle connections close, the listener accepts again.
-    drop(idle);
+/// Runs `weft dial ADDR` and asserts that it succeeds.
+async fn honest_dial(addr: &str, when: &str, log: &Mutex<Vec<String>>) {
     let dial = Command::new(weft())
         .arg("dial")
-        .arg(&addr)
+        .arg(addr)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -120,21 +80,50 @@ async fn listen_survives_running_out_of_file_descriptors() {
         .expect("weft dial ran");
     assert!(
         out.status.success(),
-        "weft dial failed after the fd exhaustion:\n{}\n{}\nlistener log:\n{}",
+        "weft dial failed {when}:\n{}\n{}\nlistener log:\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         log.lock().unwrap().join("\n")
     );
-    wait_for_log(&log, RECOVERED).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_under_a_low_fd_limit_evicts_and_keeps_serving() {
+    let (mut listener, addr, log) = spawn_listener().await;
+    let port: u16 = addr
+        .split('/')
+        .nth(4)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no tcp port in {addr}"));
+
+    // Four times the process's limit in idle connections: without the resource
+    // manager's fd budget every one would hold a descriptor until its handshake timed
+    // out, and accept would fail with EMFILE.
+    let mut idle = Vec::new();
+    for _ in 0..4 * NOFILE {
+        let socket = tokio::time::timeout(WAIT, TcpStream::connect(("127.0.0.1", port)))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        idle.push(socket);
+    }
+    honest_dial(&addr, "while the idle connections were held", &log).await;
+    assert!(
+        listener.try_wait().unwrap().is_none(),
+        "the listener exited under the crowd"
+    );
+    drop(idle);
+    honest_dial(&addr, "after the idle connections closed", &log).await;
     assert!(
         listener.try_wait().unwrap().is_none(),
         "the listener is the same running process"
     );
-    // At most one warning every 10 s, however often the listener flips between
-    // failing and accepting (this run takes well under 30 s).
+    // Sockets accepted in a burst hold descriptors until their admission refuses or
+    // evicts, so the process may still touch its limit: then the accept loop backs off
+    // with at most one warning every 10 s (this run takes well under 30 s).
     let warnings = count(&log, BACKOFF_WARNING);
     assert!(
-        (1..=3).contains(&warnings),
+        warnings <= 3,
         "{warnings} warnings:\n{}",
         log.lock().unwrap().join("\n")
     );
