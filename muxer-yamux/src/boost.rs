@@ -432,11 +432,11 @@ impl Boost {
         let Some(credit) = self.streams.get(&id) else {
             return Ok(deliver);
         };
-        if len > YAMUX_MAX_BODY {
-            return Ok(deliver);
-        }
         let limit = credit.extra.saturating_add(credit.yamux);
-        let fits = credit.held.is_empty() && len <= credit.yamux;
+        // yamux refuses bodies over 1 MiB, but a peer may send one frame as large as
+        // the window it was granted (js-libp2p does): such a frame, within its credit,
+        // is held and handed to yamux in pieces it takes.
+        let fits = credit.held.is_empty() && len <= credit.yamux && len <= YAMUX_MAX_BODY;
         if !fits && !credit.discarding() && credit.held_bytes.saturating_add(len) > limit {
             return Err(FlowViolation {
                 stream: id,
@@ -1302,16 +1302,29 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_yamux_would_refuse_goes_to_yamux_unread() {
+    fn a_frame_over_yamuxs_limit_is_held_and_released_in_pieces() {
         let mut boost = boost();
         boost.on_outbound(window(FLAG_SYN, 1, 0));
         earn(&mut boost, 1);
-        boost.on_inbound(data(0, 1, STREAM_WINDOW as u32)).unwrap();
+        boost.on_outbound(window(0, 1, 4 * MIB));
         let huge = data(0, 1, 2 * MIB);
+        let decided = boost.on_inbound(huge).unwrap();
+        let Inbound::Hold { len, .. } = decided else {
+            panic!("{decided:?}")
+        };
+        assert_eq!(len, 2 * MIB);
+        boost.push_held(1, vec![7; len as usize], false);
+        let out = release_all(&mut boost);
+        let got = frames(&out);
+        assert!(got.iter().all(|(h, _)| u64::from(h.length) <= MAX_RELEASE));
         assert_eq!(
-            boost.on_inbound(huge).unwrap(),
-            Inbound::Deliver(huge.encode())
+            got.iter().map(|(_, b)| b.len()).sum::<usize>(),
+            2 * MIB as usize
         );
+        // Beyond its credit, a large frame is a violation, never read into memory.
+        let mut plain = Boost::new(None, 0, Budget::unlimited(), YamuxStats::default());
+        plain.on_inbound(window(FLAG_SYN, 2, 0)).unwrap();
+        assert!(plain.on_inbound(data(0, 2, 2 * MIB)).is_err());
     }
 
     /// One step a peer, yamux or the application can take.
@@ -1355,12 +1368,20 @@ mod tests {
                 match step {
                     Step::Inbound(kind, flags, id, len) => {
                         let header = FrameHeader::new(kind, flags, id, len);
+                        let room = boost
+                            .streams
+                            .get(&id)
+                            .map(|c| (c.extra + c.yamux).saturating_sub(c.held_bytes));
                         if let Ok(Inbound::Hold { stream, len, fin, .. }) = boost.on_inbound(header) {
-                            proptest::prop_assert!(u64::from(len) <= YAMUX_MAX_BODY);
+                            // Only what the stream's credit allows is ever held.
+                            proptest::prop_assert!(room.is_some_and(|r| u64::from(len) <= r));
                             boost.push_held(stream, vec![0; len as usize], fin);
                         }
                     }
                     Step::Outbound(kind, flags, id, len) => {
+                        // yamux's own window updates never exceed its pinned window, so
+                        // the credit (and what a test may hold) stays allocatable.
+                        let len = if kind == TYPE_WINDOW_UPDATE { len.min(16 * MIB) } else { len };
                         boost.on_outbound(FrameHeader::new(kind, flags, id, len));
                     }
                     Step::Release => {

@@ -212,6 +212,10 @@ impl<T> Tap<T> {
                     live.stats.count_keep_alive_failure();
                     let error = live.state.error();
                     tracing::warn!(%error, "yamux connection: dead link");
+                    // Record the reason before yamux tears its streams down with its
+                    // own "connection is closed": every stream then fails with this one.
+                    self.shared
+                        .set_end(crate::shared::End::Failed(error.to_string()));
                     return Err(error);
                 }
                 Action::Wait(at) => at,
