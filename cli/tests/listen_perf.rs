@@ -48,9 +48,13 @@ async fn perf_is_off_unless_asked_for_and_bounded_when_on() {
     let (mut off, addr) = listen(&[]).await;
     let out = perf(&addr, 1 << 20).await;
     assert!(!out.status.success(), "perf served without --perf");
+    // The proposal is lazy: the request leaves with it, the listener answers `na` and
+    // then resets the stream, whose remaining bytes are no protocol id. Which of the
+    // two the client meets first depends on timing; both say perf was refused.
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("accepted none of the proposed protocols"),
+        err.contains("accepted none of the proposed protocols")
+            || err.contains("was reset by the remote"),
         "{err}"
     );
     off.kill().await.unwrap();
