@@ -140,7 +140,7 @@ impl ConnectionScope {
         if let Err(error) = scope.try_charge(&moved, ALWAYS) {
             drop(state);
             registry.release_peer(peer, scope);
-            return Err(error);
+            return Err(inner.denied(error));
         }
         let previous = state.peer.replace((peer, scope));
         match previous {
@@ -196,7 +196,8 @@ impl ConnectionScope {
     pub fn reserve_memory(&self, bytes: usize, priority: u8) -> Result<(), ResourceError> {
         let delta = scope::one(Resource::Memory, bytes as u64);
         let mut state = lock(&self.shared.state);
-        scope::charge(&state.path(&self.shared.scope), &delta, priority)?;
+        scope::charge(&state.path(&self.shared.scope), &delta, priority)
+            .map_err(|e| self.shared.inner.denied(e))?;
         scope::add(&mut state.own, &delta);
         Ok(())
     }

@@ -30,6 +30,34 @@ pub enum ScopeName {
 }
 
 impl ScopeName {
+    /// Every [`class`](Self::class), in declaration order.
+    pub const CLASSES: [&'static str; 9] = [
+        "system",
+        "transient",
+        "allowlist_system",
+        "allowlist_transient",
+        "peer",
+        "connection",
+        "protocol",
+        "protocol_peer",
+        "stream",
+    ];
+
+    /// The index of [`class`](Self::class) in [`CLASSES`](Self::CLASSES).
+    pub(crate) fn class_index(&self) -> usize {
+        match self {
+            ScopeName::System => 0,
+            ScopeName::Transient => 1,
+            ScopeName::AllowlistSystem => 2,
+            ScopeName::AllowlistTransient => 3,
+            ScopeName::Peer(_) => 4,
+            ScopeName::Connection => 5,
+            ScopeName::Protocol(_) => 6,
+            ScopeName::ProtocolPeer(_) => 7,
+            ScopeName::Stream => 8,
+        }
+    }
+
     /// A bounded label for metrics: `system`, `transient`, `allowlist_system`,
     /// `allowlist_transient`, `peer`, `connection`, `protocol`, `protocol_peer`, `stream`.
     pub fn class(&self) -> &'static str {
@@ -148,6 +176,9 @@ mod tests {
             ScopeName::ProtocolPeer("/a".into()),
             ScopeName::Stream,
         ];
+        for name in &names {
+            assert_eq!(ScopeName::CLASSES[name.class_index()], name.class());
+        }
         let mut classes: Vec<_> = names.iter().map(ScopeName::class).collect();
         classes.sort_unstable();
         classes.dedup();

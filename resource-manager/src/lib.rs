@@ -18,6 +18,9 @@
 //!   and fds), with per-protocol, per-protocol-peer and per-peer overrides and an
 //!   [`Allowlist`].
 //!
+//! - [`ResourceManager::denials`] counts refusals by scope class and resource, for a
+//!   `weft_resource_denied_total{scope, resource}` metric.
+//!
 //! No I/O (except reading machine facts in [`Limits::auto`]); synchronous; memory
 //! reservations never allocate, so a muxer may ask per frame.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -29,6 +32,7 @@
 
 mod allowlist;
 mod connection;
+mod denials;
 mod error;
 mod limits;
 pub mod machine;
@@ -41,6 +45,7 @@ mod stream;
 
 pub use allowlist::{Allowlist, AllowlistError};
 pub use connection::ConnectionScope;
+pub use denials::Denials;
 pub use error::{ResourceError, ScopeName};
 pub use limits::{Limits, ScopeLimit, AUTO_MIN_MEMORY};
 pub use manager::ResourceManager;

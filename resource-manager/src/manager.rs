@@ -7,6 +7,7 @@ use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 
 use crate::connection::ConnectionScope;
+use crate::denials::{DenialCounters, Denials};
 use crate::error::{ResourceError, ScopeName};
 use crate::limits::Limits;
 use crate::registry::Registry;
@@ -31,6 +32,16 @@ pub(crate) struct Inner {
     /// Taken when a scope joins or leaves a peer or protocol, never per reservation.
     /// Lock order: the registry before a connection's state.
     pub(crate) registry: Mutex<Registry>,
+    /// Refusals so far, by scope class and resource.
+    pub(crate) denials: DenialCounters,
+}
+
+impl Inner {
+    /// Counts `error` as a refusal and hands it back.
+    pub(crate) fn denied(&self, error: ResourceError) -> ResourceError {
+        self.denials.record(&error);
+        error
+    }
 }
 
 /// Hard limits on memory, file descriptors, connections and streams, counted in scopes.
@@ -52,6 +63,7 @@ impl ResourceManager {
             allowlist_system: fixed(ScopeName::AllowlistSystem, limits.allowlist_system),
             allowlist_transient: fixed(ScopeName::AllowlistTransient, limits.allowlist_transient),
             registry: Mutex::new(Registry::default()),
+            denials: DenialCounters::default(),
             limits,
         };
         ResourceManager {
@@ -88,11 +100,12 @@ impl ResourceManager {
         let allowlisted = match attempt(&inner.system, &inner.transient) {
             Ok(()) => false,
             Err(error) if inner.limits.allowlist.contains(remote) => {
-                attempt(&inner.allowlist_system, &inner.allowlist_transient)?;
+                attempt(&inner.allowlist_system, &inner.allowlist_transient)
+                    .map_err(|e| inner.denied(e))?;
                 tracing::debug!(%remote, denied = %error, "resource manager: admitted through the allowlist");
                 true
             }
-            Err(error) => return Err(error),
+            Err(error) => return Err(inner.denied(error)),
         };
         let (system, transient) = if allowlisted {
             (&inner.allowlist_system, &inner.allowlist_transient)
@@ -125,6 +138,12 @@ impl ResourceManager {
             peers: registry.peer_count(),
             protocol_peers: registry.protocol_peer_count(),
         }
+    }
+
+    /// How many reservations each scope class refused so far, per resource (every
+    /// `ResourceError` a caller of this manager or its scopes received).
+    pub fn denials(&self) -> Denials {
+        self.inner.denials.snapshot()
     }
 
     /// The usage of `peer`'s scope, if it is live.

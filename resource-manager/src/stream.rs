@@ -80,7 +80,8 @@ impl StreamScope {
             &path(&state, &self.scope, &self.edge, &self.conn.scope),
             delta,
             priority,
-        )?;
+        )
+        .map_err(|e| self.conn.inner.denied(e))?;
         if self.is_merged(&state) {
             scope::add(&mut state.merged, delta);
         }
@@ -127,7 +128,7 @@ impl StreamScope {
         if let Err(error) = scope::charge(&joining, &delta, ALWAYS) {
             drop(state);
             registry.release_protocol(protocol, peer, scope, per_peer);
-            return Err(error);
+            return Err(inner.denied(error));
         }
         let joined = Edge::Protocol {
             name: protocol.to_owned(),

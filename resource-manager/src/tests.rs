@@ -343,3 +343,56 @@ fn the_manager_is_send_and_sync() {
     check::<StreamScope>();
     check::<ResourceError>();
 }
+
+#[test]
+fn every_refusal_a_caller_sees_is_counted_once_for_the_scope_that_refused() {
+    let mut limits = Limits::scaled(256 * MIB, 512)
+        .with_protocol_peer("/p", ScopeLimit::unlimited().with_streams_inbound(1))
+        .with_allowlist(
+            Allowlist::new()
+                .with_addr(&addr("/ip4/10.0.0.0/ipcidr/8"))
+                .unwrap(),
+        );
+    limits.system.connections_inbound = 1;
+    limits.connection = limits.connection.with_memory(1000).with_streams(2, 2, 4);
+    let manager = ResourceManager::new(limits);
+    assert_eq!(manager.denials().total(), 0);
+
+    let mut conn = manager
+        .open_connection(Direction::Inbound, &remote(), true)
+        .unwrap();
+    // open_connection: the system's inbound connections.
+    assert!(manager
+        .open_connection(Direction::Inbound, &remote(), true)
+        .is_err());
+    // Refused by the normal scopes, admitted by the allowlist's: not a refusal.
+    let trusted = manager
+        .open_connection(Direction::Inbound, &addr("/ip4/10.1.2.3/tcp/1"), true)
+        .unwrap();
+    // reserve_memory on the connection: its own limit.
+    assert!(conn.reserve_memory(2000, 255).is_err());
+    conn.set_peer(PeerId::random()).unwrap();
+    // set_protocol: the protocol-peer scope allows one inbound /p stream.
+    let mut first = conn.open_stream(Direction::Inbound).unwrap();
+    first.set_protocol("/p").unwrap();
+    let mut second = conn.open_stream(Direction::Inbound).unwrap();
+    assert!(second.set_protocol("/p").is_err());
+    // open_stream: the connection's two inbound streams are taken.
+    assert!(conn.open_stream(Direction::Inbound).is_err());
+    // reserve_memory on a stream: the connection above it.
+    assert!(first.reserve_memory(5000, 255).is_err());
+
+    let denials = manager.denials();
+    let nonzero: Vec<_> = denials.iter().filter(|d| d.2 > 0).collect();
+    assert_eq!(
+        nonzero,
+        vec![
+            ("system", Resource::ConnectionsInbound, 1),
+            ("connection", Resource::Memory, 2),
+            ("connection", Resource::StreamsInbound, 1),
+            ("protocol_peer", Resource::StreamsInbound, 1),
+        ]
+    );
+    drop((first, second, trusted, conn));
+    assert_eq!(manager.denials(), denials, "giving back is not refusing");
+}
