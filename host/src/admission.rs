@@ -260,9 +260,11 @@ impl Inner {
             local_addr,
             remote_addr,
         } = transported;
+        let started = Instant::now();
         let (permit, scope) = match self.admit_inbound(&local_addr, &remote_addr).await {
             Ok(admitted) => admitted,
             Err(e) => {
+                self.hooks.inbound_refused(&e);
                 debug!(%remote_addr, error = %e, "inbound connection refused");
                 return;
             }
@@ -270,8 +272,15 @@ impl Inner {
         let pending = self.pending.register();
         // The handshake owns the permit and the scope: they are given back when it
         // returns, before `pending` drops and tells an evicting newcomer so.
-        self.handshake(output, local_addr, remote_addr, permit, scope, &pending)
-            .await;
+        self.handshake(
+            output,
+            (local_addr, remote_addr),
+            permit,
+            scope,
+            &pending,
+            started,
+        )
+        .await;
         drop(pending);
     }
 
@@ -279,11 +288,11 @@ impl Inner {
     async fn handshake(
         self: &Arc<Self>,
         output: TransportOutput,
-        local_addr: Multiaddr,
-        remote_addr: Multiaddr,
+        (local_addr, remote_addr): (Multiaddr, Multiaddr),
         permit: PendingPermit,
         scope: SharedScope,
         pending: &PendingGuard,
+        started: Instant,
     ) {
         let upgrade = async {
             match output {
@@ -299,6 +308,7 @@ impl Inner {
         };
         let connection = tokio::select! {
             _ = pending.evicted.cancelled() => {
+                self.hooks.inbound_evicted();
                 return debug!(%remote_addr, "pending handshake evicted for a newcomer");
             }
             c = upgrade => c,
@@ -308,15 +318,19 @@ impl Inner {
                 if let Err(e) = self.add_connection(
                     c,
                     Direction::Inbound,
-                    local_addr,
-                    remote_addr,
+                    (local_addr, remote_addr),
                     permit,
                     scope,
+                    started,
                 ) {
+                    self.hooks.inbound_refused(&e);
                     info!(error = %e, "inbound connection refused after the handshake");
                 }
             }
-            Err(e) => debug!(error = %e, "inbound upgrade failed"),
+            Err(e) => {
+                self.hooks.inbound_upgrade_failed(&e);
+                debug!(error = %e, "inbound upgrade failed")
+            }
         }
     }
 

@@ -33,6 +33,8 @@ pub struct HostBuilder {
     upgrade_timeout: Duration,
     inline_muxer_negotiation: bool,
     lazy: bool,
+    #[cfg(feature = "metrics-hook")]
+    observer: Option<Arc<dyn crate::Observer>>,
 }
 
 impl Default for HostBuilder {
@@ -56,6 +58,8 @@ impl HostBuilder {
             upgrade_timeout: Duration::from_secs(20),
             inline_muxer_negotiation: true,
             lazy: true,
+            #[cfg(feature = "metrics-hook")]
+            observer: None,
         }
     }
 
@@ -136,6 +140,15 @@ impl HostBuilder {
         self
     }
 
+    /// An observer told synchronously about connections, dials, streams (and their
+    /// bytes), identify and ping (feature `metrics-hook`): what `weft-metrics` counts
+    /// with. Its methods run on the host's tasks and must never block.
+    #[cfg(feature = "metrics-hook")]
+    pub fn observer(mut self, observer: Arc<dyn crate::Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Builds the host. Must run inside a tokio runtime: the host spawns its tasks there.
     pub fn build(self) -> Result<Host, BuildError> {
         if tokio::runtime::Handle::try_current().is_err() {
@@ -202,6 +215,10 @@ impl HostBuilder {
             writer,
             policy,
             resources,
+            #[cfg(feature = "metrics-hook")]
+            hooks: crate::observer::Hooks::new(self.observer),
+            #[cfg(not(feature = "metrics-hook"))]
+            hooks: crate::observer::Hooks::default(),
         }))
     }
 }

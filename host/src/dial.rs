@@ -116,7 +116,9 @@ impl Inner {
             async move {
                 let addrs = book::dialable_addrs(&inner.writer, &peer).await;
                 if addrs.is_empty() {
-                    return Err(DialError::NoAddresses(peer));
+                    let error = DialError::NoAddresses(peer);
+                    inner.hooks.dial_failed(&error);
+                    return Err(error);
                 }
                 inner.dial_addresses(Some(peer), addrs).await
             }
@@ -175,7 +177,13 @@ impl Inner {
         tokio::select! {
             _ = self.shutdown.cancelled() => Err(DialError::Shutdown),
             r = tokio::time::timeout(total, attempts) => {
-                r.map_err(|_| DialError::Timeout { addr: target, after: total })?
+                r.map_err(|_| {
+                    // The attempts still in flight were dropped, not failed: the
+                    // dial's own timeout is the one failure to report.
+                    let error = DialError::Timeout { addr: target, after: total };
+                    self.hooks.dial_failed(&error);
+                    error
+                })?
             }
         }
     }
@@ -190,6 +198,7 @@ impl Inner {
         }
         let per_address = self.config.dial_timeout_per_address;
         let span = tracing::debug_span!("dial", %addr, ?peer);
+        let started = std::time::Instant::now();
         let attempt = async {
             let permit = self.policy.allow_dial(peer, &addr)?;
             let scope: SharedScope = Arc::new(Mutex::new(self.resources.open_connection(
@@ -246,17 +255,22 @@ impl Inner {
             self.add_connection(
                 connection,
                 Direction::Outbound,
-                local_addr,
-                remote_addr,
+                (local_addr, remote_addr),
                 permit,
                 scope,
+                started,
             )
         };
-        tokio::time::timeout(per_address, attempt.instrument(span))
+        let result = tokio::time::timeout(per_address, attempt.instrument(span))
             .await
             .map_err(|_| DialError::Timeout {
                 addr: addr.to_string(),
                 after: per_address,
-            })?
+            })
+            .and_then(|r| r);
+        if let Err(e) = &result {
+            self.hooks.dial_failed(e);
+        }
+        result
     }
 }

@@ -7,6 +7,7 @@ use crate::dial::DialSlot;
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn};
+use crate::observer::Hooks;
 use crate::store_writer::StoreWriter;
 use crate::stream::{Stream, StreamTracker};
 use crate::transport::{split_peer_id, Listener, Transport};
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -133,6 +134,8 @@ pub(crate) struct Inner {
     pub(crate) policy: Arc<dyn ConnectionPolicy>,
     pub(crate) resources: ResourceManager,
     pub(crate) pending: Arc<PendingInbound>,
+    /// The observer hook points (nothing without `metrics-hook`).
+    pub(crate) hooks: Hooks,
     events: broadcast::Sender<Event>,
     state: Mutex<State>,
     pub(crate) tasks: TaskTracker,
@@ -166,6 +169,7 @@ pub(crate) struct HostParts {
     pub(crate) writer: StoreWriter,
     pub(crate) policy: Arc<dyn ConnectionPolicy>,
     pub(crate) resources: ResourceManager,
+    pub(crate) hooks: Hooks,
 }
 
 impl Host {
@@ -184,6 +188,7 @@ impl Host {
             writer,
             policy,
             resources,
+            hooks,
         } = parts;
         let (events, _) = broadcast::channel(config.event_capacity.max(16));
         let inner = Arc::new(Inner {
@@ -198,6 +203,7 @@ impl Host {
             policy,
             resources,
             pending: Arc::default(),
+            hooks,
             events,
             state: Mutex::new(State::default()),
             tasks: TaskTracker::new(),
@@ -479,6 +485,7 @@ impl Host {
             .map_err(|_| crate::PingFailure::Timeout(timeout))
             .and_then(|r| r);
         drop(guard);
+        self.inner.hooks.ping(result.as_ref().ok().copied());
         if !self.is_connected(&peer) {
             // The lock map only keeps entries of connected peers (removed on the last
             // disconnect); a ping that found no connection must not leave one behind.
@@ -611,10 +618,10 @@ impl Inner {
         self: &Arc<Self>,
         connection: Connection,
         direction: Direction,
-        local_addr: Multiaddr,
-        remote_addr: Multiaddr,
+        (local_addr, remote_addr): (Multiaddr, Multiaddr),
         permit: PendingPermit,
         scope: SharedScope,
+        started: Instant,
     ) -> Result<Arc<ConnState>, DialError> {
         let id = ConnectionId::next();
         let Connection {
@@ -672,6 +679,7 @@ impl Inner {
             direction,
         );
         info!(peer = %remote_peer, conn = %id, %direction, %remote_addr, security = %security_protocol, muxer = %muxer_protocol, "connected");
+        self.hooks.connection_opened(&conn, started);
         self.emit(Event::Connected {
             peer: remote_peer,
             connection: id,
@@ -763,6 +771,7 @@ impl Inner {
             book::on_disconnected(&self.writer, &conn.peer);
         }
         info!(peer = %conn.peer, conn = %conn.id, "disconnected");
+        self.hooks.connection_closed(conn);
         self.emit(Event::Disconnected {
             peer: conn.peer,
             connection: conn.id,
@@ -809,7 +818,16 @@ impl Inner {
         }
     }
 
-    fn tracker(&self, conn: &ConnState) -> StreamTracker {
+    /// What a new stream reports its end and its bytes to. `handler` is the
+    /// registration key of the handler serving `protocol`, when the caller knows it;
+    /// otherwise it is looked up (only when an observer wants it).
+    fn tracker(
+        &self,
+        conn: &ConnState,
+        protocol: &str,
+        handler: Option<&str>,
+        direction: Direction,
+    ) -> StreamTracker {
         let policy = self.policy.clone();
         let id = conn.id;
         StreamTracker {
@@ -817,6 +835,14 @@ impl Inner {
             open_streams: conn.open_streams.clone(),
             activity: conn.activity.clone(),
             on_count_change: Arc::new(move |n| policy.stream_count_changed(id, n)),
+            meter: self.hooks.stream_opened(
+                protocol,
+                || match handler {
+                    Some(key) => Some(key.to_string()),
+                    None => self.handlers.find(protocol).map(|e| e.id),
+                },
+                direction,
+            ),
         }
     }
 
@@ -840,13 +866,14 @@ impl Inner {
                 .await
                 .map_err(|_| StreamError::Timeout(timeout))??;
         scope.set_protocol(&protocol)?;
+        let tracker = self.tracker(conn, &protocol, None, Direction::Outbound);
         Ok(Stream::new(
             negotiated,
             protocol,
             conn.peer,
             conn.id,
             Direction::Outbound,
-            self.tracker(conn),
+            tracker,
             scope,
         ))
     }
@@ -874,9 +901,18 @@ impl Inner {
             identify::read(&mut stream).await.map_err(|e| e.to_string())
         };
         match tokio::time::timeout(timeout, run).await {
-            Ok(Ok(msg)) => self.apply_identify(conn, &msg, false).await,
-            Ok(Err(e)) => debug!(peer = %conn.peer, error = %e, "identify failed"),
-            Err(_) => debug!(peer = %conn.peer, "identify timed out"),
+            Ok(Ok(msg)) => {
+                self.hooks.identify_received(false, true);
+                self.apply_identify(conn, &msg, false).await
+            }
+            Ok(Err(e)) => {
+                self.hooks.identify_received(false, false);
+                debug!(peer = %conn.peer, error = %e, "identify failed")
+            }
+            Err(_) => {
+                self.hooks.identify_received(false, false);
+                debug!(peer = %conn.peer, "identify timed out")
+            }
         }
     }
 
@@ -976,9 +1012,16 @@ impl Host {
                     let msg = match tokio::time::timeout(timeout, identify::read(&mut stream)).await
                     {
                         Ok(Ok(msg)) => msg,
-                        Ok(Err(e)) => return debug!(error = %e, "identify push malformed"),
-                        Err(_) => return debug!("identify push timed out"),
+                        Ok(Err(e)) => {
+                            inner.hooks.identify_received(true, false);
+                            return debug!(error = %e, "identify push malformed");
+                        }
+                        Err(_) => {
+                            inner.hooks.identify_received(true, false);
+                            return debug!("identify push timed out");
+                        }
                     };
+                    inner.hooks.identify_received(true, true);
                     let conn = inner.lock().connections.get(&stream.connection()).cloned();
                     if let Some(conn) = conn {
                         inner.apply_identify(&conn, &msg, true).await;
@@ -1028,7 +1071,10 @@ async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
                 match lock_scope(&c.scope).open_stream(weft_resource_manager::Direction::Inbound) {
                     Ok(scope) => scope,
                     // Dropping the raw stream resets it.
-                    Err(e) => return debug!(conn = %c.id, error = %e, "inbound stream refused"),
+                    Err(e) => {
+                        inner.hooks.inbound_stream_refused();
+                        return debug!(conn = %c.id, error = %e, "inbound stream refused");
+                    }
                 };
             // The matcher takes the handler's and the peer's slots, and moves the
             // stream's scope to the protocol, when it accepts a proposal: a stream over
@@ -1038,13 +1084,21 @@ async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
                 tokio::time::timeout(timeout, weft_mss::listener_select(raw, &matcher)).await;
             let (protocol, io) = match negotiated {
                 Ok(Ok(pair)) => pair,
-                Ok(Err(e)) => return debug!(conn = %c.id, error = %e, "inbound negotiation failed"),
-                Err(_) => return debug!(conn = %c.id, "inbound negotiation timed out"),
+                Ok(Err(e)) => {
+                    inner.hooks.inbound_stream_refused();
+                    return debug!(conn = %c.id, error = %e, "inbound negotiation failed");
+                }
+                Err(_) => {
+                    inner.hooks.inbound_stream_refused();
+                    return debug!(conn = %c.id, "inbound negotiation timed out");
+                }
             };
             let Some((admitted, Some(scope))) = matcher.into_admitted(&protocol) else {
+                inner.hooks.inbound_stream_refused();
                 return debug!(%protocol, "negotiated a protocol no handler admitted");
             };
-            let tracker = inner.tracker(&c);
+            let tracker =
+                inner.tracker(&c, &protocol, Some(&admitted.entry.id), Direction::Inbound);
             let stream = Stream::new(
                 io,
                 protocol,

@@ -15,7 +15,11 @@
 //! limit evicts the least advanced handshake instead of refusing the newcomer.
 //!
 //! Each implementation sits behind a feature flag (`tcp`, `noise`, `tls`, `yamux`,
-//! `redb`), with all but `redb` on by default.
+//! `redb`), with all but `redb` on by default. The `metrics-hook` feature (off by
+//! default) adds `HostBuilder::observer`: a synchronous `Observer` that is told
+//! about connections, dials, streams (with their bytes), identify and ping, which is
+//! what `weft-metrics` counts with; without the feature the hook points compile to
+//! nothing.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,6 +57,7 @@ mod events;
 mod handlers;
 mod host;
 pub mod identify;
+mod observer;
 pub mod perf;
 pub mod ping;
 pub mod store_writer;
@@ -68,6 +73,8 @@ pub use error::{BuildError, DialError, ListenError, StreamError};
 pub use events::Event;
 pub use handlers::{HandlerOptions, MatchFn, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER};
 pub use host::{Host, HostConfig};
+#[cfg(feature = "metrics-hook")]
+pub use observer::{Observer, StreamInfo, StreamMeter};
 pub use stream::Stream;
 
 pub use libp2p_identity::{Keypair, PeerId, PublicKey};

@@ -2,6 +2,7 @@
 
 use crate::conn::Activity;
 use crate::events::Event;
+use crate::observer::{count_received, count_sent, meter_closed, Meter};
 use futures::io::{AsyncRead, AsyncWrite};
 use libp2p_identity::PeerId;
 use std::io;
@@ -22,6 +23,8 @@ pub(crate) struct StreamTracker {
     /// The connection's activity clock (for the idle timeout).
     pub(crate) activity: Arc<Activity>,
     pub(crate) on_count_change: Arc<dyn Fn(usize) + Send + Sync>,
+    /// Counts the stream's bytes for an observer (nothing without `metrics-hook`).
+    pub(crate) meter: Meter,
 }
 
 /// A stream on a connection, with its protocol negotiated.
@@ -89,10 +92,20 @@ impl Stream {
         self.direction
     }
 
-    fn touch(&self, n: usize) {
-        if n > 0 {
-            if let Some(t) = &self.tracker {
+    fn counted_read(&self, n: usize) {
+        if let Some(t) = &self.tracker {
+            if n > 0 {
                 t.activity.touch();
+                count_received(&t.meter, n);
+            }
+        }
+    }
+
+    fn counted_write(&self, n: usize) {
+        if let Some(t) = &self.tracker {
+            if n > 0 {
+                t.activity.touch();
+                count_sent(&t.meter, n);
             }
         }
     }
@@ -107,6 +120,7 @@ impl Drop for Stream {
     fn drop(&mut self) {
         if let Some(t) = self.tracker.take() {
             t.activity.touch();
+            meter_closed(&t.meter);
             let count = t
                 .open_streams
                 .fetch_sub(1, Ordering::AcqRel)
@@ -141,7 +155,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
-            self.touch(n);
+            self.counted_read(n);
         }
         r
     }
@@ -155,7 +169,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
-            self.touch(n);
+            self.counted_write(n);
         }
         r
     }
