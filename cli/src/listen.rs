@@ -1,18 +1,39 @@
-//! `weft listen`: serve ping, identify, echo (and perf with `--perf`) until Ctrl-C.
+//! `weft listen`: serve ping, identify, echo (and perf with `--perf`) until Ctrl-C;
+//! with `--metrics ADDR`, Prometheus metrics at `http://ADDR/metrics`.
 
 use crate::echo;
-use crate::options::{build_host, keypair, Security};
+use crate::metrics::Exporter;
+use crate::options::{build_host_with, keypair, Security};
+use std::net::SocketAddr;
 use weft_host::{Multiaddr, Protocol};
 
 /// Listens, prints each full address on stdout, serves until Ctrl-C; `/perf/1.0.0`
-/// only when `perf` is set.
+/// only when `perf` is set; metrics on `metrics` when given (its address is printed on
+/// stderr as `metrics: http://ADDR/metrics`).
 pub async fn run(
     addrs: Vec<Multiaddr>,
     security: Vec<Security>,
     seed: Option<String>,
     perf: bool,
+    metrics: Option<SocketAddr>,
 ) -> Result<(), String> {
-    let host = build_host(keypair(seed.as_deref())?, &security, true)?;
+    let exporter = metrics.map(|_| Exporter::new());
+    let host = build_host_with(
+        keypair(seed.as_deref())?,
+        &security,
+        true,
+        |b| match &exporter {
+            Some(e) => e.observe(b),
+            None => b,
+        },
+    )?;
+    if let (Some(exporter), Some(addr)) = (exporter, metrics) {
+        let bound = exporter
+            .serve(addr, &host)
+            .await
+            .map_err(|e| format!("cannot serve metrics: {e}"))?;
+        eprintln!("metrics: http://{bound}/metrics");
+    }
     echo::serve(&host);
     if perf {
         host.enable_perf();

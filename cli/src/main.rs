@@ -12,6 +12,7 @@ mod demo;
 mod dial;
 mod echo;
 mod listen;
+mod metrics;
 mod options;
 mod perf;
 
@@ -70,6 +71,10 @@ struct ListenArgs {
     /// to 1 GiB a request and 120 s a stream).
     #[arg(long)]
     perf: bool,
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9464 (port 0: any free port; the address is printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args)]
@@ -146,7 +151,7 @@ async fn main() -> ExitCode {
                         .with(weft_host::Protocol::Tcp(a.port)),
                 );
             }
-            listen::run(addrs, a.security.0, a.seed, a.perf).await
+            listen::run(addrs, a.security.0, a.seed, a.perf, a.metrics).await
         }
         Command::Id(a) => {
             options::keypair(a.seed.as_deref()).map(|k| println!("{}", k.public().to_peer_id()))

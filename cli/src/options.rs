@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use weft_host::{Host, Keypair};
+use weft_host::{Host, HostBuilder, Keypair};
 use weft_upgrader::SecurityUpgrade;
 
 /// A security protocol the user can choose.
@@ -91,13 +91,25 @@ fn security_impl(sec: Security, keypair: &Keypair) -> Result<Arc<dyn SecurityUpg
 
 /// Builds a host with these security protocols (in order), yamux, and the defaults.
 pub fn build_host(keypair: Keypair, security: &[Security], lazy: bool) -> Result<Host, String> {
+    build_host_with(keypair, security, lazy, |b| b)
+}
+
+/// [`build_host`], with `configure` applied to the builder last.
+pub fn build_host_with(
+    keypair: Keypair,
+    security: &[Security],
+    lazy: bool,
+    configure: impl FnOnce(HostBuilder) -> HostBuilder,
+) -> Result<Host, String> {
     let mut builder = Host::builder()
         .lazy_negotiation(lazy)
         .agent_version(concat!("weft/", env!("CARGO_PKG_VERSION")));
     for sec in security {
         builder = builder.security(security_impl(*sec, &keypair)?);
     }
-    builder.keypair(keypair).build().map_err(|e| e.to_string())
+    configure(builder.keypair(keypair))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
