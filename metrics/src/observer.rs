@@ -265,3 +265,75 @@ impl Observer for Families {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_upgrader::{UpgradeError, UpgradeStep};
+
+    fn lines(registry: &Registry) -> Vec<String> {
+        crate::encode(registry)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn failures_are_counted_under_their_bounded_labels() {
+        let mut registry = Registry::default();
+        let families = Families::register(&mut registry, ProtocolLabels::default());
+        families.ping(None);
+        families.ping(Some(Duration::from_millis(3)));
+        families.identify_received(true, false);
+        families.inbound_evicted();
+        families.inbound_stream_refused();
+        families.inbound_upgrade_failed(&UpgradeError::Timeout {
+            step: UpgradeStep::Handshake,
+            after: Duration::from_secs(20),
+        });
+        families.inbound_refused(&DialError::Shutdown);
+        families.dial_failed(&DialError::SelfDial);
+        let got = lines(&registry);
+        for expected in [
+            "ping_failures_total 1",
+            "ping_rtt_seconds_count 1",
+            "identify_received_total{kind=\"push\",outcome=\"error\"} 1",
+            "inbound_handshakes_evicted_total 1",
+            "inbound_streams_refused_total 1",
+            "inbound_upgrade_failures_total{step=\"handshake\"} 1",
+            "inbound_connections_refused_total{reason=\"shutdown\"} 1",
+            "dial_errors_total{reason=\"self_dial\"} 1",
+        ] {
+            assert!(
+                got.iter().any(|l| l == expected),
+                "{expected} not in {got:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_meter_counts_bytes_and_its_close() {
+        let mut registry = Registry::default();
+        let families = Families::register(&mut registry, ProtocolLabels::default());
+        let info = StreamInfo::new("/x/1", Some("/x"), weft_host::Direction::Inbound);
+        let meter = families.stream_opened(&info).unwrap();
+        meter.received(10);
+        meter.sent(4);
+        meter.sent(4);
+        let open = "streams_open{protocol=\"/x\",direction=\"inbound\"}";
+        assert!(lines(&registry).contains(&format!("{open} 1")));
+        meter.closed();
+        let got = lines(&registry);
+        for expected in [
+            format!("{open} 0"),
+            "streams_opened_total{protocol=\"/x\",direction=\"inbound\"} 1".to_string(),
+            "streams_closed_total{protocol=\"/x\",direction=\"inbound\"} 1".to_string(),
+            "stream_bytes_total{protocol=\"/x\",direction=\"sent\"} 8".to_string(),
+            "stream_bytes_total{protocol=\"/x\",direction=\"received\"} 10".to_string(),
+        ] {
+            assert!(got.contains(&expected), "{expected} not in {got:#?}");
+        }
+    }
+}
