@@ -1,18 +1,25 @@
 //! `weft listen`: serve ping, identify, echo (and perf with `--perf`) until Ctrl-C.
 
 use crate::echo;
-use crate::options::{build_host, keypair, Security};
+use crate::options::{build_host_within, keypair, Security};
 use weft_host::{Multiaddr, Protocol};
+use weft_resource_manager::Limits;
 
 /// Listens, prints each full address on stdout, serves until Ctrl-C; `/perf/1.0.0`
-/// only when `perf` is set.
+/// only when `perf` is set; everything it serves stays within `limits`.
 pub async fn run(
     addrs: Vec<Multiaddr>,
     security: Vec<Security>,
     seed: Option<String>,
     perf: bool,
+    limits: Limits,
 ) -> Result<(), String> {
-    let host = build_host(keypair(seed.as_deref())?, &security, true)?;
+    tracing::info!(
+        memory = limits.system.memory,
+        fds = limits.system.fds,
+        "resource limits"
+    );
+    let host = build_host_within(keypair(seed.as_deref())?, &security, true, limits)?;
     echo::serve(&host);
     if perf {
         host.enable_perf();
