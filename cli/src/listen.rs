@@ -6,27 +6,37 @@ use crate::metrics::Exporter;
 use crate::options::{build_host_with, keypair, Security};
 use std::net::SocketAddr;
 use weft_host::{Multiaddr, Protocol};
+use weft_resource_manager::Limits;
 
 /// Listens, prints each full address on stdout, serves until Ctrl-C; `/perf/1.0.0`
-/// only when `perf` is set; metrics on `metrics` when given (its address is printed on
-/// stderr as `metrics: http://ADDR/metrics`).
+/// only when `perf` is set; everything it serves stays within `limits`; metrics on
+/// `metrics` when given (its address is printed on stderr as
+/// `metrics: http://ADDR/metrics`).
 pub async fn run(
     addrs: Vec<Multiaddr>,
     security: Vec<Security>,
     seed: Option<String>,
     perf: bool,
+    limits: Limits,
     metrics: Option<SocketAddr>,
 ) -> Result<(), String> {
+    tracing::info!(
+        memory = limits.system.memory,
+        fds = limits.system.fds,
+        "resource limits"
+    );
     let exporter = metrics.map(|_| Exporter::new());
-    let host = build_host_with(
-        keypair(seed.as_deref())?,
-        &security,
-        true,
-        |b| match &exporter {
-            Some(e) => e.observe(b),
-            None => b,
-        },
-    )?;
+    let host =
+        build_host_with(
+            keypair(seed.as_deref())?,
+            &security,
+            true,
+            limits,
+            |b| match &exporter {
+                Some(e) => e.observe(b),
+                None => b,
+            },
+        )?;
     if let (Some(exporter), Some(addr)) = (exporter, metrics) {
         let bound = exporter
             .serve(addr, &host)

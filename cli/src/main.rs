@@ -71,6 +71,15 @@ struct ListenArgs {
     /// to 1 GiB a request and 120 s a stream).
     #[arg(long)]
     perf: bool,
+    /// The memory weft may use for connections, streams and their buffers (for
+    /// example `512MiB`, `2GiB`); every resource limit scales from it. Default: 1/8
+    /// of this machine's memory.
+    #[arg(long, value_name = "SIZE", value_parser = options::parse_memory)]
+    max_memory: Option<u64>,
+    /// The file descriptors weft may use for connections. Default: half of this
+    /// process's open-files limit; more than the limit is refused.
+    #[arg(long, value_name = "N")]
+    max_fds: Option<u64>,
     /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics, e.g.
     /// 127.0.0.1:9464 (port 0: any free port; the address is printed on stderr).
     #[arg(long, value_name = "ADDR")]
@@ -151,7 +160,12 @@ async fn main() -> ExitCode {
                         .with(weft_host::Protocol::Tcp(a.port)),
                 );
             }
-            listen::run(addrs, a.security.0, a.seed, a.perf, a.metrics).await
+            match options::limits(a.max_memory, a.max_fds) {
+                Ok(limits) => {
+                    listen::run(addrs, a.security.0, a.seed, a.perf, limits, a.metrics).await
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Id(a) => {
             options::keypair(a.seed.as_deref()).map(|k| println!("{}", k.public().to_peer_id()))

@@ -245,43 +245,54 @@ fn eviction_can_help(e: &DialError) -> bool {
 }
 
 impl Inner {
-    pub(crate) fn handle_inbound(self: &Arc<Self>, transported: Transported) {
-        let inner = self.clone();
-        let span = tracing::debug_span!("inbound", remote_addr = %transported.remote_addr);
-        self.tasks
-            .spawn(async move { inner.inbound(transported).await }.instrument(span));
-    }
-
     /// Admits an inbound connection (evicting the least advanced pending handshake
-    /// when the pending limit is full) and runs its handshake.
-    async fn inbound(self: Arc<Self>, transported: Transported) {
+    /// when a limit is full) and spawns its handshake.
+    ///
+    /// The accept loop awaits this before it accepts the next socket, so newcomers
+    /// are admitted one at a time, in the order they came: the room an eviction makes
+    /// goes to the newcomer that made it (not to one that arrived later and raced it),
+    /// the newcomer is evictable from the moment it is admitted, and sockets beyond
+    /// the limits wait in the kernel's backlog instead of holding descriptors here.
+    pub(crate) async fn admit_inbound_connection(self: &Arc<Self>, transported: Transported) {
+        let span = tracing::debug_span!("inbound", remote_addr = %transported.remote_addr);
         let Transported {
             output,
             local_addr,
             remote_addr,
         } = transported;
         let started = Instant::now();
-        let (permit, scope) = match self.admit_inbound(&local_addr, &remote_addr).await {
+        let admitted = self
+            .admit_inbound(&local_addr, &remote_addr)
+            .instrument(span.clone())
+            .await;
+        let (permit, scope) = match admitted {
             Ok(admitted) => admitted,
             Err(e) => {
                 self.hooks.inbound_refused(&e);
-                debug!(%remote_addr, error = %e, "inbound connection refused");
-                return;
+                return span
+                    .in_scope(|| debug!(%remote_addr, error = %e, "inbound connection refused"));
             }
         };
         let pending = self.pending.register();
-        // The handshake owns the permit and the scope: they are given back when it
-        // returns, before `pending` drops and tells an evicting newcomer so.
-        self.handshake(
-            output,
-            (local_addr, remote_addr),
-            permit,
-            scope,
-            &pending,
-            started,
-        )
-        .await;
-        drop(pending);
+        let inner = self.clone();
+        self.tasks.spawn(
+            async move {
+                // The handshake owns the permit and the scope: they are given back when
+                // it returns, before `pending` drops and tells an evicting newcomer so.
+                inner
+                    .handshake(
+                        output,
+                        (local_addr, remote_addr),
+                        permit,
+                        scope,
+                        &pending,
+                        started,
+                    )
+                    .await;
+                drop(pending);
+            }
+            .instrument(span),
+        );
     }
 
     /// Runs the handshake of an admitted inbound connection, unless it is evicted.

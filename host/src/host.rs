@@ -569,7 +569,10 @@ async fn accept_loop(
         match accepted {
             Ok(transported) => {
                 backoff = ACCEPT_BACKOFF_MIN;
-                inner.handle_inbound(transported);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = inner.admit_inbound_connection(transported) => {}
+                }
             }
             Err(crate::transport::TransportError::Closed) => break,
             Err(e) => {

@@ -383,6 +383,15 @@ impl<T: AsyncRead + Unpin> Tap<T> {
                     let (stream, fin, bytes) = (*stream, *fin, std::mem::take(bytes));
                     inflow.body = Body::None;
                     inflow.boost.push_held(stream, bytes, fin);
+                    if !inflow.boost.can_release() {
+                        // Let yamux run before the next frame: the window update that
+                        // releases what is held waits in its command queue, which it
+                        // only reads between two reads of ours. Reading on here while
+                        // the remote keeps sending would hold frame after frame while
+                        // the application, its buffer drained, waits for them.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     continue;
                 }
             }
