@@ -6,7 +6,7 @@
 //! `cargo bench -p weft-muxer-yamux --bench long_link -- [--mib N] [--rtt-ms MS] [--runs N]`
 
 #[path = "../tests/support/mod.rs"]
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 mod support;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
