@@ -8,42 +8,23 @@
 //! process would take). That a listener which does run out (EMFILE) backs off and keeps
 //! accepting is tested in the TCP transport's unit tests and `host/tests/accept.rs`.
 
+mod support;
+
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use support::{listen_command, run_weft, spawn_listener, tcp_port, WAIT};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// Low enough to run out with a few dozen connections, high enough for the runtime.
 const NOFILE: u32 = 48;
-const WAIT: Duration = Duration::from_secs(30);
 const BACKOFF_WARNING: &str = "accept failed; backing off";
 
-fn weft() -> &'static str {
-    env!("CARGO_BIN_EXE_weft")
-}
-
-async fn spawn_listener() -> (Child, String, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new("prlimit")
-        .arg(format!("--nofile={NOFILE}:{NOFILE}"))
-        .arg("--")
-        .arg(weft())
-        .arg("listen")
-        .env("WEFT_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("prlimit (util-linux) runs weft listen");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("weft listen printed its address in time")
-        .expect("stdout readable")
-        .expect("an address line");
+async fn spawn_listener_logged() -> (Child, String, Arc<Mutex<Vec<String>>>) {
+    let mut command = listen_command(&[], Some(NOFILE), Stdio::piped());
+    command.env("WEFT_LOG", "info");
+    let (mut child, addr) = spawn_listener(command).await;
     let log = Arc::new(Mutex::new(Vec::new()));
     let stderr = child.stderr.take().expect("piped stderr");
     let sink = log.clone();
@@ -66,18 +47,7 @@ fn count(log: &Mutex<Vec<String>>, needle: &str) -> usize {
 
 /// Runs `weft dial ADDR` and asserts that it succeeds.
 async fn honest_dial(addr: &str, when: &str, log: &Mutex<Vec<String>>) {
-    let dial = Command::new(weft())
-        .arg("dial")
-        .arg(addr)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(WAIT, dial)
-        .await
-        .expect("weft dial finished in time")
-        .expect("weft dial ran");
+    let out = run_weft(&["dial", addr]).await;
     assert!(
         out.status.success(),
         "weft dial failed {when}:\n{}\n{}\nlistener log:\n{}",
@@ -89,12 +59,8 @@ async fn honest_dial(addr: &str, when: &str, log: &Mutex<Vec<String>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_under_a_low_fd_limit_evicts_and_keeps_serving() {
-    let (mut listener, addr, log) = spawn_listener().await;
-    let port: u16 = addr
-        .split('/')
-        .nth(4)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no tcp port in {addr}"));
+    let (mut listener, addr, log) = spawn_listener_logged().await;
+    let port = tcp_port(&addr);
 
     // Four times the process's limit in idle connections: without the resource
     // manager's fd budget every one would hold a descriptor until its handshake timed

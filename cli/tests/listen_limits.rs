@@ -4,19 +4,14 @@
 //! an honest dial gets through during the crowd, and a value that cannot work is
 //! refused with a clear error before anything listens.
 
-use std::process::Stdio;
+mod support;
+
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{dial_ok, listen, run_weft, tcp_port, WAIT};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 
 const MAX_FDS: usize = 12;
 const CROWD: usize = 200;
-const WAIT: Duration = Duration::from_secs(30);
-
-fn weft() -> &'static str {
-    env!("CARGO_BIN_EXE_weft")
-}
 
 /// Descriptors the process `pid` has open now.
 fn open_fds(pid: u32) -> usize {
@@ -25,34 +20,11 @@ fn open_fds(pid: u32) -> usize {
         .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/fd: {e}"))
 }
 
-async fn spawn_listener(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(weft())
-        .arg("listen")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("weft listen runs");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let addr = tokio::time::timeout(WAIT, BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("weft listen printed its address in time")
-        .expect("stdout readable")
-        .expect("an address line");
-    (child, addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_fds_bounds_the_listeners_descriptors_and_honest_peers_get_in() {
-    let (mut listener, addr) = spawn_listener(&["--max-fds", &MAX_FDS.to_string()]).await;
+    let (mut listener, addr) = listen(&["--max-fds", &MAX_FDS.to_string()]).await;
     let pid = listener.id().expect("the listener runs");
-    let port: u16 = addr
-        .split('/')
-        .nth(4)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no tcp port in {addr}"));
+    let port = tcp_port(&addr);
     let baseline = open_fds(pid);
 
     let mut idle = Vec::new();
@@ -65,23 +37,7 @@ async fn max_fds_bounds_the_listeners_descriptors_and_honest_peers_get_in() {
         idle.push(socket);
         most = most.max(open_fds(pid));
     }
-    let dial = Command::new(weft())
-        .arg("dial")
-        .arg(&addr)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(WAIT, dial)
-        .await
-        .expect("weft dial finished in time")
-        .expect("weft dial ran");
-    assert!(
-        out.status.success(),
-        "the honest dial failed during the crowd:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dial_ok(&addr, &[], "during the crowd", "").await;
     for _ in 0..20 {
         most = most.max(open_fds(pid));
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -107,18 +63,9 @@ async fn knobs_that_cannot_work_are_refused_with_a_clear_error() {
         (&["--max-memory", "lots"][..], "not a memory size"),
         (&["--max-fds", "100000000"][..], "open-files limit"),
     ] {
-        let run = Command::new(weft())
-            .arg("listen")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(WAIT, run)
-            .await
-            .expect("weft listen gave up in time")
-            .expect("weft listen ran");
+        let mut command = vec!["listen"];
+        command.extend_from_slice(args);
+        let out = run_weft(&command).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} was accepted");
         assert!(out.stdout.is_empty(), "{args:?} listened anyway");

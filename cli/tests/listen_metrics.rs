@@ -2,47 +2,24 @@
 //! `weft dial` runs and a crowd of hostile handshakes, parses the exposition with
 //! `prometheus-parse`, and checks the figures against what happened.
 
+mod support;
+
 use http_body_util::{BodyExt, Empty};
 use prometheus_parse::{Sample, Scrape, Value};
 use std::process::Stdio;
 use std::time::Duration;
+use support::{listen_command, run_weft, spawn_listener, WAIT};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn weft() -> &'static str {
-    env!("CARGO_BIN_EXE_weft")
-}
+use tokio::process::Child;
 
 /// Starts `weft listen --metrics 127.0.0.1:0`, under a descriptor limit of `nofile`
 /// (with `prlimit`, util-linux) if given; returns it, its address and the metrics
 /// endpoint's `host:port`.
 async fn listen(nofile: Option<u32>) -> (Child, String, String) {
-    let mut command = match nofile {
-        Some(n) => {
-            let mut c = Command::new("prlimit");
-            c.arg(format!("--nofile={n}:{n}")).arg("--").arg(weft());
-            c
-        }
-        None => Command::new(weft()),
-    };
-    let mut child = command
-        .args(["listen", "--metrics", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("weft listen starts");
-    let stdout = child.stdout.take().expect("piped stdout");
+    let command = listen_command(&["--metrics", "127.0.0.1:0"], nofile, Stdio::piped());
+    let (mut child, addr) = spawn_listener(command).await;
     let stderr = child.stderr.take().expect("piped stderr");
-    let addr = tokio::time::timeout(WAIT, BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("an address in time")
-        .expect("stdout readable")
-        .expect("an address line");
     let mut errors = BufReader::new(stderr).lines();
     let endpoint = tokio::time::timeout(WAIT, async {
         while let Some(line) = errors.next_line().await.expect("stderr readable") {
@@ -109,18 +86,8 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 async fn dial(addr: &str, pings: usize, echo: usize) {
-    let run = Command::new(weft())
-        .args(["dial", addr, "--ping"])
-        .arg(pings.to_string())
-        .arg("--echo")
-        .arg(echo.to_string())
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(WAIT, run)
-        .await
-        .expect("weft dial finished in time")
-        .expect("weft dial ran");
+    let (pings, echo) = (pings.to_string(), echo.to_string());
+    let out = run_weft(&["dial", addr, "--ping", &pings, "--echo", &echo]).await;
     assert!(
         out.status.success(),
         "{}",

@@ -1,46 +1,12 @@
 //! `weft listen` serves `/perf/1.0.0` only with `--perf`, and then within its bounds.
 
-use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+mod support;
 
-const WAIT: Duration = Duration::from_secs(60);
-
-fn weft() -> &'static str {
-    env!("CARGO_BIN_EXE_weft")
-}
-
-async fn listen(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(weft())
-        .arg("listen")
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("weft listen starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let addr = tokio::time::timeout(WAIT, BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("an address in time")
-        .expect("stdout readable")
-        .expect("an address line");
-    (child, addr)
-}
+use support::{listen, run_weft};
 
 async fn perf(addr: &str, download: u64) -> std::process::Output {
-    let run = Command::new(weft())
-        .args(["perf", addr, "--upload", "1000", "--download"])
-        .arg(download.to_string())
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(WAIT, run)
-        .await
-        .expect("weft perf finished in time")
-        .expect("weft perf ran")
+    let download = download.to_string();
+    run_weft(&["perf", addr, "--upload", "1000", "--download", &download]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
