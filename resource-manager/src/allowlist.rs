@@ -1,6 +1,7 @@
 //! Trusted addresses and peer ids: allowlisted connections get scopes of their own, so
 //! they still get in when the normal limits are full.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -45,7 +46,8 @@ impl Allowlist {
     /// # Errors
     ///
     /// [`AllowlistError`] when `prefix` is not of that form.
-    pub fn allow(&mut self, prefix: &Multiaddr) -> Result<(), AllowlistError> {
+    pub fn allow(&mut self, prefix: impl Borrow<Multiaddr>) -> Result<(), AllowlistError> {
+        let prefix = prefix.borrow();
         let mut parts = prefix.iter();
         let addr = match parts.next() {
             Some(Protocol::Ip4(ip)) => IpAddr::V4(ip),
@@ -76,7 +78,7 @@ impl Allowlist {
     /// # Errors
     ///
     /// [`AllowlistError`] when `prefix` is not of the accepted form.
-    pub fn with_addr(mut self, prefix: &Multiaddr) -> Result<Self, AllowlistError> {
+    pub fn with_addr(mut self, prefix: impl Borrow<Multiaddr>) -> Result<Self, AllowlistError> {
         self.allow(prefix)?;
         Ok(self)
     }
@@ -130,11 +132,11 @@ mod tests {
     #[test]
     fn single_addresses_and_networks() {
         let list = Allowlist::new()
-            .with_addr(&addr("/ip4/192.0.2.7"))
+            .with_addr(addr("/ip4/192.0.2.7"))
             .unwrap()
-            .with_addr(&addr("/ip4/10.1.2.3/ipcidr/8"))
+            .with_addr(addr("/ip4/10.1.2.3/ipcidr/8"))
             .unwrap()
-            .with_addr(&addr("/ip6/2001:db8::/ipcidr/32"))
+            .with_addr(addr("/ip6/2001:db8::/ipcidr/32"))
             .unwrap();
         assert!(list.contains(&addr("/ip4/192.0.2.7/tcp/4001")));
         assert!(!list.contains(&addr("/ip4/192.0.2.8/tcp/4001")));
@@ -161,24 +163,28 @@ mod tests {
     #[test]
     fn malformed_entries_are_refused() {
         let mut list = Allowlist::new();
+        // Owned or borrowed, both work.
+        list.allow(addr("/ip4/198.51.100.0/ipcidr/24")).unwrap();
+        assert!(list.contains(&addr("/ip4/198.51.100.77/tcp/1")));
+        let mut list = Allowlist::new();
         assert!(matches!(
-            list.allow(&addr("/dns4/example.com")),
+            list.allow(addr("/dns4/example.com")),
             Err(AllowlistError::NotIp(_))
         ));
         assert!(matches!(
-            list.allow(&addr("/ip4/1.2.3.4/tcp/1")),
+            list.allow(addr("/ip4/1.2.3.4/tcp/1")),
             Err(AllowlistError::TrailingProtocol(_))
         ));
         assert!(matches!(
-            list.allow(&addr("/ip4/1.2.3.4/ipcidr/8/tcp/1")),
+            list.allow(addr("/ip4/1.2.3.4/ipcidr/8/tcp/1")),
             Err(AllowlistError::TrailingProtocol(_))
         ));
         assert!(matches!(
-            list.allow(&addr("/ip4/1.2.3.4/ipcidr/33")),
+            list.allow(addr("/ip4/1.2.3.4/ipcidr/33")),
             Err(AllowlistError::BadPrefix(_))
         ));
         assert!(list.is_empty());
-        let error = list.allow(&addr("/ip4/1.2.3.4/tcp/1")).unwrap_err();
+        let error = list.allow(addr("/ip4/1.2.3.4/tcp/1")).unwrap_err();
         assert!(error.to_string().contains("/ip4/1.2.3.4/tcp/1"));
     }
 }

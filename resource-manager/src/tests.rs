@@ -97,7 +97,7 @@ fn a_full_transient_scope_denies_and_changes_nothing() {
 fn the_allowlist_admits_trusted_addresses_when_the_system_is_full() {
     let mut limits = Limits::scaled(256 * MIB, 512).with_allowlist(
         Allowlist::new()
-            .with_addr(&addr("/ip4/10.0.0.0/ipcidr/8"))
+            .with_addr(addr("/ip4/10.0.0.0/ipcidr/8"))
             .unwrap(),
     );
     limits.system = limits.system.with_connections(1, 1, 2);
@@ -350,7 +350,7 @@ fn every_refusal_a_caller_sees_is_counted_once_for_the_scope_that_refused() {
         .with_protocol_peer("/p", ScopeLimit::unlimited().with_streams_inbound(1))
         .with_allowlist(
             Allowlist::new()
-                .with_addr(&addr("/ip4/10.0.0.0/ipcidr/8"))
+                .with_addr(addr("/ip4/10.0.0.0/ipcidr/8"))
                 .unwrap(),
         );
     limits.system.connections_inbound = 1;
@@ -395,4 +395,53 @@ fn every_refusal_a_caller_sees_is_counted_once_for_the_scope_that_refused() {
     );
     drop((first, second, trusted, conn));
     assert_eq!(manager.denials(), denials, "giving back is not refusing");
+}
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_denial_is_logged_at_debug_with_the_scope_usage() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let mut limits = Limits::scaled(256 * MIB, 512);
+    limits.connection = limits.connection.with_memory(1000);
+    let manager = ResourceManager::new(limits);
+    tracing::subscriber::with_default(subscriber, || {
+        let conn = manager
+            .open_connection(Direction::Outbound, &remote(), true)
+            .unwrap();
+        conn.reserve_memory(600, 255).unwrap();
+        assert!(conn.reserve_memory(600, 255).is_err());
+    });
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = log
+        .lines()
+        .find(|line| line.contains("resource manager: denied"))
+        .unwrap_or_else(|| panic!("no denial logged in {log:?}"));
+    assert!(line.contains("DEBUG"), "{line}");
+    assert!(line.contains("scope=connection"), "{line}");
+    assert!(line.contains("resource=\"memory\""), "{line}");
+    assert!(line.contains("used=600"), "{line}");
+    assert!(line.contains("memory: 600"), "usage missing: {line}");
+    assert!(
+        line.contains("connections_outbound: 1"),
+        "usage missing: {line}"
+    );
 }
