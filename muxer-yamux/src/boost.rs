@@ -826,38 +826,10 @@ impl Boost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use weft_upgrader::{BudgetDenied, MemoryBudget};
+    use weft_upgrader::test_suite::CountingBudget;
 
     const MIB: u32 = 1 << 20;
     const WINDOW: u32 = STREAM_WINDOW as u32;
-
-    /// A budget with a byte limit that records what is in use.
-    #[derive(Default)]
-    struct Recording {
-        limit: usize,
-        used: AtomicUsize,
-    }
-
-    impl MemoryBudget for Recording {
-        fn try_reserve(&self, bytes: usize, priority: Priority) -> Result<(), BudgetDenied> {
-            let used = self.used.load(Ordering::SeqCst);
-            let share = priority.share_of(self.limit as u64) as usize;
-            if used + bytes > share {
-                return Err(BudgetDenied {
-                    requested: bytes,
-                    reason: format!("{used} of {share} in use").into(),
-                });
-            }
-            self.used.fetch_add(bytes, Ordering::SeqCst);
-            Ok(())
-        }
-
-        fn release(&self, bytes: usize) {
-            self.used.fetch_sub(bytes, Ordering::SeqCst);
-        }
-    }
 
     fn settings() -> WindowBoost {
         WindowBoost {
@@ -876,14 +848,6 @@ mod tests {
 
     fn boost() -> Boost {
         with_budget(Budget::unlimited())
-    }
-
-    fn recording(limit: usize) -> (Arc<Recording>, Budget) {
-        let source = Arc::new(Recording {
-            limit,
-            used: AtomicUsize::new(0),
-        });
-        (source.clone(), Budget::new(source))
     }
 
     /// Receives and consumes `windows` full initial windows on stream `id` at `at`,
@@ -1048,34 +1012,34 @@ mod tests {
 
     #[test]
     fn held_bytes_are_charged_as_they_arrive_and_given_back_when_read_or_dropped() {
-        let (source, budget) = recording(1 << 30);
+        let (source, budget) = CountingBudget::new(1 << 30);
         let mut boost = with_budget(budget);
         boost.on_inbound(data(FLAG_SYN, 2, 1000)).unwrap();
-        assert_eq!(source.used.load(Ordering::SeqCst), 1000);
+        assert_eq!(source.used(), 1000);
         boost.on_inbound(data(0, 2, 5000)).unwrap();
-        assert_eq!(source.used.load(Ordering::SeqCst), 6000);
+        assert_eq!(source.used(), 6000);
         boost.on_outbound(window(FLAG_ACK, 2, 4000));
-        assert_eq!(source.used.load(Ordering::SeqCst), 2000);
+        assert_eq!(source.used(), 2000);
         boost.on_dropped(2);
-        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+        assert_eq!(source.used(), 0);
         // A grown window is reserved while the remote may use it, then given back.
         boost.on_outbound(window(FLAG_SYN, 1, 0));
         let extra = earn(&mut boost, 1);
-        assert_eq!(source.used.load(Ordering::SeqCst), extra as usize);
+        assert_eq!(source.used(), extra as usize);
         boost.on_inbound(data(FLAG_RST, 1, 0)).unwrap();
-        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+        assert_eq!(source.used(), 0);
         boost.on_dropped(1);
         // Stream 2 stays, discarding, until its RST (yamux sends one on a drop).
         assert_eq!(boost.tracked(), 1);
         boost.on_outbound(data(FLAG_RST, 2, 0));
         assert_eq!(boost.tracked(), 0);
-        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+        assert_eq!(source.used(), 0);
     }
 
     #[test]
     fn a_full_budget_sheds_the_largest_holder() {
         // Held bytes may fill (31 + 1) / 256 of 2 MiB = 262,144 bytes.
-        let (source, budget) = recording(2 << 20);
+        let (source, budget) = CountingBudget::new(2 << 20);
         let stats = YamuxStats::default();
         let mut boost = Boost::new(Some(settings()), 20 << 20, budget, stats.clone());
         boost.on_inbound(data(FLAG_SYN, 2, 200_000)).unwrap();
@@ -1087,7 +1051,7 @@ mod tests {
         assert_eq!(boost.next_shed(), Some(2));
         assert_eq!(boost.next_shed(), None);
         assert_eq!(stats.streams_shed(), 1);
-        assert_eq!(source.used.load(Ordering::SeqCst), 62_300);
+        assert_eq!(source.used(), 62_300);
         // What the remote still sends on it is dropped, its FIN still reaches yamux.
         assert_eq!(
             boost.on_inbound(data(0, 2, 1000)).unwrap(),
@@ -1107,18 +1071,18 @@ mod tests {
             }
         );
         assert_eq!(boost.next_shed(), Some(6));
-        assert_eq!(source.used.load(Ordering::SeqCst), 62_300);
+        assert_eq!(source.used(), 62_300);
         for id in [2, 4, 6] {
             boost.on_dropped(id);
         }
-        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+        assert_eq!(source.used(), 0);
     }
 
     #[test]
     fn a_denied_growth_keeps_the_window_and_the_stream_working() {
         // Growth may fill (203 + 1) / 256 of 2 MiB, about 1.6 MiB, short of the
         // 3.75 MiB earned: the grant is halved until it fits.
-        let (source, budget) = recording(2 << 20);
+        let (source, budget) = CountingBudget::new(2 << 20);
         let stats = YamuxStats::default();
         let mut boost = Boost::new(Some(settings()), 20 << 20, budget, stats.clone());
         boost.set_rtt(Duration::from_secs(1));
@@ -1126,7 +1090,7 @@ mod tests {
         let extra = earn(&mut boost, 1);
         assert_eq!(stats.growth_denied(), 2);
         assert_eq!(extra, (4 * MIB - WINDOW) / 4);
-        assert_eq!(source.used.load(Ordering::SeqCst), extra as usize);
+        assert_eq!(source.used(), extra as usize);
         // A stream with a second growth denied outright keeps its window and works.
         boost.on_inbound(window(FLAG_SYN, 3, 0)).unwrap();
         let _keep = weft_upgrader::Budget::unlimited();
@@ -1137,7 +1101,7 @@ mod tests {
         assert!(stats.growth_denied() > before);
         assert!(granted.iter().all(|g| u64::from(g.length) < 1 << 20));
         consume(&mut boost, 3, 4, at + Duration::from_secs(10));
-        assert!(source.used.load(Ordering::SeqCst) <= 2 << 20);
+        assert!(source.used() <= 2 << 20);
     }
 
     #[test]

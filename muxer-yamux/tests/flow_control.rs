@@ -14,6 +14,7 @@ use support::libp2p_peer::Libp2pPeer;
 use support::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use weft_muxer_yamux::{Yamux, YamuxConfig, STREAM_WINDOW};
+use weft_upgrader::test_suite::CountingBudget;
 use weft_upgrader::{Budget, Role};
 
 fn pattern(offset: usize, len: usize) -> Vec<u8> {
@@ -174,7 +175,7 @@ async fn transfer(
 async fn a_reader_that_keeps_up_on_a_long_link_earns_window_within_its_budget() {
     // 40 ms round trips; the connection's budget is 16 MiB (growth may use 80%).
     let (a, b, _relay) = relayed_pair(Duration::from_millis(20)).await;
-    let (budget_source, budget) = TestBudget::new(16 << 20);
+    let (budget_source, budget) = CountingBudget::new(16 << 20);
     let yamux = Yamux::new();
     let (client, _client_driver) = weft_peer_with(&yamux, a, Role::Initiator, Budget::unlimited());
     let (server, _server_driver) = weft_peer_with(&yamux, b, Role::Responder, budget);
@@ -196,7 +197,7 @@ async fn a_denied_growth_leaves_the_stream_working_at_its_window() {
     // A budget whose high share (80% of 600 KiB) is below any growth worth granting
     // beside the held bytes: every growth is denied, the transfer still completes.
     let (a, b, _relay) = relayed_pair(Duration::from_millis(20)).await;
-    let (budget_source, budget) = TestBudget::new(2 << 20);
+    let (budget_source, budget) = CountingBudget::new(2 << 20);
     let yamux = Yamux::new();
     let (client, _c) = weft_peer_with(&yamux, a, Role::Initiator, Budget::unlimited());
     let (server, _s) = weft_peer_with(&yamux, b, Role::Responder, budget);
@@ -216,7 +217,7 @@ async fn a_denied_growth_leaves_the_stream_working_at_its_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unread_bytes_are_charged_and_come_back_when_streams_and_the_connection_drop() {
     let (a, b) = tcp_pair().await;
-    let (budget_source, budget) = TestBudget::new(1 << 30);
+    let (budget_source, budget) = CountingBudget::new(1 << 30);
     let yamux = Yamux::new();
     let (client, _c) = weft_peer_with(&yamux, a, Role::Initiator, Budget::unlimited());
     let (server, server_driver) = weft_peer_with(&yamux, b, Role::Responder, budget);
@@ -272,7 +273,7 @@ async fn a_full_budget_resets_the_stream_holding_the_most_unread_bytes() {
     // Unread bytes in the spec's windows may fill (31 + 1) / 256 of 5 MiB = 640 KiB:
     // two full windows fit, a third does not.
     let (a, b) = tcp_pair().await;
-    let (budget_source, budget) = TestBudget::new(5 << 20);
+    let (budget_source, budget) = CountingBudget::new(5 << 20);
     let yamux = Yamux::new();
     let (client, _c) = weft_peer_with(&yamux, a, Role::Initiator, Budget::unlimited());
     let (server, _s) = weft_peer_with(&yamux, b, Role::Responder, budget);

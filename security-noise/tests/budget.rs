@@ -4,48 +4,12 @@
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p_identity::Keypair;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
-use weft_upgrader::{
-    BoxedIo, Budget, BudgetDenied, MemoryBudget, Priority, SecuredConnection, SecurityError,
-    SecurityUpgrade,
-};
-
-/// A budget of `limit` bytes that counts what is in use.
-struct Counting {
-    limit: usize,
-    used: AtomicUsize,
-}
-
-impl MemoryBudget for Counting {
-    fn try_reserve(&self, bytes: usize, priority: Priority) -> Result<(), BudgetDenied> {
-        let share = priority.share_of(self.limit as u64) as usize;
-        self.used
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
-                (used + bytes <= share).then_some(used + bytes)
-            })
-            .map(|_| ())
-            .map_err(|used| BudgetDenied {
-                requested: bytes,
-                reason: format!("connection: {used} of {share} bytes in use").into(),
-            })
-    }
-
-    fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::SeqCst);
-    }
-}
-
-fn counting(limit: usize) -> (Arc<Counting>, Budget) {
-    let source = Arc::new(Counting {
-        limit,
-        used: AtomicUsize::new(0),
-    });
-    (source.clone(), Budget::new(source))
-}
+use weft_upgrader::test_suite::CountingBudget;
+use weft_upgrader::{BoxedIo, Budget, SecuredConnection, SecurityError, SecurityUpgrade};
 
 fn upgrade(keypair: Keypair) -> Arc<dyn SecurityUpgrade> {
     Arc::new(weft_security_noise::Noise::new(&keypair).unwrap())
@@ -78,12 +42,12 @@ async fn handshake(dialer_budget: Budget, listener_budget: Budget) -> (Outcome, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_buffers_stay_reserved_while_the_channel_lives() {
-    let (dialer_used, dialer_budget) = counting(1 << 20);
-    let (listener_used, listener_budget) = counting(1 << 20);
+    let (dialer_used, dialer_budget) = CountingBudget::new(1 << 20);
+    let (listener_used, listener_budget) = CountingBudget::new(1 << 20);
     let (a, b) = handshake(dialer_budget, listener_budget).await;
     let (mut a, mut b) = (a.unwrap(), b.unwrap());
     for used in [&dialer_used, &listener_used] {
-        let bytes = used.used.load(Ordering::SeqCst);
+        let bytes = used.used();
         assert!(
             ((16 << 10)..=(128 << 10)).contains(&bytes),
             "{bytes} bytes reserved"
@@ -105,14 +69,14 @@ async fn the_read_buffers_stay_reserved_while_the_channel_lives() {
     .expect("the transfer hung");
     assert!(got == data);
     drop((a, b));
-    assert_eq!(dialer_used.used.load(Ordering::SeqCst), 0);
-    assert_eq!(listener_used.used.load(Ordering::SeqCst), 0);
+    assert_eq!(dialer_used.used(), 0);
+    assert_eq!(listener_used.used(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_reservation_fails_the_handshake_and_says_so() {
-    let (_, dialer_budget) = counting(1 << 20);
-    let (listener_used, listener_budget) = counting(1024);
+    let (_, dialer_budget) = CountingBudget::new(1 << 20);
+    let (listener_used, listener_budget) = CountingBudget::new(1024);
     let (dialer, listener) = handshake(dialer_budget, listener_budget).await;
     let error = listener.expect_err("a handshake without memory must fail");
     let text = error.to_string();
@@ -121,5 +85,5 @@ async fn a_denied_reservation_fails_the_handshake_and_says_so() {
         "unexpected error: {text}"
     );
     assert!(dialer.is_err(), "the dialer must see the failure too");
-    assert_eq!(listener_used.used.load(Ordering::SeqCst), 0);
+    assert_eq!(listener_used.used(), 0);
 }

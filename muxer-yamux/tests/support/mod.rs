@@ -5,71 +5,12 @@ pub mod libp2p_peer;
 pub mod relay;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use weft_muxer_yamux::{Yamux, YamuxConfig};
-use weft_upgrader::{
-    BoxedStream, Budget, BudgetDenied, MemoryBudget, MuxedConnection, MuxerError, Priority, Role,
-    StreamMuxer,
-};
-
-/// A memory budget with a byte limit (shared by the priorities as go-libp2p's
-/// resource manager shares a scope) that records its usage and peak.
-#[derive(Debug, Default)]
-pub struct TestBudget {
-    pub limit: usize,
-    pub used: AtomicUsize,
-    pub peak: AtomicUsize,
-}
-
-impl TestBudget {
-    /// A budget of `limit` bytes and the handle to give a muxer.
-    pub fn new(limit: usize) -> (Arc<TestBudget>, Budget) {
-        let source = Arc::new(TestBudget {
-            limit,
-            ..TestBudget::default()
-        });
-        (source.clone(), Budget::new(source))
-    }
-
-    /// Bytes in use now.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::SeqCst)
-    }
-
-    /// The most bytes ever in use.
-    pub fn peak(&self) -> usize {
-        self.peak.load(Ordering::SeqCst)
-    }
-}
-
-impl MemoryBudget for TestBudget {
-    fn try_reserve(&self, bytes: usize, priority: Priority) -> Result<(), BudgetDenied> {
-        let share = priority.share_of(self.limit as u64) as usize;
-        let result = self
-            .used
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
-                (used.saturating_add(bytes) <= share).then_some(used + bytes)
-            });
-        match result {
-            Ok(before) => {
-                self.peak.fetch_max(before + bytes, Ordering::SeqCst);
-                Ok(())
-            }
-            Err(used) => Err(BudgetDenied {
-                requested: bytes,
-                reason: format!("connection: {used} of {share} bytes in use").into(),
-            }),
-        }
-    }
-
-    fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::SeqCst);
-    }
-}
+use weft_upgrader::{BoxedStream, Budget, MuxedConnection, MuxerError, Role, StreamMuxer};
 
 /// Polls `check` every 20 ms until it holds, for at most `secs` seconds.
 pub async fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {

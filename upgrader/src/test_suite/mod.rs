@@ -37,3 +37,5 @@ pub mod muxer;
 pub mod security;
 
 mod support;
+
+pub use support::CountingBudget;

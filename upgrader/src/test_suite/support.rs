@@ -96,26 +96,35 @@ pub(crate) fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
 }
 
 /// A memory budget that grants everything up to `limit` (shared by the priorities
-/// as go-libp2p's resource manager shares a scope) and counts what is in use.
+/// as go-libp2p's resource manager shares a scope) and counts what is in use, and the
+/// most that ever was. Giving back more than was reserved panics.
+///
+/// For checking an implementation's charges in its own tests, as the suite does.
 #[derive(Debug, Default)]
-pub(crate) struct CountingBudget {
+pub struct CountingBudget {
     limit: usize,
     used: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
 }
 
 impl CountingBudget {
     /// A budget of `limit` bytes and the handle to give an implementation.
-    pub(crate) fn new(limit: usize) -> (std::sync::Arc<CountingBudget>, crate::Budget) {
+    pub fn new(limit: usize) -> (std::sync::Arc<CountingBudget>, crate::Budget) {
         let source = std::sync::Arc::new(CountingBudget {
             limit,
-            used: Default::default(),
+            ..CountingBudget::default()
         });
         (source.clone(), crate::Budget::new(source))
     }
 
     /// Bytes reserved now.
-    pub(crate) fn used(&self) -> usize {
+    pub fn used(&self) -> usize {
         self.used.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The most bytes ever reserved at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -131,7 +140,9 @@ impl crate::MemoryBudget for CountingBudget {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
                 (used.saturating_add(bytes) <= share).then_some(used + bytes)
             })
-            .map(|_| ())
+            .map(|before| {
+                self.peak.fetch_max(before + bytes, Ordering::SeqCst);
+            })
             .map_err(|used| crate::BudgetDenied {
                 requested: bytes,
                 reason: format!("test suite budget: {used} of {share} bytes in use").into(),
