@@ -1,30 +1,41 @@
-//! Receive flow control beside the `yamux` crate: window growth earned by reading,
-//! every buffered byte charged to the memory budget, and the bytes that use the
-//! grown window held until yamux has room for them.
+//! Receive flow control beside the `yamux` crate: the remote's credit decided here,
+//! window growth earned by reading, every buffered byte charged to the memory
+//! budget, and the bytes that outrun yamux's own window held until it has room.
 //!
 //! [`Boost`] is a pure state machine with the clock passed in; the
-//! [`Tap`](crate::tap::Tap) feeds it every frame header that goes by and does the
-//! I/O. Per stream it mirrors the receive window yamux itself has granted (256 KiB
-//! at the start, plus every window update yamux writes, minus every data byte handed
-//! to yamux; yamux's own window never grows, see [`YamuxConfig`](crate::YamuxConfig))
-//! and records the extra credit granted on top. A data frame that fits yamux's window
-//! goes straight through; one that does not is held, and released (split if need be)
-//! as yamux's window grows. A FIN that arrives behind held bytes waits behind them,
-//! so yamux sees each stream exactly as the remote sent it, only later.
+//! [`Tap`](crate::tap::Tap) feeds it every frame header that goes by, the bytes the
+//! application read from each stream, and does the I/O. Per stream it keeps the
+//! credit the remote has (256 KiB at the start, plus every window update the tap
+//! writes, minus every data byte received), which is the only credit the remote ever
+//! hears of: the tap takes yamux's own window updates off the wire. yamux's window
+//! is mirrored too (its updates, minus the bytes handed to it), but only as room in
+//! its buffer: yamux grows it by itself as its reader keeps up. A data frame that
+//! fits yamux's window goes straight through; one that does not (while yamux's
+//! window is still smaller than the credit granted here) is held, and released
+//! (split if need be) as yamux's window grows. A FIN that arrives behind held bytes
+//! waits behind them, so yamux sees each stream exactly as the remote sent it, only
+//! later.
+//!
+//! # Credit
+//!
+//! What the application reads goes back to the remote as credit in batches of an
+//! eighth of the stream's window (at least [`MIN_GRANT`]), so the remote always has
+//! most of the window to send into, and no more: the remote's credit, the unread
+//! bytes and the batch not yet given back add up to the stream's window, 256 KiB plus
+//! the growth it earned. A frame beyond the remote's credit is a flow-control
+//! violation and fails the connection.
 //!
 //! # Memory
 //!
 //! Every byte the remote sends on a stream is charged to the [`Budget`] when its
-//! frame header arrives, and given back when the application consumed it (yamux's
-//! window updates say so: with its window pinned, each update's delta is exactly what
-//! the reader took since the last one) or dropped the stream. Growth beyond the
-//! initial window is reserved (at [`GROWTH_PRIORITY`]) before it is granted, and held
-//! for as long as the remote may use it; unread bytes beyond that reservation, which
-//! are at most the spec's free 256 KiB per stream, are charged at the low
-//! [`HELD_PRIORITY`]. When that charge is denied, the stream of this connection
-//! holding the most unread bytes is reset (the remote sees RST, the application's
-//! reads fail) instead of refusing streams up front: honest concurrent streams cost
-//! nothing until they hold data.
+//! frame header arrives, and given back when the application read it or dropped the
+//! stream. Growth beyond the initial window is reserved (at [`GROWTH_PRIORITY`])
+//! before it is granted, and held for as long as the remote may use it; unread bytes
+//! beyond that reservation, which are at most the spec's free 256 KiB per stream,
+//! are charged at the low [`HELD_PRIORITY`]. When that charge is denied, the stream
+//! of this connection holding the most unread bytes is reset (the remote sees RST,
+//! the application's reads fail) instead of refusing streams up front: honest
+//! concurrent streams cost nothing until they hold data.
 //!
 //! # Growth
 //!
@@ -32,10 +43,6 @@
 //! round trips has its window raised to `growth_factor` times what it consumed,
 //! bounded by the caps and the budget. A stream nobody reads never grows, and one
 //! whose reader stops keeps what it had.
-//!
-//! The remote never has more credit than yamux's window plus the extra granted, so
-//! what is held for a stream never exceeds its extra credit plus yamux's window; a
-//! frame that would break that is a flow-control violation and fails the connection.
 
 use crate::config::{WindowBoost, STREAM_WINDOW};
 use crate::frame_scan::{
@@ -151,6 +158,11 @@ struct Credit {
     charge: Reservation,
     /// The budget's share of `extra`, at [`GROWTH_PRIORITY`].
     grant: Reservation,
+    /// The credit the remote has left: what it may send before it hears of more.
+    /// `remote + unread + owed` is the stream's window, `256 KiB + extra`.
+    remote: u64,
+    /// Bytes the application consumed that the remote was not yet given back.
+    owed: u64,
     epoch: Epoch,
     /// We sent FIN.
     local_fin: bool,
@@ -176,6 +188,8 @@ impl Credit {
             unread: 0,
             charge: budget.empty(),
             grant: budget.empty(),
+            remote: yamux,
+            owed: 0,
             epoch: Epoch {
                 start: None,
                 consumed: 0,
@@ -229,8 +243,10 @@ pub(crate) struct Boost {
     streams: HashMap<u32, Credit>,
     /// Extra credit granted to the streams in `streams`.
     granted: u64,
-    /// Window updates to write: stream and delta.
+    /// Window growth to write: stream and delta.
     grants: VecDeque<(u32, u32)>,
+    /// Consumed bytes to give back to the remote: stream and delta.
+    refills: VecDeque<(u32, u32)>,
     /// Streams that may be able to release held bytes.
     ready: VecDeque<u32>,
     /// Streams reset for the budget that the tap has not yet signalled.
@@ -256,6 +272,7 @@ impl Boost {
             streams: HashMap::new(),
             granted: 0,
             grants: VecDeque::new(),
+            refills: VecDeque::new(),
             ready: VecDeque::new(),
             shed: VecDeque::new(),
             stats,
@@ -274,14 +291,72 @@ impl Boost {
 
     /// Whether window updates wait to be written.
     pub(crate) fn has_grants(&self) -> bool {
-        !self.grants.is_empty()
+        !self.grants.is_empty() || !self.refills.is_empty()
     }
 
-    /// The next window update to write.
+    /// The next window update to write: growth first, then credit for what the
+    /// application consumed.
     pub(crate) fn next_grant(&mut self) -> Option<[u8; HEADER_LEN]> {
-        let (stream, delta) = self.grants.pop_front()?;
-        tracing::trace!(stream, delta, "granting extra stream window");
+        let (stream, delta) = match self.grants.pop_front() {
+            Some(grant) => {
+                tracing::trace!(
+                    stream = grant.0,
+                    delta = grant.1,
+                    "granting extra stream window"
+                );
+                grant
+            }
+            None => self.refills.pop_front()?,
+        };
         Some(FrameHeader::new(TYPE_WINDOW_UPDATE, 0, stream, delta).encode())
+    }
+
+    /// The next window growth to write, without the refills (for tests).
+    #[cfg(test)]
+    pub(crate) fn next_growth(&mut self) -> Option<[u8; HEADER_LEN]> {
+        let (stream, delta) = self.grants.pop_front()?;
+        Some(FrameHeader::new(TYPE_WINDOW_UPDATE, 0, stream, delta).encode())
+    }
+
+    /// The application read `bytes` from stream `id` at `now`: their memory is given
+    /// back, the remote gets the credit back (in batches), and the window may grow.
+    pub(crate) fn on_consumed(&mut self, id: u32, bytes: u64, now: Instant) {
+        let Some(credit) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if credit.discarding() {
+            return;
+        }
+        let in_yamux = credit.unread.saturating_sub(credit.held_bytes);
+        let bytes = bytes.min(in_yamux);
+        credit.unread -= bytes;
+        credit.recharge_down();
+        credit.epoch.consumed = credit.epoch.consumed.saturating_add(bytes);
+        credit.owed = credit.owed.saturating_add(bytes);
+        self.maybe_grow(id, now);
+        self.maybe_refill(id);
+    }
+
+    /// Gives the remote back what the application consumed on `id`, once it is
+    /// worth a frame: an eighth of the window, at least [`MIN_GRANT`]. Under that,
+    /// the remote still has the rest of its window, so it never waits for it.
+    fn maybe_refill(&mut self, id: u32) {
+        let Some(credit) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if credit.reset || credit.remote_fin || credit.discarding() {
+            // The remote sends nothing more (or nothing that is kept).
+            credit.owed = 0;
+            return;
+        }
+        let window = STREAM_WINDOW as u64 + credit.extra;
+        if credit.owed < MIN_GRANT.max(window / 8) {
+            return;
+        }
+        let delta = u32::try_from(credit.owed).unwrap_or(u32::MAX);
+        credit.owed -= u64::from(delta);
+        credit.remote += u64::from(delta);
+        self.refills.push_back((id, delta));
     }
 
     /// The next stream reset for the budget, to tell yamux and the remote about.
@@ -314,18 +389,13 @@ impl Boost {
                     return;
                 };
                 if header.frame_type == TYPE_WINDOW_UPDATE && header.length > 0 {
-                    let delta = u64::from(header.length);
-                    credit.yamux = credit.yamux.saturating_add(delta);
-                    // With yamux's window pinned, its update is what the reader took.
-                    let in_yamux = credit.unread.saturating_sub(credit.held_bytes);
-                    credit.unread -= delta.min(in_yamux);
-                    credit.recharge_down();
-                    credit.epoch.consumed = credit.epoch.consumed.saturating_add(delta);
+                    // yamux's update is room in its own buffer, never credit for the
+                    // remote (the tap takes it off the wire): held bytes may go.
+                    credit.yamux = credit.yamux.saturating_add(u64::from(header.length));
                     if !credit.held.is_empty() && !credit.queued {
                         credit.queued = true;
                         self.ready.push_back(id);
                     }
-                    self.maybe_grow(id, now);
                 }
                 if header.has(FLAG_FIN) {
                     if let Some(credit) = self.streams.get_mut(&id) {
@@ -409,8 +479,10 @@ impl Boost {
             self.on_reset(id);
             return Ok(deliver);
         }
-        if header.has(FLAG_SYN) {
+        if header.has(FLAG_SYN) && !self.streams.contains_key(&id) {
             // yamux checks the first body against the 256 KiB initial window itself.
+            // (A SYN on a known stream is checked as any frame; yamux then fails the
+            // connection for it.)
             self.open(id);
             if len > STREAM_WINDOW as u64 {
                 return Ok(deliver);
@@ -425,6 +497,7 @@ impl Boost {
             }
             if let Some(credit) = self.streams.get_mut(&id) {
                 credit.yamux = credit.yamux.saturating_sub(len);
+                credit.remote = credit.remote.saturating_sub(len);
                 credit.remote_fin |= fin;
             }
             return Ok(deliver);
@@ -432,16 +505,16 @@ impl Boost {
         let Some(credit) = self.streams.get(&id) else {
             return Ok(deliver);
         };
-        let limit = credit.extra.saturating_add(credit.yamux);
         // yamux refuses bodies over 1 MiB, but a peer may send one frame as large as
         // the window it was granted (js-libp2p does): such a frame, within its credit,
         // is held and handed to yamux in pieces it takes.
         let fits = credit.held.is_empty() && len <= credit.yamux && len <= YAMUX_MAX_BODY;
-        if !fits && !credit.discarding() && credit.held_bytes.saturating_add(len) > limit {
+        // yamux's own window is only room, so the remote's credit is checked here.
+        if !credit.discarding() && len > credit.remote {
             return Err(FlowViolation {
                 stream: id,
-                received: credit.held_bytes.saturating_add(len),
-                credit: limit,
+                received: credit.unread.saturating_add(len),
+                credit: STREAM_WINDOW as u64 + credit.extra,
             });
         }
         if !credit.discarding() {
@@ -451,6 +524,7 @@ impl Boost {
         let Some(credit) = self.streams.get_mut(&id) else {
             return Ok(deliver);
         };
+        credit.remote = credit.remote.saturating_sub(len);
         // Flags other than FIN (an ACK) concern our sending side: they go at once.
         let other = header.flags & !FLAG_FIN;
         let first =
@@ -764,6 +838,7 @@ impl Boost {
         // `delta` <= max_per_stream, a u32.
         let delta32 = u32::try_from(delta).unwrap_or(u32::MAX);
         credit.extra += u64::from(delta32);
+        credit.remote += u64::from(delta32);
         credit.epoch.threshold = window + u64::from(delta32);
         // Unread bytes the grant now covers need no held charge.
         credit.recharge_down();
@@ -850,14 +925,26 @@ mod tests {
         with_budget(Budget::unlimited())
     }
 
+    /// The application reads `bytes` from stream `id` at `at`, and yamux (as its
+    /// window is still at 256 KiB) writes a window update for them.
+    fn read(boost: &mut Boost, id: u32, bytes: u32, at: Instant) {
+        boost.on_consumed(id, u64::from(bytes), at);
+        boost.on_outbound_at(window(0, id, bytes), at);
+    }
+
     /// Receives and consumes `windows` full initial windows on stream `id` at `at`,
-    /// a window update after each, as a reader that keeps up.
+    /// as a reader that keeps up.
     fn consume(boost: &mut Boost, id: u32, windows: u32, at: Instant) {
         for _ in 0..windows {
             let decided = boost.on_inbound_at(data(0, id, WINDOW), at).unwrap();
             assert!(matches!(decided, Inbound::Deliver(_)), "{decided:?}");
-            boost.on_outbound_at(window(0, id, WINDOW), at);
+            read(boost, id, WINDOW, at);
         }
+    }
+
+    /// Whether window growth waits to be written.
+    fn has_growth(boost: &Boost) -> bool {
+        !boost.grants.is_empty()
     }
 
     /// Makes stream `id` earn its first growth; returns the extra window granted.
@@ -877,8 +964,9 @@ mod tests {
         FrameHeader::new(TYPE_WINDOW_UPDATE, flags, id, delta)
     }
 
+    /// The window growth written (refills stay queued).
     fn grants(boost: &mut Boost) -> Vec<FrameHeader> {
-        std::iter::from_fn(|| boost.next_grant())
+        std::iter::from_fn(|| boost.next_growth())
             .map(|bytes| FrameHeader::decode(&bytes))
             .collect()
     }
@@ -917,7 +1005,7 @@ mod tests {
         boost.on_outbound_at(window(FLAG_SYN, 1, 0), start);
         // One initial window read: not yet (the first growth needs two).
         consume(&mut boost, 1, 1, start);
-        assert!(!boost.has_grants());
+        assert!(!has_growth(&boost));
         consume(&mut boost, 1, 1, start + Duration::from_millis(500));
         // 512 KiB consumed within two round trips: the window becomes 8 x 512 KiB.
         let granted = grants(&mut boost);
@@ -927,7 +1015,7 @@ mod tests {
         // the per-stream cap of 8 MiB extra.
         let next = start + Duration::from_millis(900);
         consume(&mut boost, 1, 15, next);
-        assert!(!boost.has_grants());
+        assert!(!has_growth(&boost));
         consume(&mut boost, 1, 1, next);
         let granted = grants(&mut boost);
         assert_eq!(granted.len(), 1);
@@ -945,7 +1033,7 @@ mod tests {
         boost.on_outbound_at(window(FLAG_SYN, 1, 0), start);
         consume(&mut boost, 1, 1, start);
         consume(&mut boost, 1, 1, start + Duration::from_secs(3));
-        assert!(!boost.has_grants());
+        assert!(!has_growth(&boost));
         // Nobody reads: the remote fills the initial window and no more.
         boost.on_inbound_at(window(FLAG_SYN, 2, 0), start).unwrap();
         boost.on_inbound_at(data(0, 2, WINDOW), start).unwrap();
@@ -954,10 +1042,40 @@ mod tests {
         boost.on_inbound_at(window(FLAG_SYN, 4, 0), start).unwrap();
         consume(&mut boost, 4, 1, start);
         boost.on_inbound_at(data(0, 4, 64 * 1024), start).unwrap();
-        boost.on_outbound_at(window(0, 4, 64 * 1024), start);
+        read(&mut boost, 4, 64 * 1024, start);
         boost.on_inbound_at(data(0, 4, WINDOW), start).unwrap();
-        assert!(!boost.has_grants());
+        assert!(!has_growth(&boost));
         assert!(boost.on_inbound_at(data(0, 4, 1), start).is_err());
+    }
+
+    #[test]
+    fn what_the_application_reads_goes_back_to_the_remote_in_batches() {
+        let mut boost = boost();
+        let at = Instant::now();
+        boost.on_inbound_at(data(FLAG_SYN, 2, WINDOW), at).unwrap();
+        // yamux's own updates are room in its buffer, no credit for the remote.
+        boost.on_outbound_at(window(FLAG_ACK, 2, 8 * MIB), at);
+        assert!(!boost.has_grants());
+        assert!(boost.on_inbound_at(data(0, 2, 1), at).is_err());
+        // Under a batch (an eighth of the window, at least 64 KiB): nothing yet.
+        boost.on_consumed(2, 60_000, at);
+        assert!(!boost.has_grants());
+        boost.on_consumed(2, 10_000, at);
+        let update = FrameHeader::decode(&boost.next_grant().unwrap());
+        assert_eq!(
+            (update.frame_type, update.stream_id),
+            (TYPE_WINDOW_UPDATE, 2)
+        );
+        assert_eq!(update.length, 70_000);
+        assert!(boost.next_grant().is_none());
+        // That credit and no more.
+        boost.on_inbound_at(data(0, 2, 70_000), at).unwrap();
+        assert!(boost.on_inbound_at(data(0, 2, 1), at).is_err());
+        // More read than was received is no credit either.
+        let mut fresh = Boost::new(None, 0, Budget::unlimited(), YamuxStats::default());
+        fresh.on_inbound_at(data(FLAG_SYN, 4, 1000), at).unwrap();
+        fresh.on_consumed(4, 1 << 20, at);
+        assert!(!fresh.has_grants());
     }
 
     #[test]
@@ -966,7 +1084,7 @@ mod tests {
         // A remote that delays its pongs: a 100 s round trip.
         boost.set_rtt(Duration::from_secs(100));
         boost.on_outbound(window(FLAG_SYN, 1, 0));
-        assert!(!boost.has_grants());
+        assert!(!has_growth(&boost));
         let extra = earn(&mut boost, 1);
         assert_eq!(extra, 8 * 2 * WINDOW - WINDOW, "bounded by 8 x consumed");
         // Without any round trip measured nothing grows at all.
@@ -978,7 +1096,7 @@ mod tests {
         );
         unmeasured.on_outbound(window(FLAG_SYN, 1, 0));
         consume(&mut unmeasured, 1, 4, Instant::now());
-        assert!(!unmeasured.has_grants());
+        assert!(!has_growth(&unmeasured));
     }
 
     #[test]
@@ -1018,7 +1136,7 @@ mod tests {
         assert_eq!(source.used(), 1000);
         boost.on_inbound(data(0, 2, 5000)).unwrap();
         assert_eq!(source.used(), 6000);
-        boost.on_outbound(window(FLAG_ACK, 2, 4000));
+        read(&mut boost, 2, 4000, Instant::now());
         assert_eq!(source.used(), 2000);
         boost.on_dropped(2);
         assert_eq!(source.used(), 0);
@@ -1161,7 +1279,14 @@ mod tests {
     fn sending_beyond_the_granted_credit_is_a_violation() {
         let mut boost = boost();
         boost.on_inbound(window(FLAG_SYN, 2, 0)).unwrap();
-        let limit = WINDOW + earn(&mut boost, 2);
+        consume(&mut boost, 2, 2, Instant::now());
+        // The remote's credit: the initial window and every update written (growth
+        // and the batches of what was read), less the two windows it sent.
+        let written: u32 = std::iter::from_fn(|| boost.next_grant())
+            .map(|bytes| FrameHeader::decode(&bytes).length)
+            .sum();
+        let limit = WINDOW + written - 2 * WINDOW;
+        assert!(limit > 2 * MIB, "{limit}");
         let mut sent = 0;
         while sent + MIB <= limit {
             match boost.on_inbound(data(0, 2, MIB)).unwrap() {
@@ -1298,6 +1423,7 @@ mod tests {
         Outbound(u8, u16, u32, u32),
         Release,
         Drop(u32),
+        Consume(u32, u32),
     }
 
     fn step() -> impl proptest::strategy::Strategy<Value = Step> {
@@ -1318,6 +1444,7 @@ mod tests {
                 .prop_map(|(k, f, i, l)| Step::Inbound(k, f, i, l)),
             (kind, flags, id.clone(), len).prop_map(|(k, f, i, l)| Step::Outbound(k, f, i, l)),
             Just(Step::Release),
+            (id.clone(), 0u32..600_000).prop_map(|(i, n)| Step::Consume(i, n)),
             id.prop_map(Step::Drop),
         ]
     }
@@ -1332,10 +1459,7 @@ mod tests {
                 match step {
                     Step::Inbound(kind, flags, id, len) => {
                         let header = FrameHeader::new(kind, flags, id, len);
-                        let room = boost
-                            .streams
-                            .get(&id)
-                            .map(|c| (c.extra + c.yamux).saturating_sub(c.held_bytes));
+                        let room = boost.streams.get(&id).map(|c| c.remote);
                         if let Ok(Inbound::Hold { stream, len, fin, .. }) = boost.on_inbound(header) {
                             // Only what the stream's credit allows is ever held.
                             proptest::prop_assert!(room.is_some_and(|r| u64::from(len) <= r));
@@ -1343,8 +1467,7 @@ mod tests {
                         }
                     }
                     Step::Outbound(kind, flags, id, len) => {
-                        // yamux's own window updates never exceed its pinned window, so
-                        // the credit (and what a test may hold) stays allocatable.
+                        // Keep yamux's room (and what a test may hold) allocatable.
                         let len = if kind == TYPE_WINDOW_UPDATE { len.min(16 * MIB) } else { len };
                         boost.on_outbound(FrameHeader::new(kind, flags, id, len));
                     }
@@ -1356,6 +1479,7 @@ mod tests {
                         }
                     }
                     Step::Drop(id) => boost.on_dropped(id),
+                    Step::Consume(id, bytes) => boost.on_consumed(id, u64::from(bytes), Instant::now()),
                 }
                 for credit in boost.streams.values() {
                     let held: u64 = credit
@@ -1370,6 +1494,12 @@ mod tests {
                 }
                 let extra: u64 = boost.streams.values().map(|c| c.extra).sum();
                 proptest::prop_assert_eq!(extra, boost.granted);
+                // The remote never has more credit than the window it was given.
+                for credit in boost.streams.values().filter(|c| !c.discarding() && !c.reset) {
+                    proptest::prop_assert!(
+                        credit.remote + credit.unread + credit.owed <= STREAM_WINDOW as u64 + credit.extra
+                    );
+                }
             }
         }
     }

@@ -57,9 +57,10 @@ pub enum ConfigError {
 /// Receive window that a stream earns by reading, beyond the spec's initial 256 KiB,
 /// so that one stream can fill a long link.
 ///
-/// The `yamux` crate's own window tuning is pinned (its connection window is exactly
-/// `(max_streams + slack) x 256 KiB`, so it never grows a stream past 256 KiB); every
-/// growth is decided here, receiver-driven, as TCP and QUIC auto-tune: a stream whose
+/// The remote's credit is decided beside the `yamux` crate, never by it (its own
+/// window updates are taken off the wire; its window is only room in its buffer, which
+/// it grows as it likes); every growth is decided here, receiver-driven, as TCP and
+/// QUIC auto-tune: a stream whose
 /// application consumed a full window within two round trips gets its window raised to
 /// `growth_factor` times what it consumed in that window (the first time, it must have
 /// consumed two initial windows), within `max_per_stream`, `link_rate x rtt`,
@@ -69,9 +70,10 @@ pub enum ConfigError {
 /// bytes the reader demonstrably consumed, so a remote that delays its pongs (and so
 /// inflates the measured round trip) cannot inflate it.
 ///
-/// Bytes the remote sends beyond yamux's own window wait in the muxer until the
-/// application reads; a peer that sends more than it was granted fails the
-/// connection. The peer sees only standard yamux window updates.
+/// Bytes the remote sends beyond yamux's own window (while yamux's room still lags
+/// the credit granted) wait in the muxer until yamux has room; a peer that sends more
+/// than it was granted fails the connection. The peer sees only standard yamux window
+/// updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowBoost {
     /// The rate, in bytes per second, a stream may reach on a long link: a stream's
@@ -316,17 +318,17 @@ impl YamuxConfig {
 
     /// The `yamux` crate's configuration. Call only on a validated configuration.
     ///
-    /// Its connection window is pinned to exactly 256 KiB per stream it may hold, so
-    /// that it never grows a stream's window by itself: every growth is the tap's,
-    /// reserved from the budget first.
+    /// Its connection window is unbounded: yamux's window is room in its buffer,
+    /// which it grows (doubling) as its reader keeps up, never credit the remote hears
+    /// of. The credit is the tap's, every growth reserved from the budget first, so
+    /// what yamux buffers never exceeds it; a yamux window at least as large lets the
+    /// bytes pass straight through instead of being held in the tap.
     pub(crate) fn to_yamux(&self) -> yamux::Config {
         let streams = self.max_streams.saturating_add(REAP_SLACK);
-        let window = streams.saturating_mul(STREAM_WINDOW);
         let mut config = yamux::Config::default();
         // Order matters: yamux asserts window >= streams x 256 KiB at every step.
         config.set_max_connection_receive_window(None);
         config.set_max_num_streams(streams);
-        config.set_max_connection_receive_window(Some(window));
         config.set_split_send_size(self.split_send_size);
         config
     }

@@ -62,9 +62,18 @@ struct Guarded {
     /// Streams dropped on our side that the tap's window boost has not yet heard of
     /// (collected only while a boost is on).
     dropped: Vec<u32>,
+    /// Bytes the application read, by stream, that the tap has not yet heard of.
+    consumed: Vec<(u32, u64)>,
+    /// Bytes in `consumed` since the driver was last woken for them.
+    consumed_unsignalled: u64,
     /// Set once the connection ended.
     end: Option<End>,
 }
+
+/// Reads that add up to this much wake the driver, so that the tap gives the remote
+/// its credit back even while nothing else happens on the connection. Below it the
+/// remote still has most of its window (see the boost's refill batches).
+const WAKE_AFTER_CONSUMED: u64 = 32 * 1024;
 
 /// Connection-wide state. Locks are held for a few instructions, never across `.await`.
 #[derive(Debug, Default)]
@@ -82,6 +91,8 @@ pub(crate) struct Shared {
     has_dropped: AtomicBool,
     /// Whether any stream was shed for the budget.
     any_shed: AtomicBool,
+    /// Whether `Guarded::consumed` is non-empty.
+    has_consumed: AtomicBool,
 }
 
 impl Shared {
@@ -191,6 +202,40 @@ impl Shared {
             return Vec::new();
         }
         std::mem::take(&mut self.lock().dropped)
+    }
+
+    /// Records that the application read `bytes` from `stream_id`; wakes the driver
+    /// once enough reads added up.
+    pub(crate) fn report_consumed(&self, stream_id: u32, bytes: usize) {
+        let bytes = bytes as u64;
+        let waker = {
+            let mut guarded = self.lock();
+            match guarded.consumed.last_mut() {
+                Some((id, total)) if *id == stream_id => *total += bytes,
+                _ => guarded.consumed.push((stream_id, bytes)),
+            }
+            self.has_consumed.store(true, Ordering::Release);
+            guarded.consumed_unsignalled += bytes;
+            if guarded.consumed_unsignalled >= WAKE_AFTER_CONSUMED {
+                guarded.consumed_unsignalled = 0;
+                guarded.driver_waker.clone()
+            } else {
+                None
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Takes the reads recorded since the last call (cheap when none).
+    pub(crate) fn take_consumed(&self) -> Vec<(u32, u64)> {
+        if !self.has_consumed.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut guarded = self.lock();
+        guarded.consumed_unsignalled = 0;
+        std::mem::take(&mut guarded.consumed)
     }
 
     /// Whether `stream_id` was shed for the budget (cheap while none was).

@@ -155,10 +155,12 @@ impl AsyncRead for YamuxStream {
             }
         };
         if n > 0 {
-            // yamux computes the window update at the start of a read, so the credit
+            // The tap gives the remote its credit back for what was read.
+            this.shared.report_consumed(this.id, n);
+            // yamux computes its window update at the start of a read, so the room
             // for what we just took would wait for the next read. An empty read sends
-            // it now, without consuming data: a reader that caught up unblocks its
-            // writer at once.
+            // it now, without consuming data: bytes the tap holds for want of room in
+            // yamux's buffer go on at once.
             if let Some(inner) = &mut this.inner {
                 let _ = Pin::new(inner).poll_read(cx, &mut []);
             }

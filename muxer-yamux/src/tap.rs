@@ -19,6 +19,11 @@
 //! to yamux as if the remote had sent it, so that the application's reads and
 //! writes end.
 //!
+//! yamux's own window updates never reach the remote as credit: the tap writes
+//! them with a delta of nothing (or not at all, when they carry no flag), and the
+//! boost decides the remote's credit from what the application actually read (the
+//! streams report their reads through [`Shared`]).
+//!
 //! With a [`KeepAlive`](crate::KeepAlive) the tap runs a timer: after a silence it
 //! sends a ping of its own (and consumes the answer, which yamux would take for a
 //! protocol violation), and when the silence lasts past the timeout every read and
@@ -27,6 +32,7 @@
 use crate::boost::{Boost, Inbound};
 use crate::frame_scan::{
     FrameHeader, FrameScanner, FLAG_ACK, FLAG_SYN, HEADER_LEN, TYPE_DATA, TYPE_PING,
+    TYPE_WINDOW_UPDATE,
 };
 use crate::keepalive::{self, Action, KeepAliveState};
 use crate::shared::Shared;
@@ -171,10 +177,18 @@ impl<T> Tap<T> {
         }
     }
 
-    /// Tells the boost about streams dropped on our side.
-    fn note_dropped(&mut self) {
+    /// Tells the boost about streams dropped on our side and what the application
+    /// read since the last call.
+    fn note_streams(&mut self) {
         for id in self.shared.take_dropped() {
             self.inflow.boost.on_dropped(id);
+        }
+        let consumed = self.shared.take_consumed();
+        if !consumed.is_empty() {
+            let now = Instant::now();
+            for (id, bytes) in consumed {
+                self.inflow.boost.on_consumed(id, bytes, now);
+            }
         }
         self.inflow.wake_reader_if_unblocked();
     }
@@ -296,7 +310,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Tap<T> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.note_dropped();
+        this.note_streams();
         let result = this.poll_read_frames(cx, buf);
         this.poll_keep_alive(cx)?;
         this.push_control_frames(cx);
@@ -490,6 +504,18 @@ impl<T: AsyncRead + Unpin> Tap<T> {
     }
 }
 
+/// The window update `buf` is, if it is exactly one such frame's header written at
+/// a frame boundary (yamux writes each header in one call, and the tap takes every
+/// small write whole).
+fn window_update_at(at_boundary: bool, buf: &[u8]) -> Option<FrameHeader> {
+    if !at_boundary {
+        return None;
+    }
+    let bytes: &[u8; HEADER_LEN] = buf.try_into().ok()?;
+    let header = FrameHeader::decode(bytes);
+    (header.frame_type == TYPE_WINDOW_UPDATE).then_some(header)
+}
+
 /// Copies as much of `src` as fits into `dst`; returns how much.
 fn copy_prefix(src: &[u8], dst: &mut [u8]) -> usize {
     let n = src.len().min(dst.len());
@@ -525,10 +551,26 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tap<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.poll_keep_alive(cx)?;
-        this.note_dropped();
+        this.note_streams();
         this.take_control_frames();
-        if buf.len() <= SMALL_WRITE && this.held.len() < 4 * SMALL_WRITE {
-            this.held.extend_from_slice(buf);
+        if buf.len() <= SMALL_WRITE {
+            if this.held.len() >= 4 * SMALL_WRITE {
+                ready!(this.poll_write_held(cx))?;
+            }
+            match window_update_at(this.outbound.at_boundary(), buf) {
+                // yamux's window update is room in its own buffer: the boost decides
+                // what credit the remote gets, so the delta never leaves. Flags (a
+                // SYN, ACK or FIN) still go, on an update of nothing.
+                Some(header) if header.flags == 0 => {}
+                Some(header) => {
+                    let bare = FrameHeader {
+                        length: 0,
+                        ..header
+                    };
+                    this.held.extend_from_slice(&bare.encode());
+                }
+                None => this.held.extend_from_slice(buf),
+            }
             this.feed_outbound(buf);
             return Poll::Ready(Ok(buf.len()));
         }
@@ -572,7 +614,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tap<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame_scan::{FLAG_RST, TYPE_DATA};
+    use crate::frame_scan::FLAG_RST;
     use futures::io::{AsyncWriteExt, Cursor};
 
     #[test]
@@ -606,6 +648,35 @@ mod tests {
             let reset = FrameHeader::decode(written[16..28].try_into().unwrap());
             assert_eq!((reset.stream_id, reset.flags), (3, FLAG_RST));
             assert_eq!(written.len(), 28);
+        });
+    }
+
+    #[test]
+    fn yamuxs_window_updates_never_give_the_remote_credit() {
+        futures::executor::block_on(async {
+            let shared = Arc::new(Shared::default());
+            let boost = Boost::new(
+                None,
+                0,
+                weft_upgrader::Budget::unlimited(),
+                YamuxStats::default(),
+            );
+            let mut tap = Tap::new(
+                Cursor::new(Vec::new()),
+                shared,
+                boost,
+                None,
+                YamuxStats::default(),
+            );
+            let update = |flags, delta| FrameHeader::new(TYPE_WINDOW_UPDATE, flags, 5, delta);
+            // A bare update stays off the wire; one that opens a stream goes, empty.
+            tap.write_all(&update(0, 1 << 20).encode()).await.unwrap();
+            tap.write_all(&update(FLAG_SYN, 4096).encode())
+                .await
+                .unwrap();
+            tap.flush().await.unwrap();
+            let written = tap.io.into_inner();
+            assert_eq!(written, update(FLAG_SYN, 0).encode());
         });
     }
 }

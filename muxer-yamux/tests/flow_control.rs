@@ -231,10 +231,10 @@ async fn unread_bytes_are_charged_and_come_back_when_streams_and_the_connection_
         assert_eq!(credit, STREAM_WINDOW - 1);
         kept.push((out, inbound));
     }
-    // Four streams nobody reads: each holds the spec's window (the first byte, read,
-    // is not yet reported by a window update), and no more.
+    // Four streams nobody reads on: each holds the spec's window, less the first
+    // byte that was read, and no more.
     eventually(5, "four windows charged", || {
-        budget_source.used() == 4 * STREAM_WINDOW
+        budget_source.used() == 4 * (STREAM_WINDOW - 1)
     })
     .await;
     // Reading one window's worth returns it; dropping a stream returns the rest.
