@@ -295,13 +295,14 @@ async fn forward(
     let mut read_stall = stall.subscribe();
     let mut write_stall = stall.subscribe();
     let reader = async {
-        let mut buf = vec![0u8; READ_CHUNK];
         loop {
+            // Each read fills a buffer of its own, which is queued as it is (no copy).
             // Reading is cancel safe: a stall that starts mid-read loses no bytes.
+            let mut buf = Vec::with_capacity(READ_CHUNK);
             let step = tokio::select! {
                 _ = cancel.cancelled() => ReadStep::Cancelled,
                 Ok(_) = read_stall.wait_for(|stalled| *stalled) => ReadStep::Stalled,
-                read = from.read(&mut buf) => ReadStep::Read(read),
+                read = from.read_buf(&mut buf) => ReadStep::Read(read),
             };
             let read = match step {
                 ReadStep::Cancelled => {
@@ -320,10 +321,14 @@ async fn forward(
             let deadline = Instant::now() + delay;
             let (item, last) = match read {
                 Ok(0) => (Queued::Eof(deadline), true),
-                Ok(n) => (
-                    Queued::Data(deadline, buf.get(..n).unwrap_or_default().to_vec()),
-                    false,
-                ),
+                Ok(n) => {
+                    // A short read gives back the room it did not use (copying what
+                    // little it holds), so the queue stays near the bytes in flight.
+                    if n < READ_CHUNK / 2 {
+                        buf.shrink_to_fit();
+                    }
+                    (Queued::Data(deadline, buf), false)
+                }
                 Err(e) => {
                     debug!(?direction, error = %e, "relay read failed");
                     (Queued::Error(deadline), true)
