@@ -340,6 +340,11 @@ impl Boost {
     /// Gives the remote back what the application consumed on `id`, once it is
     /// worth a frame: an eighth of the window, at least [`MIN_GRANT`]. Under that,
     /// the remote still has the rest of its window, so it never waits for it.
+    ///
+    /// What the remote may send stays within yamux's room plus the extra granted:
+    /// a stream that never grew gets its credit back as yamux makes room (so its
+    /// bytes never wait in the tap), a grown one may run ahead of yamux by its
+    /// growth while yamux's own window catches up.
     fn maybe_refill(&mut self, id: u32) {
         let Some(credit) = self.streams.get_mut(&id) else {
             return;
@@ -353,7 +358,15 @@ impl Boost {
         if credit.owed < MIN_GRANT.max(window / 8) {
             return;
         }
-        let delta = u32::try_from(credit.owed).unwrap_or(u32::MAX);
+        let room = credit
+            .yamux
+            .saturating_sub(credit.held_bytes)
+            .saturating_add(credit.extra)
+            .saturating_sub(credit.remote);
+        let delta = u32::try_from(credit.owed.min(room)).unwrap_or(u32::MAX);
+        if delta == 0 {
+            return;
+        }
         credit.owed -= u64::from(delta);
         credit.remote += u64::from(delta);
         self.refills.push_back((id, delta));
@@ -396,6 +409,7 @@ impl Boost {
                         credit.queued = true;
                         self.ready.push_back(id);
                     }
+                    self.maybe_refill(id);
                 }
                 if header.has(FLAG_FIN) {
                     if let Some(credit) = self.streams.get_mut(&id) {
@@ -1076,6 +1090,27 @@ mod tests {
         fresh.on_inbound_at(data(FLAG_SYN, 4, 1000), at).unwrap();
         fresh.on_consumed(4, 1 << 20, at);
         assert!(!fresh.has_grants());
+    }
+
+    #[test]
+    fn a_stream_that_never_grew_gets_its_credit_back_as_yamux_makes_room() {
+        let mut boost = boost();
+        let at = Instant::now();
+        boost.on_inbound_at(data(FLAG_SYN, 2, WINDOW), at).unwrap();
+        // Read, but yamux has not made room yet (it does at half its window).
+        boost.on_consumed(2, u64::from(WINDOW), at);
+        assert!(!boost.has_grants());
+        // Its update: the remote gets as much, so what it sends fits yamux.
+        boost.on_outbound_at(window(0, 2, WINDOW / 2), at);
+        let update = FrameHeader::decode(&boost.next_grant().unwrap());
+        assert_eq!(update.length, WINDOW / 2);
+        boost.on_outbound_at(window(0, 2, WINDOW / 2), at);
+        let update = FrameHeader::decode(&boost.next_grant().unwrap());
+        assert_eq!(update.length, WINDOW / 2);
+        assert!(matches!(
+            boost.on_inbound_at(data(0, 2, WINDOW), at).unwrap(),
+            Inbound::Deliver(_)
+        ));
     }
 
     #[test]
