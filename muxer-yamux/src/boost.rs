@@ -73,6 +73,11 @@ pub const GROWTH_PRIORITY: Priority = Priority::HIGH;
 /// grown one is not shed for the grown one's reservation.
 pub const HELD_CAP_BESIDE_GROWTH: usize = 8 << 20;
 
+/// The shortest round trip growth assumes: about one scheduling quantum of a busy
+/// machine. With the default link rate it allows a stream up to 1 MiB extra on a
+/// path whose pings come back faster.
+pub(crate) const RTT_FLOOR: Duration = Duration::from_millis(1);
+
 /// The largest data frame a release hands to yamux (yamux refuses bodies over 1 MiB).
 const MAX_RELEASE: u64 = 256 * 1024;
 
@@ -827,6 +832,10 @@ impl Boost {
         let Some(rtt) = rtt else {
             return;
         };
+        // On loopback and LANs the ping's round trip is tens of microseconds, but a
+        // busy reader is scheduled only every millisecond or so: that, not the wire,
+        // is the round trip its window must cover.
+        let rtt = rtt.max(RTT_FLOOR);
         let fast = now.saturating_duration_since(start) <= 2 * rtt;
         if !fast || credit.discarding() || credit.finished() || credit.remote_fin {
             return;

@@ -66,7 +66,10 @@ pub enum ConfigError {
 /// consumed two initial windows), within `max_per_stream`, `link_rate x rtt`,
 /// `max_per_connection` for all streams together, and what the memory budget grants
 /// (each growth is reserved before it is sent; a denied growth leaves the window as
-/// it is). A stream nobody reads never grows past 256 KiB, and a grant is bounded by
+/// it is). The round trip is the smallest one measured from yamux's pings, but at
+/// least 1 ms: on loopback a busy reader is scheduled less often than pings come
+/// back, so it may earn up to `link_rate x 1 ms` (1 MiB by default) there. A stream
+/// nobody reads never grows past 256 KiB, and a grant is bounded by
 /// bytes the reader demonstrably consumed, so a remote that delays its pongs (and so
 /// inflates the measured round trip) cannot inflate it.
 ///
