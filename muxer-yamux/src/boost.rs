@@ -73,6 +73,14 @@ pub const GROWTH_PRIORITY: Priority = Priority::HIGH;
 /// grown one is not shed for the grown one's reservation.
 pub const HELD_CAP_BESIDE_GROWTH: usize = 8 << 20;
 
+/// The most unread bytes one connection without grown windows holds at
+/// [`GROWTH_PRIORITY`] when [`HELD_PRIORITY`] is denied: one stream's initial
+/// window. The low share counts every reservation of the scope, and the fixed
+/// buffers of a peer's connections (a Noise channel keeps 64 KiB) fill the peer
+/// scope's share from about 250 connections on; without this floor every stream on
+/// them would be shed at its first byte.
+pub const HELD_FLOOR: usize = STREAM_WINDOW;
+
 /// The shortest round trip growth assumes: about one scheduling quantum of a busy
 /// machine. With the default link rate it allows a stream up to 1 MiB extra on a
 /// path whose pings come back faster.
@@ -589,10 +597,16 @@ impl Boost {
             let want = usize::try_from(unread.saturating_sub(credit.extra)).unwrap_or(usize::MAX);
             let more = want.saturating_sub(credit.charge.bytes());
             let mut charged = credit.charge.grow(more, HELD_PRIORITY).is_ok();
-            if !charged && self.granted > 0 {
-                // The low share counts our own reserved growth too.
+            if !charged {
+                // The low share counts our own reserved growth and every fixed
+                // buffer of the scope too.
+                let cap = if self.granted > 0 {
+                    HELD_CAP_BESIDE_GROWTH
+                } else {
+                    HELD_FLOOR
+                };
                 let held: usize = self.streams.values().map(|c| c.charge.bytes()).sum();
-                if held.saturating_add(more) <= HELD_CAP_BESIDE_GROWTH {
+                if held.saturating_add(more) <= cap {
                     if let Some(credit) = self.streams.get_mut(&id) {
                         charged = credit.charge.grow(more, GROWTH_PRIORITY).is_ok();
                     }
@@ -1238,6 +1252,24 @@ mod tests {
             boost.on_dropped(id);
         }
         assert_eq!(source.used(), 0);
+    }
+
+    #[test]
+    fn fixed_buffers_filling_the_low_share_leave_each_connection_one_window() {
+        // Held bytes may fill 262,144 bytes of 2 MiB, but other connections' fixed
+        // buffers (Noise keeps 64 KiB each) already take 300,000 of the scope.
+        let (_source, budget) = CountingBudget::new(2 << 20);
+        let _buffers = budget.reserve(300_000, Priority::MEDIUM).unwrap();
+        let mut boost = Boost::new(Some(settings()), 20 << 20, budget, YamuxStats::default());
+        boost.on_inbound(data(FLAG_SYN, 2, 1)).unwrap();
+        boost.on_inbound(data(FLAG_SYN, 4, 200_000)).unwrap();
+        assert_eq!(boost.next_shed(), None, "the first window's bytes are held");
+        boost.on_inbound(data(0, 2, 70_000)).unwrap();
+        assert_eq!(
+            boost.next_shed(),
+            Some(4),
+            "beyond it the largest holder goes"
+        );
     }
 
     #[test]

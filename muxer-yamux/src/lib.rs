@@ -81,7 +81,7 @@ mod stats;
 mod stream;
 mod tap;
 
-pub use boost::{GROWTH_PRIORITY, HELD_CAP_BESIDE_GROWTH, HELD_PRIORITY};
+pub use boost::{GROWTH_PRIORITY, HELD_CAP_BESIDE_GROWTH, HELD_FLOOR, HELD_PRIORITY};
 pub use config::{ConfigError, KeepAlive, WindowBoost, YamuxConfig, STREAM_WINDOW};
 pub use stats::YamuxStats;
 
