@@ -1,13 +1,14 @@
 //! The host: listening, dialing, connections, streams and the built-in protocols.
 
-use crate::admission::{lock_scope, PendingInbound, SharedScope};
+use crate::admission::{lock_scope, PendingInbound};
 use crate::book;
-use crate::conn::{Activity, ConnState, ConnectionInfo};
+use crate::conn::{ConnState, ConnectionInfo};
 use crate::dial::DialSlot;
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn};
 use crate::observer::Hooks;
+use crate::registry::Registry;
 use crate::store_writer::StoreWriter;
 use crate::stream::{Stream, StreamTracker};
 use crate::transport::{split_peer_id, Listener, Transport};
@@ -17,18 +18,17 @@ use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
-use weft_connmgr::{ConnectionId, ConnectionPolicy, Direction, PendingPermit};
+use weft_connmgr::{ConnectionPolicy, Direction};
 use weft_mss::Version;
 use weft_peerstore::PeerStore;
 use weft_resource_manager::ResourceManager;
-use weft_upgrader::{Connection, Upgrader};
+use weft_upgrader::Upgrader;
 
 /// Timeouts and identity strings of a host.
 #[derive(Debug, Clone)]
@@ -90,8 +90,6 @@ const PERF_STREAMS_PER_PEER: usize = 2;
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// The longest pause after failed accepts.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// How long a closed connection's driver may take to finish its last frames.
-const DRIVER_WIND_DOWN: Duration = Duration::from_secs(2);
 
 struct ListenerEntry {
     addrs: Vec<Multiaddr>,
@@ -100,11 +98,10 @@ struct ListenerEntry {
 
 #[derive(Default)]
 pub(crate) struct State {
-    connections: HashMap<ConnectionId, Arc<ConnState>>,
-    by_peer: HashMap<PeerId, Vec<ConnectionId>>,
+    pub(crate) registry: Registry<Arc<ConnState>>,
     pub(crate) dials: HashMap<PeerId, DialSlot>,
     listeners: Vec<ListenerEntry>,
-    ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
+    pub(crate) ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl State {
@@ -113,11 +110,7 @@ impl State {
         &'a self,
         peer: &PeerId,
     ) -> impl DoubleEndedIterator<Item = &'a Arc<ConnState>> {
-        self.by_peer
-            .get(peer)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.connections.get(id))
+        self.registry.of(peer)
     }
 }
 
@@ -212,7 +205,7 @@ impl Host {
         let host = Host { inner };
         host.register_builtin_protocols();
         let inner = &host.inner;
-        inner.tasks.spawn(maintenance(
+        inner.tasks.spawn(crate::registry::maintenance(
             Arc::downgrade(inner),
             inner.shutdown.clone(),
             inner.config.maintenance_interval,
@@ -263,9 +256,8 @@ impl Host {
     /// Open connections, all peers.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         self.inner
-            .lock()
-            .connections
-            .values()
+            .all_connections()
+            .iter()
             .map(|c| c.info())
             .collect()
     }
@@ -440,7 +432,7 @@ impl Host {
     pub async fn disconnect(&self, peer: &PeerId) {
         let conns: Vec<Arc<ConnState>> = self.inner.lock().connections_of(peer).cloned().collect();
         for conn in conns {
-            close_connection(&conn, self.inner.config.shutdown_grace).await;
+            crate::registry::close_connection(&conn, self.inner.config.shutdown_grace).await;
         }
     }
 
@@ -504,9 +496,14 @@ impl Host {
             return;
         }
         info!("shutting down");
-        let conns: Vec<Arc<ConnState>> = inner.lock().connections.values().cloned().collect();
+        let conns: Vec<Arc<ConnState>> = inner.all_connections();
         let grace = inner.config.shutdown_grace;
-        futures::future::join_all(conns.iter().map(|c| close_connection(c, grace))).await;
+        futures::future::join_all(
+            conns
+                .iter()
+                .map(|c| crate::registry::close_connection(c, grace)),
+        )
+        .await;
         inner.shutdown.cancel();
         inner.tasks.close();
         if tokio::time::timeout(grace, inner.tasks.wait())
@@ -522,34 +519,6 @@ impl Host {
         {
             warn!("peerstore writes did not finish within {grace:?}");
         }
-    }
-}
-
-/// Closes one connection gracefully (go-away), bounded in time.
-async fn close_connection(conn: &ConnState, grace: Duration) {
-    if tokio::time::timeout(grace, conn.muxed.close())
-        .await
-        .is_err()
-    {
-        debug!(conn = %conn.id, "graceful close timed out");
-    }
-    conn.closed.cancel();
-}
-
-/// The host's timer: closes idle connections and trims above the high watermark,
-/// every `every`, until shutdown.
-async fn maintenance(weak: Weak<Inner>, shutdown: CancellationToken, every: Duration) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        let Some(inner) = weak.upgrade() else { break };
-        inner.close_idle();
-        inner.trim();
     }
 }
 
@@ -604,7 +573,7 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         let _ = self.events.send(event);
     }
 
@@ -614,211 +583,6 @@ impl Inner {
             .iter()
             .flat_map(|l| l.addrs.clone())
             .collect()
-    }
-
-    /// Registers an upgraded connection: policy, bookkeeping, events, and its tasks.
-    pub(crate) fn add_connection(
-        self: &Arc<Self>,
-        connection: Connection,
-        direction: Direction,
-        (local_addr, remote_addr): (Multiaddr, Multiaddr),
-        permit: PendingPermit,
-        scope: SharedScope,
-        started: Instant,
-    ) -> Result<Arc<ConnState>, DialError> {
-        let id = ConnectionId::next();
-        let Connection {
-            remote_peer,
-            remote_public_key,
-            security_protocol,
-            muxer_protocol,
-            muxed,
-            driver,
-            ..
-        } = connection;
-        if let Err(e) = lock_scope(&scope).set_peer(remote_peer) {
-            self.discard(muxed, driver);
-            return Err(e.into());
-        }
-        let conn = Arc::new(ConnState {
-            id,
-            peer: remote_peer,
-            direction,
-            local_addr: local_addr.clone(),
-            remote_addr: remote_addr.clone(),
-            security: security_protocol.clone(),
-            muxer: muxer_protocol.clone(),
-            muxed,
-            open_streams: Arc::new(AtomicUsize::new(0)),
-            activity: Arc::new(Activity::new()),
-            scope,
-            closed: self.shutdown.child_token(),
-        });
-        // Admitted and registered under one lock: a trim (the timer's, or another
-        // connection's) never picks a connection the host cannot find yet.
-        let admitted = {
-            let mut state = self.lock();
-            let admitted =
-                self.policy
-                    .established(permit, id, remote_peer, direction, &remote_addr);
-            if admitted.is_ok() {
-                state.connections.insert(id, conn.clone());
-                state.by_peer.entry(remote_peer).or_default().push(id);
-            }
-            admitted
-        };
-        let admission = match admitted {
-            Ok(a) => a,
-            Err(e) => {
-                self.discard(conn.muxed.clone(), driver);
-                return Err(e.into());
-            }
-        };
-        book::on_connected(
-            &self.writer,
-            &remote_peer,
-            &remote_public_key,
-            &remote_addr,
-            direction,
-        );
-        info!(peer = %remote_peer, conn = %id, %direction, %remote_addr, security = %security_protocol, muxer = %muxer_protocol, "connected");
-        self.hooks.connection_opened(&conn, started);
-        self.emit(Event::Connected {
-            peer: remote_peer,
-            connection: id,
-            direction,
-            local_addr,
-            remote_addr,
-            security: security_protocol,
-            muxer: muxer_protocol,
-        });
-
-        // The driver: the connection lives as long as it runs.
-        let weak = Arc::downgrade(self);
-        let c = conn.clone();
-        self.tasks.spawn(async move {
-            let mut driver = driver;
-            let ended = tokio::select! {
-                r = &mut driver => Some(r),
-                _ = c.closed.cancelled() => None,
-            };
-            let ended = match ended {
-                Some(r) => Some(r),
-                // Closed by us, or the host shut down (possibly before this
-                // connection was registered, so nobody closed it yet): close it
-                // gracefully (a no-op when already closed) while the driver winds
-                // down, so every open stream sees the end instead of waiting forever.
-                None => {
-                    let muxed = c.muxed.clone();
-                    let wind_down = futures::future::join(muxed.close(), &mut driver);
-                    tokio::time::timeout(DRIVER_WIND_DOWN, wind_down)
-                        .await
-                        .ok()
-                        .map(|(_, r)| r)
-                }
-            };
-            if let Some(Err(e)) = ended {
-                debug!(conn = %c.id, error = %e, "connection ended with an error");
-            }
-            c.closed.cancel();
-            if let Some(inner) = weak.upgrade() {
-                inner.remove_connection(&c);
-            }
-        });
-        // Inbound streams.
-        self.tasks
-            .spawn(accept_streams(Arc::downgrade(self), conn.clone()));
-        // Identify the remote.
-        let inner = self.clone();
-        let c = conn.clone();
-        self.tasks
-            .spawn(async move { inner.request_identify(&c).await });
-
-        if admission.should_trim() {
-            self.trim();
-        }
-        Ok(conn)
-    }
-
-    /// Closes a connection that was refused after its handshake.
-    fn discard(
-        &self,
-        muxed: Arc<dyn weft_upgrader::MuxedConnection>,
-        driver: weft_upgrader::BoxFuture<'static, Result<(), weft_upgrader::MuxerError>>,
-    ) {
-        self.tasks.spawn(async move {
-            let _ = muxed.close().await;
-        });
-        self.tasks.spawn(async move {
-            let _ = driver.await;
-        });
-    }
-
-    fn remove_connection(&self, conn: &ConnState) {
-        let last = {
-            let mut state = self.lock();
-            state.connections.remove(&conn.id);
-            let mut last = false;
-            if let Some(ids) = state.by_peer.get_mut(&conn.peer) {
-                ids.retain(|id| *id != conn.id);
-                if ids.is_empty() {
-                    state.by_peer.remove(&conn.peer);
-                    state.ping_locks.remove(&conn.peer);
-                    last = true;
-                }
-            }
-            last
-        };
-        self.policy.closed(conn.id);
-        if last {
-            book::on_disconnected(&self.writer, &conn.peer);
-        }
-        info!(peer = %conn.peer, conn = %conn.id, "disconnected");
-        self.hooks.connection_closed(conn);
-        self.emit(Event::Disconnected {
-            peer: conn.peer,
-            connection: conn.id,
-            direction: conn.direction,
-            remote_addr: conn.remote_addr.clone(),
-        });
-    }
-
-    /// Closes the connections idle for longer than the idle timeout.
-    fn close_idle(self: &Arc<Self>) {
-        let Some(timeout) = self.config.idle_timeout else {
-            return;
-        };
-        let now = std::time::Instant::now();
-        let idle: Vec<Arc<ConnState>> = self
-            .lock()
-            .connections
-            .values()
-            .filter(|c| c.is_usable() && c.is_idle(timeout, now))
-            .cloned()
-            .collect();
-        let grace = self.config.shutdown_grace;
-        for conn in idle {
-            info!(peer = %conn.peer, conn = %conn.id, ?timeout, "closing idle connection");
-            self.tasks
-                .spawn(async move { close_connection(&conn, grace).await });
-        }
-    }
-
-    /// Closes what the policy says is expendable.
-    fn trim(self: &Arc<Self>) {
-        let victims: Vec<Arc<ConnState>> = {
-            let ids = self.policy.trim();
-            let state = self.lock();
-            ids.iter()
-                .filter_map(|id| state.connections.get(id).cloned())
-                .collect()
-        };
-        let grace = self.config.shutdown_grace;
-        for conn in victims {
-            info!(peer = %conn.peer, conn = %conn.id, "trimming connection");
-            self.tasks
-                .spawn(async move { close_connection(&conn, grace).await });
-        }
     }
 
     /// What a new stream reports its end and its bytes to. `handler` is the
@@ -894,7 +658,7 @@ impl Inner {
         )
     }
 
-    async fn request_identify(self: &Arc<Self>, conn: &Arc<ConnState>) {
+    pub(crate) async fn request_identify(self: &Arc<Self>, conn: &Arc<ConnState>) {
         let timeout = self.config.protocol_timeout;
         let run = async {
             let mut stream = self
@@ -956,7 +720,7 @@ impl Inner {
         if self.shutdown.is_cancelled() {
             return;
         }
-        let conns: Vec<Arc<ConnState>> = self.lock().connections.values().cloned().collect();
+        let conns: Vec<Arc<ConnState>> = self.all_connections();
         for conn in conns {
             let inner = self.clone();
             self.tasks.spawn(async move {
@@ -991,9 +755,7 @@ impl Host {
                 Box::pin(async move {
                     let Some(inner) = weak.upgrade() else { return };
                     let observed = inner
-                        .lock()
-                        .connections
-                        .get(&stream.connection())
+                        .connection(&stream.connection())
                         .map(|c| c.remote_addr.clone());
                     let msg = inner.identify_message(observed.as_ref());
                     if let Err(e) = identify::send(&mut stream, &msg).await {
@@ -1025,7 +787,7 @@ impl Host {
                         }
                     };
                     inner.hooks.identify_received(true, true);
-                    let conn = inner.lock().connections.get(&stream.connection()).cloned();
+                    let conn = inner.connection(&stream.connection());
                     if let Some(conn) = conn {
                         inner.apply_identify(&conn, &msg, true).await;
                     }
@@ -1052,7 +814,7 @@ impl Host {
 }
 
 /// Accepts the inbound streams of one connection and hands each to its handler.
-async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
+pub(crate) async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
     loop {
         let raw = tokio::select! {
             _ = conn.closed.cancelled() => break,

@@ -60,6 +60,7 @@ pub mod identify;
 mod observer;
 pub mod perf;
 pub mod ping;
+mod registry;
 pub mod store_writer;
 mod stream;
 pub mod transport;
