@@ -1,16 +1,16 @@
 //! The host: listening, dialing, connections, streams and the built-in protocols.
 
-use crate::admission::{lock_scope, PendingInbound};
+use crate::admission::PendingInbound;
 use crate::book;
 use crate::conn::{ConnState, ConnectionInfo};
 use crate::dial::DialSlot;
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
-use crate::handlers::{Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn};
+use crate::handlers::{Handler, HandlerOptions, Handlers, MatchFn};
 use crate::observer::Hooks;
 use crate::registry::Registry;
 use crate::store_writer::StoreWriter;
-use crate::stream::{Stream, StreamTracker};
+use crate::stream::Stream;
 use crate::transport::{split_peer_id, Listener, Transport};
 use crate::{identify, ping};
 use futures::future::FutureExt;
@@ -24,8 +24,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
-use weft_connmgr::{ConnectionPolicy, Direction};
-use weft_mss::Version;
+use weft_connmgr::ConnectionPolicy;
 use weft_peerstore::PeerStore;
 use weft_resource_manager::ResourceManager;
 use weft_upgrader::Upgrader;
@@ -83,8 +82,6 @@ impl Default for HostConfig {
 const IDENTIFY_STREAMS_PER_PEER: usize = 4;
 /// Inbound identify pushes one peer may have open at once.
 const IDENTIFY_PUSH_STREAMS_PER_PEER: usize = 2;
-/// Inbound perf streams one peer may have open at once.
-const PERF_STREAMS_PER_PEER: usize = 2;
 
 /// The first pause after a failed accept (doubling up to [`ACCEPT_BACKOFF_MAX`]).
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -129,7 +126,7 @@ pub(crate) struct Inner {
     pub(crate) pending: Arc<PendingInbound>,
     /// The observer hook points (nothing without `metrics-hook`).
     pub(crate) hooks: Hooks,
-    events: broadcast::Sender<Event>,
+    pub(crate) events: broadcast::Sender<Event>,
     state: Mutex<State>,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -303,9 +300,7 @@ impl Host {
     {
         let handler: Handler = Arc::new(move |s| Box::pin(handler(s)));
         self.inner
-            .handlers
-            .insert_exact(protocol.into(), handler, options);
-        self.inner.push_identify_to_all();
+            .add_exact_handler(protocol.into(), handler, options);
     }
 
     /// Registers a handler chosen by a match function over the proposed id. `id` is
@@ -319,30 +314,17 @@ impl Host {
     {
         let handler: Handler = Arc::new(move |s| Box::pin(handler(s)));
         let matches: MatchFn = Arc::new(matches);
-        self.inner
-            .handlers
-            .insert_match(id.into(), matches, handler, HandlerOptions::default());
-        self.inner.push_identify_to_all();
+        self.inner.add_match_handler(id.into(), matches, handler);
     }
 
     /// Removes a handler; true if one was registered under `protocol`.
     pub fn remove_handler(&self, protocol: &str) -> bool {
-        let removed = self.inner.handlers.remove(protocol);
-        if removed {
-            self.inner.push_identify_to_all();
-        }
-        removed
+        self.inner.remove_handler(protocol)
     }
 
     /// Serves `/perf/1.0.0` (off by default, as the spec recommends).
     pub fn enable_perf(&self) {
-        let options = HandlerOptions::default()
-            .with_max_inbound_streams_per_peer(Some(PERF_STREAMS_PER_PEER));
-        self.set_handler_with(crate::perf::PROTOCOL, options, |mut stream| async move {
-            if let Err(e) = crate::perf::serve(&mut stream).await {
-                debug!(error = %e, "serving perf failed");
-            }
-        });
+        self.inner.enable_perf();
     }
 
     /// The protocol ids we accept inbound streams for (what identify advertises).
@@ -585,66 +567,6 @@ impl Inner {
             .collect()
     }
 
-    /// What a new stream reports its end and its bytes to. `handler` is the
-    /// registration key of the handler serving `protocol`, when the caller knows it;
-    /// otherwise it is looked up (only when an observer wants it).
-    fn tracker(
-        &self,
-        conn: &ConnState,
-        protocol: &str,
-        handler: Option<&str>,
-        direction: Direction,
-    ) -> StreamTracker {
-        let policy = self.policy.clone();
-        let id = conn.id;
-        StreamTracker {
-            events: self.events.clone(),
-            open_streams: conn.open_streams.clone(),
-            activity: conn.activity.clone(),
-            on_count_change: Arc::new(move |n| policy.stream_count_changed(id, n)),
-            meter: self.hooks.stream_opened(
-                protocol,
-                || match handler {
-                    Some(key) => Some(key.to_string()),
-                    None => self.handlers.find(protocol).map(|e| e.id),
-                },
-                direction,
-            ),
-        }
-    }
-
-    async fn open_stream_on(
-        &self,
-        conn: &ConnState,
-        protocols: &[&str],
-    ) -> Result<Stream, StreamError> {
-        let known = book::first_supported(&self.writer, &conn.peer, protocols).await;
-        let (proposals, version): (Vec<&str>, Version) = match known.as_deref() {
-            Some(p) => (vec![p], Version::V1Lazy),
-            None if protocols.len() == 1 => (protocols.to_vec(), Version::V1Lazy),
-            None => (protocols.to_vec(), Version::V1),
-        };
-        let mut scope =
-            lock_scope(&conn.scope).open_stream(weft_resource_manager::Direction::Outbound)?;
-        let raw = conn.muxed.open_stream().await?;
-        let timeout = self.config.negotiation_timeout;
-        let (protocol, negotiated) =
-            tokio::time::timeout(timeout, weft_mss::dialer_select(raw, proposals, version))
-                .await
-                .map_err(|_| StreamError::Timeout(timeout))??;
-        scope.set_protocol(&protocol)?;
-        let tracker = self.tracker(conn, &protocol, None, Direction::Outbound);
-        Ok(Stream::new(
-            negotiated,
-            protocol,
-            conn.peer,
-            conn.id,
-            Direction::Outbound,
-            tracker,
-            scope,
-        ))
-    }
-
     // ----- identify -----
 
     fn identify_message(&self, observed: Option<&Multiaddr>) -> identify::IdentifyMessage {
@@ -716,7 +638,7 @@ impl Inner {
     }
 
     /// Tells every connected peer our current protocols and addresses.
-    fn push_identify_to_all(self: &Arc<Self>) {
+    pub(crate) fn push_identify_to_all(self: &Arc<Self>) {
         if self.shutdown.is_cancelled() {
             return;
         }
@@ -796,86 +718,6 @@ impl Host {
             HandlerOptions::default()
                 .with_max_inbound_streams_per_peer(Some(IDENTIFY_PUSH_STREAMS_PER_PEER)),
         );
-        // The spec: a listener SHOULD accept at most 2 ping streams per peer. More
-        // get `na`.
-        self.inner.handlers.insert_exact(
-            ping::PROTOCOL.to_string(),
-            Arc::new(move |mut stream: Stream| {
-                Box::pin(async move {
-                    if let Err(e) = ping::serve(&mut stream).await {
-                        debug!(error = %e, "serving ping failed");
-                    }
-                })
-            }),
-            HandlerOptions::default()
-                .with_max_inbound_streams_per_peer(Some(ping::MAX_INBOUND_STREAMS_PER_PEER)),
-        );
-    }
-}
-
-/// Accepts the inbound streams of one connection and hands each to its handler.
-pub(crate) async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
-    loop {
-        let raw = tokio::select! {
-            _ = conn.closed.cancelled() => break,
-            r = conn.muxed.accept_stream() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    debug!(conn = %conn.id, error = %e, "no more inbound streams");
-                    break;
-                }
-            },
-        };
-        let Some(inner) = weak.upgrade() else { break };
-        let c = conn.clone();
-        let weak = weak.clone();
-        inner.tasks.spawn(async move {
-            let Some(inner) = weak.upgrade() else { return };
-            let timeout = inner.config.negotiation_timeout;
-            let scope =
-                match lock_scope(&c.scope).open_stream(weft_resource_manager::Direction::Inbound) {
-                    Ok(scope) => scope,
-                    // Dropping the raw stream resets it.
-                    Err(e) => {
-                        inner.hooks.inbound_stream_refused();
-                        return debug!(conn = %c.id, error = %e, "inbound stream refused");
-                    }
-                };
-            // The matcher takes the handler's and the peer's slots, and moves the
-            // stream's scope to the protocol, when it accepts a proposal: a stream over
-            // its slot or its protocol's limits gets `na`.
-            let matcher = InboundMatcher::new(&inner.handlers, c.peer, Some(scope));
-            let negotiated =
-                tokio::time::timeout(timeout, weft_mss::listener_select(raw, &matcher)).await;
-            let (protocol, io) = match negotiated {
-                Ok(Ok(pair)) => pair,
-                Ok(Err(e)) => {
-                    inner.hooks.inbound_stream_refused();
-                    return debug!(conn = %c.id, error = %e, "inbound negotiation failed");
-                }
-                Err(_) => {
-                    inner.hooks.inbound_stream_refused();
-                    return debug!(conn = %c.id, "inbound negotiation timed out");
-                }
-            };
-            let Some((admitted, Some(scope))) = matcher.into_admitted(&protocol) else {
-                inner.hooks.inbound_stream_refused();
-                return debug!(%protocol, "negotiated a protocol no handler admitted");
-            };
-            let tracker =
-                inner.tracker(&c, &protocol, Some(&admitted.entry.id), Direction::Inbound);
-            let stream = Stream::new(
-                io,
-                protocol,
-                c.peer,
-                c.id,
-                Direction::Inbound,
-                tracker,
-                scope,
-            );
-            drop(inner);
-            (admitted.entry.handler)(stream).await;
-            drop(admitted);
-        });
+        self.inner.register_ping();
     }
 }

@@ -61,6 +61,7 @@ mod observer;
 pub mod perf;
 pub mod ping;
 mod registry;
+mod routing;
 pub mod store_writer;
 mod stream;
 pub mod transport;

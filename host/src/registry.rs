@@ -200,7 +200,7 @@ impl Inner {
             }
         });
         // Inbound streams.
-        self.tasks.spawn(crate::host::accept_streams(
+        self.tasks.spawn(crate::routing::accept_streams(
             Arc::downgrade(self),
             conn.clone(),
         ));
