@@ -8,11 +8,11 @@ use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions, Handlers, MatchFn};
 use crate::observer::Hooks;
+use crate::ping;
 use crate::registry::Registry;
 use crate::store_writer::StoreWriter;
 use crate::stream::Stream;
 use crate::transport::{split_peer_id, Listener, Transport};
-use crate::{identify, ping};
 use futures::future::FutureExt;
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 use weft_connmgr::ConnectionPolicy;
 use weft_peerstore::PeerStore;
 use weft_resource_manager::ResourceManager;
@@ -77,11 +77,6 @@ impl Default for HostConfig {
         }
     }
 }
-
-/// Inbound identify requests one peer may have open at once.
-const IDENTIFY_STREAMS_PER_PEER: usize = 4;
-/// Inbound identify pushes one peer may have open at once.
-const IDENTIFY_PUSH_STREAMS_PER_PEER: usize = 2;
 
 /// The first pause after a failed accept (doubling up to [`ACCEPT_BACKOFF_MAX`]).
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -200,7 +195,8 @@ impl Host {
             shutdown: CancellationToken::new(),
         });
         let host = Host { inner };
-        host.register_builtin_protocols();
+        host.inner.register_identify();
+        host.inner.register_ping();
         let inner = &host.inner;
         inner.tasks.spawn(crate::registry::maintenance(
             Arc::downgrade(inner),
@@ -565,159 +561,5 @@ impl Inner {
             .iter()
             .flat_map(|l| l.addrs.clone())
             .collect()
-    }
-
-    // ----- identify -----
-
-    fn identify_message(&self, observed: Option<&Multiaddr>) -> identify::IdentifyMessage {
-        identify::build_message(
-            &self.keypair.public(),
-            &self.config.protocol_version,
-            &self.config.agent_version,
-            &self.listen_addrs(),
-            observed,
-            self.handlers.ids(),
-        )
-    }
-
-    pub(crate) async fn request_identify(self: &Arc<Self>, conn: &Arc<ConnState>) {
-        let timeout = self.config.protocol_timeout;
-        let run = async {
-            let mut stream = self
-                .open_stream_on(conn, &[identify::PROTOCOL])
-                .await
-                .map_err(|e| e.to_string())?;
-            identify::read(&mut stream).await.map_err(|e| e.to_string())
-        };
-        match tokio::time::timeout(timeout, run).await {
-            Ok(Ok(msg)) => {
-                self.hooks.identify_received(false, true);
-                self.apply_identify(conn, &msg, false).await
-            }
-            Ok(Err(e)) => {
-                self.hooks.identify_received(false, false);
-                debug!(peer = %conn.peer, error = %e, "identify failed")
-            }
-            Err(_) => {
-                self.hooks.identify_received(false, false);
-                debug!(peer = %conn.peer, "identify timed out")
-            }
-        }
-    }
-
-    /// Stores what a peer told us and emits the events. A push may leave fields out.
-    async fn apply_identify(&self, conn: &ConnState, msg: &identify::IdentifyMessage, push: bool) {
-        let info = identify::IdentifyInfo::from_message(msg);
-        if let Some(key) = &info.public_key {
-            if key.to_peer_id() != conn.peer {
-                warn!(peer = %conn.peer, "identify carried a public key of another peer; ignored");
-                return;
-            }
-        }
-        let replace_protocols = !push || !msg.protocols.is_empty();
-        let (added, removed) =
-            book::on_identified(&self.writer, &conn.peer, &info, replace_protocols).await;
-        if !push {
-            self.emit(Event::PeerIdentified {
-                peer: conn.peer,
-                connection: conn.id,
-                agent_version: info.agent_version.clone().unwrap_or_default(),
-                protocol_version: info.protocol_version.clone().unwrap_or_default(),
-                protocols: info.protocols.clone(),
-                listen_addrs: info.listen_addrs.clone(),
-                observed_addr: info.observed_addr.clone(),
-            });
-        }
-        if !added.is_empty() || !removed.is_empty() {
-            self.emit(Event::PeerProtocolsChanged {
-                peer: conn.peer,
-                added,
-                removed,
-            });
-        }
-    }
-
-    /// Tells every connected peer our current protocols and addresses.
-    pub(crate) fn push_identify_to_all(self: &Arc<Self>) {
-        if self.shutdown.is_cancelled() {
-            return;
-        }
-        let conns: Vec<Arc<ConnState>> = self.all_connections();
-        for conn in conns {
-            let inner = self.clone();
-            self.tasks.spawn(async move {
-                let timeout = inner.config.protocol_timeout;
-                let run = async {
-                    let mut stream = inner
-                        .open_stream_on(&conn, &[identify::PUSH_PROTOCOL])
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let msg = inner.identify_message(Some(&conn.remote_addr));
-                    identify::send(&mut stream, &msg)
-                        .await
-                        .map_err(|e| e.to_string())
-                };
-                match tokio::time::timeout(timeout, run).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => debug!(peer = %conn.peer, error = %e, "identify push failed"),
-                    Err(_) => debug!(peer = %conn.peer, "identify push timed out"),
-                }
-            });
-        }
-    }
-}
-
-impl Host {
-    fn register_builtin_protocols(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        self.inner.handlers.insert_exact(
-            identify::PROTOCOL.to_string(),
-            Arc::new(move |mut stream: Stream| {
-                let weak = weak.clone();
-                Box::pin(async move {
-                    let Some(inner) = weak.upgrade() else { return };
-                    let observed = inner
-                        .connection(&stream.connection())
-                        .map(|c| c.remote_addr.clone());
-                    let msg = inner.identify_message(observed.as_ref());
-                    if let Err(e) = identify::send(&mut stream, &msg).await {
-                        debug!(error = %e, "answering identify failed");
-                    }
-                })
-            }),
-            HandlerOptions::default()
-                .with_max_inbound_streams_per_peer(Some(IDENTIFY_STREAMS_PER_PEER)),
-        );
-        let weak = Arc::downgrade(&self.inner);
-        self.inner.handlers.insert_exact(
-            identify::PUSH_PROTOCOL.to_string(),
-            Arc::new(move |mut stream: Stream| {
-                let weak = weak.clone();
-                Box::pin(async move {
-                    let Some(inner) = weak.upgrade() else { return };
-                    let timeout = inner.config.protocol_timeout;
-                    let msg = match tokio::time::timeout(timeout, identify::read(&mut stream)).await
-                    {
-                        Ok(Ok(msg)) => msg,
-                        Ok(Err(e)) => {
-                            inner.hooks.identify_received(true, false);
-                            return debug!(error = %e, "identify push malformed");
-                        }
-                        Err(_) => {
-                            inner.hooks.identify_received(true, false);
-                            return debug!("identify push timed out");
-                        }
-                    };
-                    inner.hooks.identify_received(true, true);
-                    let conn = inner.connection(&stream.connection());
-                    if let Some(conn) = conn {
-                        inner.apply_identify(&conn, &msg, true).await;
-                    }
-                })
-            }),
-            HandlerOptions::default()
-                .with_max_inbound_streams_per_peer(Some(IDENTIFY_PUSH_STREAMS_PER_PEER)),
-        );
-        self.inner.register_ping();
     }
 }
