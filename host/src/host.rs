@@ -7,18 +7,19 @@ use crate::dial::DialSlot;
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions, Handlers, MatchFn};
+use crate::listeners::Listeners;
 use crate::observer::Hooks;
 use crate::ping;
 use crate::registry::Registry;
 use crate::store_writer::StoreWriter;
 use crate::stream::Stream;
-use crate::transport::{split_peer_id, Listener, Transport};
+use crate::transport::{split_peer_id, Transport};
 use futures::future::FutureExt;
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -78,21 +79,11 @@ impl Default for HostConfig {
     }
 }
 
-/// The first pause after a failed accept (doubling up to [`ACCEPT_BACKOFF_MAX`]).
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-/// The longest pause after failed accepts.
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-struct ListenerEntry {
-    addrs: Vec<Multiaddr>,
-    stop: CancellationToken,
-}
-
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) registry: Registry<Arc<ConnState>>,
     pub(crate) dials: HashMap<PeerId, DialSlot>,
-    listeners: Vec<ListenerEntry>,
+    pub(crate) listeners: Listeners,
     pub(crate) ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
 }
 
@@ -332,48 +323,12 @@ impl Host {
 
     /// Listens on an address; returns the actual addresses (port 0 resolved).
     pub async fn listen(&self, addr: &Multiaddr) -> Result<Vec<Multiaddr>, ListenError> {
-        let inner = &self.inner;
-        if inner.shutdown.is_cancelled() {
-            return Err(ListenError::Shutdown);
-        }
-        let (bare, peer) = split_peer_id(addr);
-        if let Some(peer) = peer.filter(|p| *p != inner.peer_id) {
-            return Err(ListenError::WrongPeerId(peer));
-        }
-        let transport = inner
-            .transports
-            .iter()
-            .find(|t| t.can_listen(&bare))
-            .ok_or_else(|| ListenError::Unsupported(bare.clone()))?;
-        let listener = transport.listen(&bare).await?;
-        let addrs = listener.local_addrs();
-        let stop = inner.shutdown.child_token();
-        inner.lock().listeners.push(ListenerEntry {
-            addrs: addrs.clone(),
-            stop: stop.clone(),
-        });
-        info!(?addrs, "listening");
-        inner.emit(Event::Listen {
-            addrs: addrs.clone(),
-        });
-        let weak = Arc::downgrade(inner);
-        inner
-            .tasks
-            .spawn(accept_loop(weak, listener, stop, addrs.clone()));
-        inner.push_identify_to_all();
-        Ok(addrs)
+        self.inner.listen(addr).await
     }
 
     /// Stops listening on the listener that has `addr` among its addresses.
     pub fn close_listener(&self, addr: &Multiaddr) -> bool {
-        let state = self.inner.lock();
-        match state.listeners.iter().find(|l| l.addrs.contains(addr)) {
-            Some(l) => {
-                l.stop.cancel();
-                true
-            }
-            None => false,
-        }
+        self.inner.close_listener(addr)
     }
 
     // ----- dialing -----
@@ -500,49 +455,6 @@ impl Host {
     }
 }
 
-async fn accept_loop(
-    weak: Weak<Inner>,
-    mut listener: Box<dyn Listener>,
-    stop: CancellationToken,
-    addrs: Vec<Multiaddr>,
-) {
-    let mut backoff = ACCEPT_BACKOFF_MIN;
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let Some(inner) = weak.upgrade() else { break };
-        match accepted {
-            Ok(transported) => {
-                backoff = ACCEPT_BACKOFF_MIN;
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = inner.admit_inbound_connection(transported) => {}
-                }
-            }
-            Err(crate::transport::TransportError::Closed) => break,
-            Err(e) => {
-                // EMFILE, ENFILE, ENOBUFS...: wait for resources to come back, keep
-                // listening.
-                warn!(error = %e, ?backoff, "accepting a connection failed; retrying");
-                drop(inner);
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-            }
-        }
-    }
-    drop(listener);
-    if let Some(inner) = weak.upgrade() {
-        inner.lock().listeners.retain(|l| l.addrs != addrs);
-        inner.emit(Event::ListenClose { addrs });
-        inner.push_identify_to_all();
-    }
-}
-
 impl Inner {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // The state holds no invariant a panicking thread could break half-way.
@@ -553,13 +465,5 @@ impl Inner {
 
     pub(crate) fn emit(&self, event: Event) {
         let _ = self.events.send(event);
-    }
-
-    pub(crate) fn listen_addrs(&self) -> Vec<Multiaddr> {
-        self.lock()
-            .listeners
-            .iter()
-            .flat_map(|l| l.addrs.clone())
-            .collect()
     }
 }

@@ -57,6 +57,7 @@ mod events;
 mod handlers;
 mod host;
 pub mod identify;
+mod listeners;
 mod observer;
 pub mod perf;
 pub mod ping;
