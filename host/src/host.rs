@@ -2,6 +2,7 @@
 
 use crate::admission::PendingInbound;
 use crate::book;
+use crate::config::HostConfig;
 use crate::conn::{ConnState, ConnectionInfo};
 use crate::dial::DialSlot;
 use crate::error::{DialError, ListenError, StreamError};
@@ -29,55 +30,6 @@ use weft_connmgr::ConnectionPolicy;
 use weft_peerstore::PeerStore;
 use weft_resource_manager::ResourceManager;
 use weft_upgrader::Upgrader;
-
-/// Timeouts and identity strings of a host.
-#[derive(Debug, Clone)]
-pub struct HostConfig {
-    /// The whole dial of one peer, all addresses included.
-    pub dial_timeout: Duration,
-    /// One address attempt: transport connect plus upgrade.
-    pub dial_timeout_per_address: Duration,
-    /// Between starting attempts on successive addresses of one peer.
-    pub dial_stagger: Duration,
-    /// Protocol negotiation on a new stream.
-    pub negotiation_timeout: Duration,
-    /// Identify and ping exchanges.
-    pub protocol_timeout: Duration,
-    /// How long shutdown waits for connections to close gracefully.
-    pub shutdown_grace: Duration,
-    /// The agent version identify advertises.
-    pub agent_version: String,
-    /// The protocol version identify advertises.
-    pub protocol_version: String,
-    /// Capacity of the event channel; slower subscribers are told they lagged.
-    pub event_capacity: usize,
-    /// A connection with no open stream and no stream traffic for this long is closed
-    /// (default 120 s; `None` keeps idle connections forever). The muxer's keep-alive
-    /// pings are not traffic: they only tell whether the link is alive.
-    pub idle_timeout: Option<Duration>,
-    /// How often the host closes idle connections and asks the connection policy to
-    /// trim (default 5 s), so the count comes back under the high watermark once the
-    /// grace period is over even when no new connection arrives.
-    pub maintenance_interval: Duration,
-}
-
-impl Default for HostConfig {
-    fn default() -> Self {
-        HostConfig {
-            dial_timeout: Duration::from_secs(30),
-            dial_timeout_per_address: Duration::from_secs(15),
-            dial_stagger: Duration::from_millis(250),
-            negotiation_timeout: Duration::from_secs(10),
-            protocol_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(5),
-            agent_version: concat!("weft/", env!("CARGO_PKG_VERSION")).to_string(),
-            protocol_version: "ipfs/0.1.0".to_string(),
-            event_capacity: 1024,
-            idle_timeout: Some(Duration::from_secs(120)),
-            maintenance_interval: Duration::from_secs(5),
-        }
-    }
-}
 
 #[derive(Default)]
 pub(crate) struct State {

@@ -50,6 +50,7 @@
 mod admission;
 mod book;
 mod builder;
+mod config;
 mod conn;
 mod dial;
 mod error;
@@ -71,11 +72,12 @@ pub use builder::{
     connection_manager_config_for, connection_manager_for, default_connection_manager,
     default_policy, HostBuilder,
 };
+pub use config::HostConfig;
 pub use conn::ConnectionInfo;
 pub use error::{BuildError, DialError, ListenError, StreamError};
 pub use events::Event;
 pub use handlers::{HandlerOptions, MatchFn, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER};
-pub use host::{Host, HostConfig};
+pub use host::Host;
 #[cfg(feature = "metrics-hook")]
 pub use observer::{Observer, StreamInfo, StreamMeter};
 pub use stream::Stream;

@@ -35,11 +35,9 @@ async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool
 
 #[tokio::test]
 async fn idle_connections_are_closed_and_busy_ones_kept() {
-    let config = weft_host::HostConfig {
-        idle_timeout: Some(Duration::from_millis(400)),
-        maintenance_interval: Duration::from_millis(50),
-        ..weft_host::HostConfig::default()
-    };
+    let config = weft_host::HostConfig::default()
+        .with_idle_timeout(Some(Duration::from_millis(400)))
+        .with_maintenance_interval(Duration::from_millis(50));
     let (server, addr) = listening(config, None).await;
     server.set_handler("/hold/1.0.0", |mut s| async move {
         let mut sink = Vec::new();
@@ -92,10 +90,8 @@ async fn the_timer_trims_back_under_the_high_watermark_after_the_grace_period() 
         )
         .unwrap(),
     );
-    let config = weft_host::HostConfig {
-        maintenance_interval: Duration::from_millis(100),
-        ..weft_host::HostConfig::default()
-    };
+    let config =
+        weft_host::HostConfig::default().with_maintenance_interval(Duration::from_millis(100));
     let (server, addr) = listening(config, Some(manager.clone())).await;
     let started = std::time::Instant::now();
     let mut clients = Vec::new();
