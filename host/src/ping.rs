@@ -60,7 +60,3 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<
         stream.flush().await?;
     }
 }
-
-/// The per-peer slots the host gives ping (and every handler) stream: see
-/// [`HandlerOptions`](crate::HandlerOptions).
-pub use crate::handlers::{PerPeerLimit, PerPeerSlot};
