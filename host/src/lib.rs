@@ -87,6 +87,7 @@ pub use multiaddr::{Multiaddr, Protocol};
 pub use tokio::sync::broadcast::error::RecvError;
 pub use weft_connmgr::{ConnectionId, Direction};
 pub use weft_resource_manager::{Limits, ResourceError, ResourceManager};
+pub use weft_upgrader::UpgradeStep;
 
 /// Why a ping failed.
 #[derive(Debug, thiserror::Error)]
