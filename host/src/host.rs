@@ -26,7 +26,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
-use weft_connmgr::ConnectionPolicy;
+use weft_connmgr::{ConnectionId, ConnectionPolicy};
 use weft_peerstore::PeerStore;
 use weft_resource_manager::ResourceManager;
 use weft_upgrader::Upgrader;
@@ -319,6 +319,15 @@ impl Host {
         for conn in conns {
             crate::registry::close_connection(&conn, self.inner.config.shutdown_grace).await;
         }
+    }
+
+    /// Closes one connection gracefully; false if no open connection has this id.
+    pub async fn close(&self, connection: ConnectionId) -> bool {
+        let Some(conn) = self.inner.connection(&connection) else {
+            return false;
+        };
+        crate::registry::close_connection(&conn, self.inner.config.shutdown_grace).await;
+        true
     }
 
     // ----- streams -----
