@@ -10,7 +10,6 @@ use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions, Handlers, MatchFn};
 use crate::listeners::Listeners;
 use crate::observer::Hooks;
-use crate::ping;
 use crate::registry::Registry;
 use crate::store_writer::StoreWriter;
 use crate::stream::Stream;
@@ -139,7 +138,7 @@ impl Host {
         });
         let host = Host { inner };
         host.inner.register_identify();
-        host.inner.register_ping();
+        host.inner.serve_ping();
         let inner = &host.inner;
         inner.tasks.spawn(crate::registry::maintenance(
             Arc::downgrade(inner),
@@ -315,19 +314,12 @@ impl Host {
 
     /// Closes every connection to a peer gracefully.
     pub async fn disconnect(&self, peer: &PeerId) {
-        let conns: Vec<Arc<ConnState>> = self.inner.lock().connections_of(peer).cloned().collect();
-        for conn in conns {
-            crate::registry::close_connection(&conn, self.inner.config.shutdown_grace).await;
-        }
+        self.inner.close_peer(peer).await
     }
 
     /// Closes one connection gracefully; false if no open connection has this id.
     pub async fn close(&self, connection: ConnectionId) -> bool {
-        let Some(conn) = self.inner.connection(&connection) else {
-            return false;
-        };
-        crate::registry::close_connection(&conn, self.inner.config.shutdown_grace).await;
-        true
+        self.inner.close(&connection).await
     }
 
     // ----- streams -----
@@ -354,32 +346,7 @@ impl Host {
     /// Pings a peer once over `/ipfs/ping/1.0.0` and returns the round-trip time. At
     /// most one ping stream per peer is open at a time; concurrent calls wait.
     pub async fn ping(&self, peer: PeerId) -> Result<Duration, crate::PingFailure> {
-        let lock = {
-            let mut state = self.inner.lock();
-            state.ping_locks.entry(peer).or_default().clone()
-        };
-        let guard = lock.lock().await;
-        let timeout = self.inner.config.protocol_timeout;
-        let run = async {
-            let mut stream = self.new_stream(peer, &[ping::PROTOCOL]).await?;
-            let rtt = ping::ping_once(&mut stream).await?;
-            let _ = futures::AsyncWriteExt::close(&mut stream).await;
-            Ok::<_, crate::PingFailure>(rtt)
-        };
-        let result = tokio::time::timeout(timeout, run)
-            .await
-            .map_err(|_| crate::PingFailure::Timeout(timeout))
-            .and_then(|r| r);
-        drop(guard);
-        self.inner.hooks.ping(result.as_ref().ok().copied());
-        if !self.is_connected(&peer) {
-            // The lock map only keeps entries of connected peers (removed on the last
-            // disconnect); a ping that found no connection must not leave one behind.
-            self.inner.lock().ping_locks.remove(&peer);
-        }
-        let rtt = result?;
-        book::record_latency(&self.inner.writer, &peer, rtt).await;
-        Ok(rtt)
+        self.inner.ping(peer).await
     }
 
     /// Shuts down: stops the listeners (`ListenClose`), closes every connection with

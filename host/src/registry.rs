@@ -263,6 +263,23 @@ impl Inner {
         self.lock().registry.get(id).cloned()
     }
 
+    /// Closes one connection gracefully; false if no open connection has this id.
+    pub(crate) async fn close(&self, id: &ConnectionId) -> bool {
+        let Some(conn) = self.connection(id) else {
+            return false;
+        };
+        close_connection(&conn, self.config.shutdown_grace).await;
+        true
+    }
+
+    /// Closes every connection to `peer` gracefully.
+    pub(crate) async fn close_peer(&self, peer: &PeerId) {
+        let conns: Vec<Arc<ConnState>> = self.lock().registry.of(peer).cloned().collect();
+        for conn in conns {
+            close_connection(&conn, self.config.shutdown_grace).await;
+        }
+    }
+
     /// Closes the connections idle for longer than the idle timeout.
     fn close_idle(self: &Arc<Self>) {
         let Some(timeout) = self.config.idle_timeout else {

@@ -9,7 +9,6 @@ use crate::conn::ConnState;
 use crate::error::StreamError;
 use crate::handlers::{Admitted, Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn};
 use crate::host::Inner;
-use crate::ping;
 use crate::stream::{Stream, StreamTracker};
 use futures::io::{AsyncRead, AsyncWrite};
 use libp2p_identity::PeerId;
@@ -188,23 +187,6 @@ impl Inner {
             })
         });
         self.add_exact_handler(crate::perf::PROTOCOL.to_string(), handler, options);
-    }
-
-    /// Serves ping. The spec: a listener SHOULD accept at most 2 ping streams per
-    /// peer; more get `na`.
-    pub(crate) fn register_ping(&self) {
-        self.handlers.insert_exact(
-            ping::PROTOCOL.to_string(),
-            Arc::new(move |mut stream: Stream| {
-                Box::pin(async move {
-                    if let Err(e) = ping::serve(&mut stream).await {
-                        debug!(error = %e, "serving ping failed");
-                    }
-                })
-            }),
-            HandlerOptions::default()
-                .with_max_inbound_streams_per_peer(Some(ping::MAX_INBOUND_STREAMS_PER_PEER)),
-        );
     }
 }
 
