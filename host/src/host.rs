@@ -346,7 +346,8 @@ impl Host {
     /// Pings a peer once over `/ipfs/ping/1.0.0` and returns the round-trip time. At
     /// most one ping stream per peer is open at a time; concurrent calls wait.
     pub async fn ping(&self, peer: PeerId) -> Result<Duration, crate::PingFailure> {
-        self.inner.ping(peer).await
+        let open = self.new_stream(peer, &[crate::ping::PROTOCOL]);
+        self.inner.ping(peer, open).await
     }
 
     /// Shuts down: stops the listeners (`ListenClose`), closes every connection with

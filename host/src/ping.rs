@@ -7,9 +7,10 @@
 use crate::handlers::HandlerOptions;
 use crate::host::Inner;
 use crate::stream::Stream;
-use crate::{book, PingFailure};
+use crate::{book, PingFailure, StreamError};
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p_identity::PeerId;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::debug;
@@ -90,9 +91,14 @@ impl Inner {
         );
     }
 
-    /// Pings `peer` once (connecting first if needed), one ping stream per peer at a
-    /// time, and records the round-trip time in the peerstore.
-    pub(crate) async fn ping(self: &Arc<Self>, peer: PeerId) -> Result<Duration, PingFailure> {
+    /// Pings `peer` once over the stream `open` opens (connecting first if needed),
+    /// one ping stream per peer at a time, and records the round-trip time in the
+    /// peerstore. `open` runs once the peer's ping lock is held, within the timeout.
+    pub(crate) async fn ping(
+        &self,
+        peer: PeerId,
+        open: impl Future<Output = Result<Stream, StreamError>>,
+    ) -> Result<Duration, PingFailure> {
         let lock = {
             let mut state = self.lock();
             state.ping_locks.entry(peer).or_default().clone()
@@ -100,8 +106,7 @@ impl Inner {
         let guard = lock.lock().await;
         let timeout = self.config.protocol_timeout;
         let run = async {
-            let conn = self.connect(peer).await.map_err(crate::StreamError::from)?;
-            let mut stream = self.open_stream_on(&conn, &[PROTOCOL]).await?;
+            let mut stream = open.await?;
             let rtt = ping_once(&mut stream).await?;
             let _ = stream.close().await;
             Ok::<_, PingFailure>(rtt)
