@@ -1,6 +1,7 @@
 //! `weft dial`: connect, identify, ping, echo, and report.
 
 use crate::echo;
+use crate::explain;
 use crate::options::{build_host, keypair, Security};
 use serde::Serialize;
 use std::time::Duration;
@@ -68,20 +69,25 @@ pub async fn run(opts: DialOptions) -> Result<DialReport, String> {
     let host = build_host(keypair(opts.seed.as_deref())?, &opts.security, opts.lazy)?;
     let result = tokio::time::timeout(opts.timeout, dial_with(&host, &opts)).await;
     host.shutdown().await;
-    result.map_err(|_| format!("gave up after {:?}", opts.timeout))?
+    result.map_err(|_| {
+        format!(
+            "gave up on {} after {:?} (raise --timeout-secs to wait longer)",
+            opts.addr, opts.timeout
+        )
+    })?
 }
 
 /// Dials from an existing host (the demo uses this too).
 pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, String> {
     if peer_of(&opts.addr).is_none() {
-        return Err(format!("{} has no /p2p/<peer id> suffix", opts.addr));
+        return Err(explain::no_peer_id(&opts.addr));
     }
     let mut events = host.subscribe();
     let started = std::time::Instant::now();
     let info = host
         .dial(&opts.addr)
         .await
-        .map_err(|e| format!("dial failed: {e}"))?;
+        .map_err(|e| explain::dial_failed(&opts.addr, &e))?;
     let connect_ms = started.elapsed().as_secs_f64() * 1e3;
     let peer = info.peer;
     let identified = tokio::time::timeout(Duration::from_secs(10), async {
@@ -103,14 +109,19 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
         }
     })
     .await
-    .map_err(|_| "the remote did not answer identify within 10 s".to_string())??;
+    .map_err(|_| {
+        format!(
+            "the peer at {} did not answer identify within 10 s",
+            opts.addr
+        )
+    })??;
     let (agent_version, protocol_version, protocols, listen_addrs) = identified;
     let mut rtts_ms = Vec::new();
     for _ in 0..opts.pings {
         let rtt = host
             .ping(peer)
             .await
-            .map_err(|e| format!("ping failed: {e}"))?;
+            .map_err(|e| explain::step_failed(&opts.addr, "ping", &e))?;
         rtts_ms.push(rtt.as_secs_f64() * 1e3);
     }
     let mut echo_mib_per_s = 0.0;

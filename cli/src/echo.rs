@@ -1,7 +1,7 @@
 //! `/echo/1.0.0`: the remote echoes every byte until we half-close, then closes.
 
+use crate::progress::Progress;
 use futures::{AsyncReadExt, AsyncWriteExt};
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 use weft_host::{Host, PeerId, Stream};
 
@@ -29,7 +29,7 @@ pub fn serve(host: &Host) {
 }
 
 /// Sends `len` random bytes, reads the echo concurrently, and checks it. Returns the
-/// time taken. Shows progress on a terminal.
+/// time taken. Shows the bytes echoed back, the rate and the time left on a terminal.
 pub async fn check(host: &Host, peer: PeerId, len: usize) -> Result<Duration, String> {
     let data: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
     let started = Instant::now();
@@ -44,11 +44,10 @@ pub async fn check(host: &Host, peer: PeerId, len: usize) -> Result<Duration, St
         }
         writer.close().await
     };
-    let show = std::io::stderr().is_terminal() && len >= 8 * 1024 * 1024;
+    let progress = Progress::new("echo", len as u64);
     let receive = async {
         let mut got = Vec::with_capacity(len);
         let mut buf = vec![0u8; CHUNK];
-        let mut last_shown = 0;
         loop {
             let n = reader.read(&mut buf).await?;
             if n == 0 {
@@ -58,17 +57,12 @@ pub async fn check(host: &Host, peer: PeerId, len: usize) -> Result<Duration, St
             if got.len() > len {
                 break;
             }
-            if show && got.len() - last_shown >= len / 50 {
-                last_shown = got.len();
-                eprint!("\recho: {:3}%", got.len() * 100 / len);
-            }
-        }
-        if show {
-            eprintln!("\recho: 100%");
+            progress.add(n);
         }
         Ok::<_, std::io::Error>(got)
     };
     let (sent, got) = futures::join!(send, receive);
+    progress.finish();
     sent.map_err(|e| format!("echo: sending failed: {e}"))?;
     let got = got.map_err(|e| format!("echo: receiving failed: {e}"))?;
     if got != data {

@@ -11,10 +11,12 @@
 mod demo;
 mod dial;
 mod echo;
+mod explain;
 mod listen;
 mod metrics;
 mod options;
 mod perf;
+mod progress;
 
 use clap::{Args, Parser, Subcommand};
 use options::{parse_security_list, SecurityList};

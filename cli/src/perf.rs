@@ -1,6 +1,8 @@
 //! `weft perf`: run `/perf/1.0.0` against a peer.
 
+use crate::explain;
 use crate::options::{build_host, keypair, Security};
+use crate::progress::{Counted, Progress};
 use serde::Serialize;
 use std::time::Duration;
 use weft_host::{Multiaddr, Protocol};
@@ -43,21 +45,29 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<PerfResult, String> {
     let Some(Protocol::P2p(peer)) = addr.iter().last() else {
-        return Err(format!("{addr} has no /p2p/<peer id> suffix"));
+        return Err(explain::no_peer_id(&addr));
     };
     let host = build_host(keypair(seed.as_deref())?, &security, true)?;
     let run = async {
         let info = host
             .dial(&addr)
             .await
-            .map_err(|e| format!("dial failed: {e}"))?;
+            .map_err(|e| explain::dial_failed(&addr, &e))?;
         let mut stream = host
             .new_stream(peer, &[weft_host::perf::PROTOCOL])
             .await
-            .map_err(|e| format!("perf stream: {e}"))?;
-        let r = weft_host::perf::run_client(&mut stream, upload, download)
-            .await
-            .map_err(|e| format!("perf: {e}"))?;
+            .map_err(|e| explain::step_failed(&addr, "opening the perf stream", &e))?;
+        // The client's request is the 8-byte size it wants back, then the upload.
+        let progress = Progress::new("perf", upload.saturating_add(download).saturating_add(8));
+        let r = weft_host::perf::run_client(
+            &mut Counted::new(&mut stream, &progress),
+            upload,
+            download,
+        )
+        .await
+        .map_err(|e| explain::step_failed(&addr, "the perf exchange", &e));
+        progress.finish();
+        let r = r?;
         Ok::<_, String>(PerfResult {
             upload_bytes: r.uploaded,
             download_bytes: r.downloaded,
@@ -71,5 +81,7 @@ pub async fn run(
     };
     let result = tokio::time::timeout(timeout, run).await;
     host.shutdown().await;
-    result.map_err(|_| format!("gave up after {timeout:?}"))?
+    result.map_err(|_| {
+        format!("gave up on {addr} after {timeout:?} (raise --timeout-secs to wait longer)")
+    })?
 }

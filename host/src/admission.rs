@@ -7,6 +7,7 @@
 //! sending handshake bytes and so are never the least advanced for long.
 
 use crate::error::DialError;
+use crate::events::Event;
 use crate::host::Inner;
 use crate::transport::{TransportOutput, Transported};
 use futures::io::{AsyncRead, AsyncWrite};
@@ -340,7 +341,13 @@ impl Inner {
             }
             Err(e) => {
                 self.hooks.inbound_upgrade_failed(&e);
-                debug!(error = %e, "inbound upgrade failed")
+                debug!(error = %e, "inbound upgrade failed");
+                self.emit(Event::InboundUpgradeFailed {
+                    local_addr,
+                    remote_addr,
+                    step: e.step(),
+                    reason: e.to_string(),
+                });
             }
         }
     }

@@ -11,7 +11,7 @@
 //! Peerstore errors (a bound reached, a full store) are logged, never fatal to a
 //! connection: the peerstore is a cache of what we learned.
 
-use crate::identify::IdentifyInfo;
+use crate::identify::wire::IdentifyInfo;
 use crate::store_writer::StoreWriter;
 use libp2p_identity::{PeerId, PublicKey};
 use multiaddr::Multiaddr;

@@ -1,7 +1,8 @@
 //! Building a host.
 
+use crate::config::HostConfig;
 use crate::error::BuildError;
-use crate::host::{Host, HostConfig};
+use crate::host::Host;
 use crate::transport::memory::MemoryTransport;
 use crate::transport::Transport;
 use libp2p_identity::Keypair;

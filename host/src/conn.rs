@@ -50,7 +50,11 @@ impl ConnState {
 
     /// Whether the connection had no open stream and no stream traffic for `timeout`.
     pub(crate) fn is_idle(&self, timeout: Duration, now: Instant) -> bool {
-        self.open_streams.load(Ordering::Acquire) == 0 && self.activity.idle_for(now) >= timeout
+        crate::registry::is_idle(
+            self.open_streams.load(Ordering::Acquire),
+            self.activity.idle_for(now),
+            timeout,
+        )
     }
 }
 

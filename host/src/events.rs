@@ -7,6 +7,7 @@
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 use weft_connmgr::{ConnectionId, Direction};
+use weft_upgrader::UpgradeStep;
 
 /// Something that happened on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +41,11 @@ pub enum Event {
         /// The remote address of this connection.
         remote_addr: Multiaddr,
     },
-    /// A stream was opened and its protocol negotiated.
+    /// A stream was opened and its protocol negotiated. For an outbound stream with a
+    /// lazy (0-RTT) proposal that is when the remote's answer is read, not when the
+    /// proposal is written: a stream the remote refuses (`na`, for example over a
+    /// handler's slot) reports neither this nor [`Event::ClosedStream`], and neither
+    /// does one dropped before its answer was read.
     OpenedStream {
         /// The remote peer.
         peer: PeerId,
@@ -51,7 +56,7 @@ pub enum Event {
         /// The negotiated protocol.
         protocol: String,
     },
-    /// A negotiated stream was dropped or closed.
+    /// A stream that [`Event::OpenedStream`] reported was dropped or closed.
     ClosedStream {
         /// The remote peer.
         peer: PeerId,
@@ -71,6 +76,18 @@ pub enum Event {
     ListenClose {
         /// The addresses.
         addrs: Vec<Multiaddr>,
+    },
+    /// An accepted inbound connection failed its upgrade (security or muxer
+    /// negotiation, the handshake, or the upgrade timeout); it was closed.
+    InboundUpgradeFailed {
+        /// Our address on the connection.
+        local_addr: Multiaddr,
+        /// The remote's address.
+        remote_addr: Multiaddr,
+        /// The upgrade step that failed, when the failure came from one.
+        step: Option<UpgradeStep>,
+        /// Why, as the upgrade error says it.
+        reason: String,
     },
     /// Identify told us about a peer.
     PeerIdentified {

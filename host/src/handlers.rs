@@ -17,7 +17,7 @@ use weft_upgrader::BoxFuture;
 pub const DEFAULT_MAX_INBOUND_STREAMS_PER_PEER: usize = 256;
 
 /// What a handler does with an inbound stream. It runs in its own task.
-pub type Handler = Arc<dyn Fn(Stream) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(Stream) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// A predicate over a proposed protocol id.
 pub type MatchFn = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -105,7 +105,11 @@ pub(crate) struct Slots {
 /// A stream over a limit is refused with `na` during multistream-select, so the
 /// remote sees "protocol not supported" (a lazy proposal: a read failing with
 /// `ConnectionRefused`), never an accepted stream that is then reset.
+///
+/// More options will come: start from [`HandlerOptions::default`] and use the
+/// `with_*` methods.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HandlerOptions {
     /// At most this many inbound streams of this protocol run at once, all peers
     /// together (default: unbounded; the resource manager's protocol scope still
@@ -141,21 +145,21 @@ impl HandlerOptions {
 
 /// Counts the inbound streams each peer has open, refusing more than a limit.
 #[derive(Debug, Clone)]
-pub struct PerPeerLimit {
+pub(crate) struct PerPeerLimit {
     limit: usize,
     active: Arc<Mutex<HashMap<PeerId, usize>>>,
 }
 
 /// One admitted stream; gives its slot back when dropped.
 #[derive(Debug)]
-pub struct PerPeerSlot {
+pub(crate) struct PerPeerSlot {
     peer: PeerId,
     active: Arc<Mutex<HashMap<PeerId, usize>>>,
 }
 
 impl PerPeerLimit {
     /// At most `limit` streams per peer.
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         PerPeerLimit {
             limit,
             active: Arc::default(),
@@ -163,7 +167,7 @@ impl PerPeerLimit {
     }
 
     /// A slot for one more stream of `peer`, unless it has `limit` already.
-    pub fn try_acquire(&self, peer: PeerId) -> Option<PerPeerSlot> {
+    pub(crate) fn try_acquire(&self, peer: PeerId) -> Option<PerPeerSlot> {
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         let count = active.entry(peer).or_insert(0);
         if *count >= self.limit {
@@ -180,7 +184,8 @@ impl PerPeerLimit {
     }
 
     /// How many peers hold at least one slot.
-    pub fn peers(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn peers(&self) -> usize {
         self.active.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }

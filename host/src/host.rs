@@ -1,110 +1,41 @@
 //! The host: listening, dialing, connections, streams and the built-in protocols.
 
-use crate::admission::{lock_scope, PendingInbound, SharedScope};
+use crate::admission::PendingInbound;
 use crate::book;
-use crate::conn::{Activity, ConnState, ConnectionInfo};
+use crate::config::HostConfig;
+use crate::conn::{ConnState, ConnectionInfo};
 use crate::dial::DialSlot;
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
-use crate::handlers::{Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn};
+use crate::handlers::{Handler, HandlerOptions, Handlers, MatchFn};
+use crate::listeners::Listeners;
 use crate::observer::Hooks;
+use crate::registry::Registry;
 use crate::store_writer::StoreWriter;
-use crate::stream::{Stream, StreamTracker};
-use crate::transport::{split_peer_id, Listener, Transport};
-use crate::{identify, ping};
+use crate::stream::Stream;
+use crate::transport::{split_peer_id, Transport};
 use futures::future::FutureExt;
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
-use weft_connmgr::{ConnectionId, ConnectionPolicy, Direction, PendingPermit};
-use weft_mss::Version;
+use tracing::{info, warn};
+use weft_connmgr::{ConnectionId, ConnectionPolicy};
 use weft_peerstore::PeerStore;
 use weft_resource_manager::ResourceManager;
-use weft_upgrader::{Connection, Upgrader};
-
-/// Timeouts and identity strings of a host.
-#[derive(Debug, Clone)]
-pub struct HostConfig {
-    /// The whole dial of one peer, all addresses included.
-    pub dial_timeout: Duration,
-    /// One address attempt: transport connect plus upgrade.
-    pub dial_timeout_per_address: Duration,
-    /// Between starting attempts on successive addresses of one peer.
-    pub dial_stagger: Duration,
-    /// Protocol negotiation on a new stream.
-    pub negotiation_timeout: Duration,
-    /// Identify and ping exchanges.
-    pub protocol_timeout: Duration,
-    /// How long shutdown waits for connections to close gracefully.
-    pub shutdown_grace: Duration,
-    /// The agent version identify advertises.
-    pub agent_version: String,
-    /// The protocol version identify advertises.
-    pub protocol_version: String,
-    /// Capacity of the event channel; slower subscribers are told they lagged.
-    pub event_capacity: usize,
-    /// A connection with no open stream and no stream traffic for this long is closed
-    /// (default 120 s; `None` keeps idle connections forever). The muxer's keep-alive
-    /// pings are not traffic: they only tell whether the link is alive.
-    pub idle_timeout: Option<Duration>,
-    /// How often the host closes idle connections and asks the connection policy to
-    /// trim (default 5 s), so the count comes back under the high watermark once the
-    /// grace period is over even when no new connection arrives.
-    pub maintenance_interval: Duration,
-}
-
-impl Default for HostConfig {
-    fn default() -> Self {
-        HostConfig {
-            dial_timeout: Duration::from_secs(30),
-            dial_timeout_per_address: Duration::from_secs(15),
-            dial_stagger: Duration::from_millis(250),
-            negotiation_timeout: Duration::from_secs(10),
-            protocol_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(5),
-            agent_version: concat!("weft/", env!("CARGO_PKG_VERSION")).to_string(),
-            protocol_version: "ipfs/0.1.0".to_string(),
-            event_capacity: 1024,
-            idle_timeout: Some(Duration::from_secs(120)),
-            maintenance_interval: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Inbound identify requests one peer may have open at once.
-const IDENTIFY_STREAMS_PER_PEER: usize = 4;
-/// Inbound identify pushes one peer may have open at once.
-const IDENTIFY_PUSH_STREAMS_PER_PEER: usize = 2;
-/// Inbound perf streams one peer may have open at once.
-const PERF_STREAMS_PER_PEER: usize = 2;
-
-/// The first pause after a failed accept (doubling up to [`ACCEPT_BACKOFF_MAX`]).
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-/// The longest pause after failed accepts.
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// How long a closed connection's driver may take to finish its last frames.
-const DRIVER_WIND_DOWN: Duration = Duration::from_secs(2);
-
-struct ListenerEntry {
-    addrs: Vec<Multiaddr>,
-    stop: CancellationToken,
-}
+use weft_upgrader::Upgrader;
 
 #[derive(Default)]
 pub(crate) struct State {
-    connections: HashMap<ConnectionId, Arc<ConnState>>,
-    by_peer: HashMap<PeerId, Vec<ConnectionId>>,
+    pub(crate) registry: Registry<Arc<ConnState>>,
     pub(crate) dials: HashMap<PeerId, DialSlot>,
-    listeners: Vec<ListenerEntry>,
-    ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
+    pub(crate) listeners: Listeners,
+    pub(crate) ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl State {
@@ -113,11 +44,7 @@ impl State {
         &'a self,
         peer: &PeerId,
     ) -> impl DoubleEndedIterator<Item = &'a Arc<ConnState>> {
-        self.by_peer
-            .get(peer)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.connections.get(id))
+        self.registry.of(peer)
     }
 }
 
@@ -136,7 +63,7 @@ pub(crate) struct Inner {
     pub(crate) pending: Arc<PendingInbound>,
     /// The observer hook points (nothing without `metrics-hook`).
     pub(crate) hooks: Hooks,
-    events: broadcast::Sender<Event>,
+    pub(crate) events: broadcast::Sender<Event>,
     state: Mutex<State>,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -210,9 +137,10 @@ impl Host {
             shutdown: CancellationToken::new(),
         });
         let host = Host { inner };
-        host.register_builtin_protocols();
+        host.inner.register_identify();
+        host.inner.serve_ping();
         let inner = &host.inner;
-        inner.tasks.spawn(maintenance(
+        inner.tasks.spawn(crate::registry::maintenance(
             Arc::downgrade(inner),
             inner.shutdown.clone(),
             inner.config.maintenance_interval,
@@ -263,9 +191,8 @@ impl Host {
     /// Open connections, all peers.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         self.inner
-            .lock()
-            .connections
-            .values()
+            .all_connections()
+            .iter()
             .map(|c| c.info())
             .collect()
     }
@@ -311,9 +238,7 @@ impl Host {
     {
         let handler: Handler = Arc::new(move |s| Box::pin(handler(s)));
         self.inner
-            .handlers
-            .insert_exact(protocol.into(), handler, options);
-        self.inner.push_identify_to_all();
+            .add_exact_handler(protocol.into(), handler, options);
     }
 
     /// Registers a handler chosen by a match function over the proposed id. `id` is
@@ -327,30 +252,17 @@ impl Host {
     {
         let handler: Handler = Arc::new(move |s| Box::pin(handler(s)));
         let matches: MatchFn = Arc::new(matches);
-        self.inner
-            .handlers
-            .insert_match(id.into(), matches, handler, HandlerOptions::default());
-        self.inner.push_identify_to_all();
+        self.inner.add_match_handler(id.into(), matches, handler);
     }
 
     /// Removes a handler; true if one was registered under `protocol`.
     pub fn remove_handler(&self, protocol: &str) -> bool {
-        let removed = self.inner.handlers.remove(protocol);
-        if removed {
-            self.inner.push_identify_to_all();
-        }
-        removed
+        self.inner.remove_handler(protocol)
     }
 
     /// Serves `/perf/1.0.0` (off by default, as the spec recommends).
     pub fn enable_perf(&self) {
-        let options = HandlerOptions::default()
-            .with_max_inbound_streams_per_peer(Some(PERF_STREAMS_PER_PEER));
-        self.set_handler_with(crate::perf::PROTOCOL, options, |mut stream| async move {
-            if let Err(e) = crate::perf::serve(&mut stream).await {
-                debug!(error = %e, "serving perf failed");
-            }
-        });
+        self.inner.enable_perf();
     }
 
     /// The protocol ids we accept inbound streams for (what identify advertises).
@@ -362,48 +274,12 @@ impl Host {
 
     /// Listens on an address; returns the actual addresses (port 0 resolved).
     pub async fn listen(&self, addr: &Multiaddr) -> Result<Vec<Multiaddr>, ListenError> {
-        let inner = &self.inner;
-        if inner.shutdown.is_cancelled() {
-            return Err(ListenError::Shutdown);
-        }
-        let (bare, peer) = split_peer_id(addr);
-        if let Some(peer) = peer.filter(|p| *p != inner.peer_id) {
-            return Err(ListenError::WrongPeerId(peer));
-        }
-        let transport = inner
-            .transports
-            .iter()
-            .find(|t| t.can_listen(&bare))
-            .ok_or_else(|| ListenError::Unsupported(bare.clone()))?;
-        let listener = transport.listen(&bare).await?;
-        let addrs = listener.local_addrs();
-        let stop = inner.shutdown.child_token();
-        inner.lock().listeners.push(ListenerEntry {
-            addrs: addrs.clone(),
-            stop: stop.clone(),
-        });
-        info!(?addrs, "listening");
-        inner.emit(Event::Listen {
-            addrs: addrs.clone(),
-        });
-        let weak = Arc::downgrade(inner);
-        inner
-            .tasks
-            .spawn(accept_loop(weak, listener, stop, addrs.clone()));
-        inner.push_identify_to_all();
-        Ok(addrs)
+        self.inner.listen(addr).await
     }
 
     /// Stops listening on the listener that has `addr` among its addresses.
     pub fn close_listener(&self, addr: &Multiaddr) -> bool {
-        let state = self.inner.lock();
-        match state.listeners.iter().find(|l| l.addrs.contains(addr)) {
-            Some(l) => {
-                l.stop.cancel();
-                true
-            }
-            None => false,
-        }
+        self.inner.close_listener(addr)
     }
 
     // ----- dialing -----
@@ -438,10 +314,12 @@ impl Host {
 
     /// Closes every connection to a peer gracefully.
     pub async fn disconnect(&self, peer: &PeerId) {
-        let conns: Vec<Arc<ConnState>> = self.inner.lock().connections_of(peer).cloned().collect();
-        for conn in conns {
-            close_connection(&conn, self.inner.config.shutdown_grace).await;
-        }
+        self.inner.close_peer(peer).await
+    }
+
+    /// Closes one connection gracefully; false if no open connection has this id.
+    pub async fn close(&self, connection: ConnectionId) -> bool {
+        self.inner.close(&connection).await
     }
 
     // ----- streams -----
@@ -468,32 +346,8 @@ impl Host {
     /// Pings a peer once over `/ipfs/ping/1.0.0` and returns the round-trip time. At
     /// most one ping stream per peer is open at a time; concurrent calls wait.
     pub async fn ping(&self, peer: PeerId) -> Result<Duration, crate::PingFailure> {
-        let lock = {
-            let mut state = self.inner.lock();
-            state.ping_locks.entry(peer).or_default().clone()
-        };
-        let guard = lock.lock().await;
-        let timeout = self.inner.config.protocol_timeout;
-        let run = async {
-            let mut stream = self.new_stream(peer, &[ping::PROTOCOL]).await?;
-            let rtt = ping::ping_once(&mut stream).await?;
-            let _ = futures::AsyncWriteExt::close(&mut stream).await;
-            Ok::<_, crate::PingFailure>(rtt)
-        };
-        let result = tokio::time::timeout(timeout, run)
-            .await
-            .map_err(|_| crate::PingFailure::Timeout(timeout))
-            .and_then(|r| r);
-        drop(guard);
-        self.inner.hooks.ping(result.as_ref().ok().copied());
-        if !self.is_connected(&peer) {
-            // The lock map only keeps entries of connected peers (removed on the last
-            // disconnect); a ping that found no connection must not leave one behind.
-            self.inner.lock().ping_locks.remove(&peer);
-        }
-        let rtt = result?;
-        book::record_latency(&self.inner.writer, &peer, rtt).await;
-        Ok(rtt)
+        let open = self.new_stream(peer, &[crate::ping::PROTOCOL]);
+        self.inner.ping(peer, open).await
     }
 
     /// Shuts down: stops the listeners (`ListenClose`), closes every connection with
@@ -504,9 +358,14 @@ impl Host {
             return;
         }
         info!("shutting down");
-        let conns: Vec<Arc<ConnState>> = inner.lock().connections.values().cloned().collect();
+        let conns: Vec<Arc<ConnState>> = inner.all_connections();
         let grace = inner.config.shutdown_grace;
-        futures::future::join_all(conns.iter().map(|c| close_connection(c, grace))).await;
+        futures::future::join_all(
+            conns
+                .iter()
+                .map(|c| crate::registry::close_connection(c, grace)),
+        )
+        .await;
         inner.shutdown.cancel();
         inner.tasks.close();
         if tokio::time::timeout(grace, inner.tasks.wait())
@@ -525,77 +384,6 @@ impl Host {
     }
 }
 
-/// Closes one connection gracefully (go-away), bounded in time.
-async fn close_connection(conn: &ConnState, grace: Duration) {
-    if tokio::time::timeout(grace, conn.muxed.close())
-        .await
-        .is_err()
-    {
-        debug!(conn = %conn.id, "graceful close timed out");
-    }
-    conn.closed.cancel();
-}
-
-/// The host's timer: closes idle connections and trims above the high watermark,
-/// every `every`, until shutdown.
-async fn maintenance(weak: Weak<Inner>, shutdown: CancellationToken, every: Duration) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        let Some(inner) = weak.upgrade() else { break };
-        inner.close_idle();
-        inner.trim();
-    }
-}
-
-async fn accept_loop(
-    weak: Weak<Inner>,
-    mut listener: Box<dyn Listener>,
-    stop: CancellationToken,
-    addrs: Vec<Multiaddr>,
-) {
-    let mut backoff = ACCEPT_BACKOFF_MIN;
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let Some(inner) = weak.upgrade() else { break };
-        match accepted {
-            Ok(transported) => {
-                backoff = ACCEPT_BACKOFF_MIN;
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = inner.admit_inbound_connection(transported) => {}
-                }
-            }
-            Err(crate::transport::TransportError::Closed) => break,
-            Err(e) => {
-                // EMFILE, ENFILE, ENOBUFS...: wait for resources to come back, keep
-                // listening.
-                warn!(error = %e, ?backoff, "accepting a connection failed; retrying");
-                drop(inner);
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-            }
-        }
-    }
-    drop(listener);
-    if let Some(inner) = weak.upgrade() {
-        inner.lock().listeners.retain(|l| l.addrs != addrs);
-        inner.emit(Event::ListenClose { addrs });
-        inner.push_identify_to_all();
-    }
-}
-
 impl Inner {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // The state holds no invariant a panicking thread could break half-way.
@@ -604,516 +392,7 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         let _ = self.events.send(event);
-    }
-
-    pub(crate) fn listen_addrs(&self) -> Vec<Multiaddr> {
-        self.lock()
-            .listeners
-            .iter()
-            .flat_map(|l| l.addrs.clone())
-            .collect()
-    }
-
-    /// Registers an upgraded connection: policy, bookkeeping, events, and its tasks.
-    pub(crate) fn add_connection(
-        self: &Arc<Self>,
-        connection: Connection,
-        direction: Direction,
-        (local_addr, remote_addr): (Multiaddr, Multiaddr),
-        permit: PendingPermit,
-        scope: SharedScope,
-        started: Instant,
-    ) -> Result<Arc<ConnState>, DialError> {
-        let id = ConnectionId::next();
-        let Connection {
-            remote_peer,
-            remote_public_key,
-            security_protocol,
-            muxer_protocol,
-            muxed,
-            driver,
-            ..
-        } = connection;
-        if let Err(e) = lock_scope(&scope).set_peer(remote_peer) {
-            self.discard(muxed, driver);
-            return Err(e.into());
-        }
-        let conn = Arc::new(ConnState {
-            id,
-            peer: remote_peer,
-            direction,
-            local_addr: local_addr.clone(),
-            remote_addr: remote_addr.clone(),
-            security: security_protocol.clone(),
-            muxer: muxer_protocol.clone(),
-            muxed,
-            open_streams: Arc::new(AtomicUsize::new(0)),
-            activity: Arc::new(Activity::new()),
-            scope,
-            closed: self.shutdown.child_token(),
-        });
-        // Admitted and registered under one lock: a trim (the timer's, or another
-        // connection's) never picks a connection the host cannot find yet.
-        let admitted = {
-            let mut state = self.lock();
-            let admitted =
-                self.policy
-                    .established(permit, id, remote_peer, direction, &remote_addr);
-            if admitted.is_ok() {
-                state.connections.insert(id, conn.clone());
-                state.by_peer.entry(remote_peer).or_default().push(id);
-            }
-            admitted
-        };
-        let admission = match admitted {
-            Ok(a) => a,
-            Err(e) => {
-                self.discard(conn.muxed.clone(), driver);
-                return Err(e.into());
-            }
-        };
-        book::on_connected(
-            &self.writer,
-            &remote_peer,
-            &remote_public_key,
-            &remote_addr,
-            direction,
-        );
-        info!(peer = %remote_peer, conn = %id, %direction, %remote_addr, security = %security_protocol, muxer = %muxer_protocol, "connected");
-        self.hooks.connection_opened(&conn, started);
-        self.emit(Event::Connected {
-            peer: remote_peer,
-            connection: id,
-            direction,
-            local_addr,
-            remote_addr,
-            security: security_protocol,
-            muxer: muxer_protocol,
-        });
-
-        // The driver: the connection lives as long as it runs.
-        let weak = Arc::downgrade(self);
-        let c = conn.clone();
-        self.tasks.spawn(async move {
-            let mut driver = driver;
-            let ended = tokio::select! {
-                r = &mut driver => Some(r),
-                _ = c.closed.cancelled() => None,
-            };
-            let ended = match ended {
-                Some(r) => Some(r),
-                // Closed by us, or the host shut down (possibly before this
-                // connection was registered, so nobody closed it yet): close it
-                // gracefully (a no-op when already closed) while the driver winds
-                // down, so every open stream sees the end instead of waiting forever.
-                None => {
-                    let muxed = c.muxed.clone();
-                    let wind_down = futures::future::join(muxed.close(), &mut driver);
-                    tokio::time::timeout(DRIVER_WIND_DOWN, wind_down)
-                        .await
-                        .ok()
-                        .map(|(_, r)| r)
-                }
-            };
-            if let Some(Err(e)) = ended {
-                debug!(conn = %c.id, error = %e, "connection ended with an error");
-            }
-            c.closed.cancel();
-            if let Some(inner) = weak.upgrade() {
-                inner.remove_connection(&c);
-            }
-        });
-        // Inbound streams.
-        self.tasks
-            .spawn(accept_streams(Arc::downgrade(self), conn.clone()));
-        // Identify the remote.
-        let inner = self.clone();
-        let c = conn.clone();
-        self.tasks
-            .spawn(async move { inner.request_identify(&c).await });
-
-        if admission.should_trim() {
-            self.trim();
-        }
-        Ok(conn)
-    }
-
-    /// Closes a connection that was refused after its handshake.
-    fn discard(
-        &self,
-        muxed: Arc<dyn weft_upgrader::MuxedConnection>,
-        driver: weft_upgrader::BoxFuture<'static, Result<(), weft_upgrader::MuxerError>>,
-    ) {
-        self.tasks.spawn(async move {
-            let _ = muxed.close().await;
-        });
-        self.tasks.spawn(async move {
-            let _ = driver.await;
-        });
-    }
-
-    fn remove_connection(&self, conn: &ConnState) {
-        let last = {
-            let mut state = self.lock();
-            state.connections.remove(&conn.id);
-            let mut last = false;
-            if let Some(ids) = state.by_peer.get_mut(&conn.peer) {
-                ids.retain(|id| *id != conn.id);
-                if ids.is_empty() {
-                    state.by_peer.remove(&conn.peer);
-                    state.ping_locks.remove(&conn.peer);
-                    last = true;
-                }
-            }
-            last
-        };
-        self.policy.closed(conn.id);
-        if last {
-            book::on_disconnected(&self.writer, &conn.peer);
-        }
-        info!(peer = %conn.peer, conn = %conn.id, "disconnected");
-        self.hooks.connection_closed(conn);
-        self.emit(Event::Disconnected {
-            peer: conn.peer,
-            connection: conn.id,
-            direction: conn.direction,
-            remote_addr: conn.remote_addr.clone(),
-        });
-    }
-
-    /// Closes the connections idle for longer than the idle timeout.
-    fn close_idle(self: &Arc<Self>) {
-        let Some(timeout) = self.config.idle_timeout else {
-            return;
-        };
-        let now = std::time::Instant::now();
-        let idle: Vec<Arc<ConnState>> = self
-            .lock()
-            .connections
-            .values()
-            .filter(|c| c.is_usable() && c.is_idle(timeout, now))
-            .cloned()
-            .collect();
-        let grace = self.config.shutdown_grace;
-        for conn in idle {
-            info!(peer = %conn.peer, conn = %conn.id, ?timeout, "closing idle connection");
-            self.tasks
-                .spawn(async move { close_connection(&conn, grace).await });
-        }
-    }
-
-    /// Closes what the policy says is expendable.
-    fn trim(self: &Arc<Self>) {
-        let victims: Vec<Arc<ConnState>> = {
-            let ids = self.policy.trim();
-            let state = self.lock();
-            ids.iter()
-                .filter_map(|id| state.connections.get(id).cloned())
-                .collect()
-        };
-        let grace = self.config.shutdown_grace;
-        for conn in victims {
-            info!(peer = %conn.peer, conn = %conn.id, "trimming connection");
-            self.tasks
-                .spawn(async move { close_connection(&conn, grace).await });
-        }
-    }
-
-    /// What a new stream reports its end and its bytes to. `handler` is the
-    /// registration key of the handler serving `protocol`, when the caller knows it;
-    /// otherwise it is looked up (only when an observer wants it).
-    fn tracker(
-        &self,
-        conn: &ConnState,
-        protocol: &str,
-        handler: Option<&str>,
-        direction: Direction,
-    ) -> StreamTracker {
-        let policy = self.policy.clone();
-        let id = conn.id;
-        StreamTracker {
-            events: self.events.clone(),
-            open_streams: conn.open_streams.clone(),
-            activity: conn.activity.clone(),
-            on_count_change: Arc::new(move |n| policy.stream_count_changed(id, n)),
-            meter: self.hooks.stream_opened(
-                protocol,
-                || match handler {
-                    Some(key) => Some(key.to_string()),
-                    None => self.handlers.find(protocol).map(|e| e.id),
-                },
-                direction,
-            ),
-        }
-    }
-
-    async fn open_stream_on(
-        &self,
-        conn: &ConnState,
-        protocols: &[&str],
-    ) -> Result<Stream, StreamError> {
-        let known = book::first_supported(&self.writer, &conn.peer, protocols).await;
-        let (proposals, version): (Vec<&str>, Version) = match known.as_deref() {
-            Some(p) => (vec![p], Version::V1Lazy),
-            None if protocols.len() == 1 => (protocols.to_vec(), Version::V1Lazy),
-            None => (protocols.to_vec(), Version::V1),
-        };
-        let mut scope =
-            lock_scope(&conn.scope).open_stream(weft_resource_manager::Direction::Outbound)?;
-        let raw = conn.muxed.open_stream().await?;
-        let timeout = self.config.negotiation_timeout;
-        let (protocol, negotiated) =
-            tokio::time::timeout(timeout, weft_mss::dialer_select(raw, proposals, version))
-                .await
-                .map_err(|_| StreamError::Timeout(timeout))??;
-        scope.set_protocol(&protocol)?;
-        let tracker = self.tracker(conn, &protocol, None, Direction::Outbound);
-        Ok(Stream::new(
-            negotiated,
-            protocol,
-            conn.peer,
-            conn.id,
-            Direction::Outbound,
-            tracker,
-            scope,
-        ))
-    }
-
-    // ----- identify -----
-
-    fn identify_message(&self, observed: Option<&Multiaddr>) -> identify::IdentifyMessage {
-        identify::build_message(
-            &self.keypair.public(),
-            &self.config.protocol_version,
-            &self.config.agent_version,
-            &self.listen_addrs(),
-            observed,
-            self.handlers.ids(),
-        )
-    }
-
-    async fn request_identify(self: &Arc<Self>, conn: &Arc<ConnState>) {
-        let timeout = self.config.protocol_timeout;
-        let run = async {
-            let mut stream = self
-                .open_stream_on(conn, &[identify::PROTOCOL])
-                .await
-                .map_err(|e| e.to_string())?;
-            identify::read(&mut stream).await.map_err(|e| e.to_string())
-        };
-        match tokio::time::timeout(timeout, run).await {
-            Ok(Ok(msg)) => {
-                self.hooks.identify_received(false, true);
-                self.apply_identify(conn, &msg, false).await
-            }
-            Ok(Err(e)) => {
-                self.hooks.identify_received(false, false);
-                debug!(peer = %conn.peer, error = %e, "identify failed")
-            }
-            Err(_) => {
-                self.hooks.identify_received(false, false);
-                debug!(peer = %conn.peer, "identify timed out")
-            }
-        }
-    }
-
-    /// Stores what a peer told us and emits the events. A push may leave fields out.
-    async fn apply_identify(&self, conn: &ConnState, msg: &identify::IdentifyMessage, push: bool) {
-        let info = identify::IdentifyInfo::from_message(msg);
-        if let Some(key) = &info.public_key {
-            if key.to_peer_id() != conn.peer {
-                warn!(peer = %conn.peer, "identify carried a public key of another peer; ignored");
-                return;
-            }
-        }
-        let replace_protocols = !push || !msg.protocols.is_empty();
-        let (added, removed) =
-            book::on_identified(&self.writer, &conn.peer, &info, replace_protocols).await;
-        if !push {
-            self.emit(Event::PeerIdentified {
-                peer: conn.peer,
-                connection: conn.id,
-                agent_version: info.agent_version.clone().unwrap_or_default(),
-                protocol_version: info.protocol_version.clone().unwrap_or_default(),
-                protocols: info.protocols.clone(),
-                listen_addrs: info.listen_addrs.clone(),
-                observed_addr: info.observed_addr.clone(),
-            });
-        }
-        if !added.is_empty() || !removed.is_empty() {
-            self.emit(Event::PeerProtocolsChanged {
-                peer: conn.peer,
-                added,
-                removed,
-            });
-        }
-    }
-
-    /// Tells every connected peer our current protocols and addresses.
-    fn push_identify_to_all(self: &Arc<Self>) {
-        if self.shutdown.is_cancelled() {
-            return;
-        }
-        let conns: Vec<Arc<ConnState>> = self.lock().connections.values().cloned().collect();
-        for conn in conns {
-            let inner = self.clone();
-            self.tasks.spawn(async move {
-                let timeout = inner.config.protocol_timeout;
-                let run = async {
-                    let mut stream = inner
-                        .open_stream_on(&conn, &[identify::PUSH_PROTOCOL])
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let msg = inner.identify_message(Some(&conn.remote_addr));
-                    identify::send(&mut stream, &msg)
-                        .await
-                        .map_err(|e| e.to_string())
-                };
-                match tokio::time::timeout(timeout, run).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => debug!(peer = %conn.peer, error = %e, "identify push failed"),
-                    Err(_) => debug!(peer = %conn.peer, "identify push timed out"),
-                }
-            });
-        }
-    }
-}
-
-impl Host {
-    fn register_builtin_protocols(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        self.inner.handlers.insert_exact(
-            identify::PROTOCOL.to_string(),
-            Arc::new(move |mut stream: Stream| {
-                let weak = weak.clone();
-                Box::pin(async move {
-                    let Some(inner) = weak.upgrade() else { return };
-                    let observed = inner
-                        .lock()
-                        .connections
-                        .get(&stream.connection())
-                        .map(|c| c.remote_addr.clone());
-                    let msg = inner.identify_message(observed.as_ref());
-                    if let Err(e) = identify::send(&mut stream, &msg).await {
-                        debug!(error = %e, "answering identify failed");
-                    }
-                })
-            }),
-            HandlerOptions::default()
-                .with_max_inbound_streams_per_peer(Some(IDENTIFY_STREAMS_PER_PEER)),
-        );
-        let weak = Arc::downgrade(&self.inner);
-        self.inner.handlers.insert_exact(
-            identify::PUSH_PROTOCOL.to_string(),
-            Arc::new(move |mut stream: Stream| {
-                let weak = weak.clone();
-                Box::pin(async move {
-                    let Some(inner) = weak.upgrade() else { return };
-                    let timeout = inner.config.protocol_timeout;
-                    let msg = match tokio::time::timeout(timeout, identify::read(&mut stream)).await
-                    {
-                        Ok(Ok(msg)) => msg,
-                        Ok(Err(e)) => {
-                            inner.hooks.identify_received(true, false);
-                            return debug!(error = %e, "identify push malformed");
-                        }
-                        Err(_) => {
-                            inner.hooks.identify_received(true, false);
-                            return debug!("identify push timed out");
-                        }
-                    };
-                    inner.hooks.identify_received(true, true);
-                    let conn = inner.lock().connections.get(&stream.connection()).cloned();
-                    if let Some(conn) = conn {
-                        inner.apply_identify(&conn, &msg, true).await;
-                    }
-                })
-            }),
-            HandlerOptions::default()
-                .with_max_inbound_streams_per_peer(Some(IDENTIFY_PUSH_STREAMS_PER_PEER)),
-        );
-        // The spec: a listener SHOULD accept at most 2 ping streams per peer. More
-        // get `na`.
-        self.inner.handlers.insert_exact(
-            ping::PROTOCOL.to_string(),
-            Arc::new(move |mut stream: Stream| {
-                Box::pin(async move {
-                    if let Err(e) = ping::serve(&mut stream).await {
-                        debug!(error = %e, "serving ping failed");
-                    }
-                })
-            }),
-            HandlerOptions::default()
-                .with_max_inbound_streams_per_peer(Some(ping::MAX_INBOUND_STREAMS_PER_PEER)),
-        );
-    }
-}
-
-/// Accepts the inbound streams of one connection and hands each to its handler.
-async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
-    loop {
-        let raw = tokio::select! {
-            _ = conn.closed.cancelled() => break,
-            r = conn.muxed.accept_stream() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    debug!(conn = %conn.id, error = %e, "no more inbound streams");
-                    break;
-                }
-            },
-        };
-        let Some(inner) = weak.upgrade() else { break };
-        let c = conn.clone();
-        let weak = weak.clone();
-        inner.tasks.spawn(async move {
-            let Some(inner) = weak.upgrade() else { return };
-            let timeout = inner.config.negotiation_timeout;
-            let scope =
-                match lock_scope(&c.scope).open_stream(weft_resource_manager::Direction::Inbound) {
-                    Ok(scope) => scope,
-                    // Dropping the raw stream resets it.
-                    Err(e) => {
-                        inner.hooks.inbound_stream_refused();
-                        return debug!(conn = %c.id, error = %e, "inbound stream refused");
-                    }
-                };
-            // The matcher takes the handler's and the peer's slots, and moves the
-            // stream's scope to the protocol, when it accepts a proposal: a stream over
-            // its slot or its protocol's limits gets `na`.
-            let matcher = InboundMatcher::new(&inner.handlers, c.peer, Some(scope));
-            let negotiated =
-                tokio::time::timeout(timeout, weft_mss::listener_select(raw, &matcher)).await;
-            let (protocol, io) = match negotiated {
-                Ok(Ok(pair)) => pair,
-                Ok(Err(e)) => {
-                    inner.hooks.inbound_stream_refused();
-                    return debug!(conn = %c.id, error = %e, "inbound negotiation failed");
-                }
-                Err(_) => {
-                    inner.hooks.inbound_stream_refused();
-                    return debug!(conn = %c.id, "inbound negotiation timed out");
-                }
-            };
-            let Some((admitted, Some(scope))) = matcher.into_admitted(&protocol) else {
-                inner.hooks.inbound_stream_refused();
-                return debug!(%protocol, "negotiated a protocol no handler admitted");
-            };
-            let tracker =
-                inner.tracker(&c, &protocol, Some(&admitted.entry.id), Direction::Inbound);
-            let stream = Stream::new(
-                io,
-                protocol,
-                c.peer,
-                c.id,
-                Direction::Inbound,
-                tracker,
-                scope,
-            );
-            drop(inner);
-            (admitted.entry.handler)(stream).await;
-            drop(admitted);
-        });
     }
 }

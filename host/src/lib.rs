@@ -50,6 +50,7 @@
 mod admission;
 mod book;
 mod builder;
+mod config;
 mod conn;
 mod dial;
 mod error;
@@ -57,9 +58,12 @@ mod events;
 mod handlers;
 mod host;
 pub mod identify;
+mod listeners;
 mod observer;
 pub mod perf;
 pub mod ping;
+mod registry;
+mod routing;
 pub mod store_writer;
 mod stream;
 pub mod transport;
@@ -68,11 +72,12 @@ pub use builder::{
     connection_manager_config_for, connection_manager_for, default_connection_manager,
     default_policy, HostBuilder,
 };
+pub use config::HostConfig;
 pub use conn::ConnectionInfo;
 pub use error::{BuildError, DialError, ListenError, StreamError};
 pub use events::Event;
 pub use handlers::{HandlerOptions, MatchFn, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER};
-pub use host::{Host, HostConfig};
+pub use host::Host;
 #[cfg(feature = "metrics-hook")]
 pub use observer::{Observer, StreamInfo, StreamMeter};
 pub use stream::Stream;
@@ -82,6 +87,7 @@ pub use multiaddr::{Multiaddr, Protocol};
 pub use tokio::sync::broadcast::error::RecvError;
 pub use weft_connmgr::{ConnectionId, Direction};
 pub use weft_resource_manager::{Limits, ResourceError, ResourceManager};
+pub use weft_upgrader::UpgradeStep;
 
 /// Why a ping failed.
 #[derive(Debug, thiserror::Error)]

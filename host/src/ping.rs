@@ -1,15 +1,27 @@
 //! Ping (`/ipfs/ping/1.0.0`): 32 random bytes echoed back, the round trip timed.
+//!
+//! The exchange itself ([`ping_once`], [`serve`]) works on any stream; the host serves
+//! it (at most 2 inbound streams per peer) and pings with
+//! [`Host::ping`](crate::Host::ping), one stream per peer at a time.
 
+use crate::handlers::HandlerOptions;
+use crate::host::Inner;
+use crate::stream::Stream;
+use crate::{book, PingFailure, StreamError};
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p_identity::PeerId;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::debug;
 
 /// The ping protocol id.
 pub const PROTOCOL: &str = "/ipfs/ping/1.0.0";
 /// The payload size the spec fixes.
-pub const PAYLOAD_LEN: usize = 32;
+const PAYLOAD_LEN: usize = 32;
 /// Inbound ping streams served at once per peer (the spec: a listener SHOULD accept
 /// at most 2).
-pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 2;
+const MAX_INBOUND_STREAMS_PER_PEER: usize = 2;
 
 /// Why a ping failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +73,57 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<
     }
 }
 
-/// The per-peer slots the host gives ping (and every handler) stream: see
-/// [`HandlerOptions`](crate::HandlerOptions).
-pub use crate::handlers::{PerPeerLimit, PerPeerSlot};
+impl Inner {
+    /// Serves ping. The spec: a listener SHOULD accept at most 2 ping streams per
+    /// peer; more get `na`.
+    pub(crate) fn serve_ping(&self) {
+        self.handlers.insert_exact(
+            PROTOCOL.to_string(),
+            Arc::new(move |mut stream: Stream| {
+                Box::pin(async move {
+                    if let Err(e) = serve(&mut stream).await {
+                        debug!(error = %e, "serving ping failed");
+                    }
+                })
+            }),
+            HandlerOptions::default()
+                .with_max_inbound_streams_per_peer(Some(MAX_INBOUND_STREAMS_PER_PEER)),
+        );
+    }
+
+    /// Pings `peer` once over the stream `open` opens (connecting first if needed),
+    /// one ping stream per peer at a time, and records the round-trip time in the
+    /// peerstore. `open` runs once the peer's ping lock is held, within the timeout.
+    pub(crate) async fn ping(
+        &self,
+        peer: PeerId,
+        open: impl Future<Output = Result<Stream, StreamError>>,
+    ) -> Result<Duration, PingFailure> {
+        let lock = {
+            let mut state = self.lock();
+            state.ping_locks.entry(peer).or_default().clone()
+        };
+        let guard = lock.lock().await;
+        let timeout = self.config.protocol_timeout;
+        let run = async {
+            let mut stream = open.await?;
+            let rtt = ping_once(&mut stream).await?;
+            let _ = stream.close().await;
+            Ok::<_, PingFailure>(rtt)
+        };
+        let result = tokio::time::timeout(timeout, run)
+            .await
+            .map_err(|_| PingFailure::Timeout(timeout))
+            .and_then(|r| r);
+        drop(guard);
+        self.hooks.ping(result.as_ref().ok().copied());
+        if self.connection_to(&peer).is_none() {
+            // The lock map only keeps entries of connected peers (removed on the last
+            // disconnect); a ping that found no connection must not leave one behind.
+            self.lock().ping_locks.remove(&peer);
+        }
+        let rtt = result?;
+        book::record_latency(&self.writer, &peer, rtt).await;
+        Ok(rtt)
+    }
+}

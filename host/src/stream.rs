@@ -16,7 +16,8 @@ use weft_mss::Negotiated;
 use weft_resource_manager::StreamScope;
 use weft_upgrader::BoxedStream;
 
-/// Reports a stream's end: the `ClosedStream` event and the connection's stream count.
+/// Reports a stream's negotiation and end (the `OpenedStream` and `ClosedStream`
+/// events) and keeps the connection's stream count.
 pub(crate) struct StreamTracker {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) open_streams: Arc<AtomicUsize>,
@@ -38,6 +39,9 @@ pub struct Stream {
     connection: ConnectionId,
     direction: Direction,
     tracker: Option<StreamTracker>,
+    /// Whether `OpenedStream` went out, or is still due (a lazy proposal whose
+    /// answer has not been read yet).
+    announced: Announced,
     /// The stream's resource scope, given back when the stream drops.
     _scope: StreamScope,
 }
@@ -55,20 +59,47 @@ impl Stream {
         tracker.activity.touch();
         let count = tracker.open_streams.fetch_add(1, Ordering::AcqRel) + 1;
         (tracker.on_count_change)(count);
-        let _ = tracker.events.send(Event::OpenedStream {
-            peer,
-            connection,
-            direction,
-            protocol: protocol.clone(),
-        });
-        Stream {
+        let pending = inner.is_pending();
+        let mut stream = Stream {
             inner,
             protocol,
             peer,
             connection,
             direction,
             tracker: Some(tracker),
+            announced: Announced::Due,
             _scope: scope,
+        };
+        if !pending {
+            stream.announce();
+        }
+        stream
+    }
+
+    /// Sends `OpenedStream`: the protocol is agreed.
+    fn announce(&mut self) {
+        self.announced = Announced::Yes;
+        if let Some(t) = &self.tracker {
+            let _ = t.events.send(Event::OpenedStream {
+                peer: self.peer,
+                connection: self.connection,
+                direction: self.direction,
+                protocol: self.protocol.clone(),
+            });
+        }
+    }
+
+    /// After a read: a lazy proposal whose answer just arrived is announced, one the
+    /// remote refused (`na`, or a broken answer) never will be.
+    fn settle<T>(&mut self, read: &Poll<io::Result<T>>) {
+        if self.announced != Announced::Due || self.inner.is_pending() {
+            return;
+        }
+        let refused = matches!(read, Poll::Ready(Err(e)) if is_negotiation_error(e));
+        if refused {
+            self.announced = Announced::Never;
+        } else {
+            self.announce();
         }
     }
 
@@ -116,8 +147,26 @@ impl Stream {
     }
 }
 
+/// Whether a stream's `OpenedStream` event went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announced {
+    /// Not yet: a lazy proposal's answer is due.
+    Due,
+    /// Sent: `ClosedStream` follows when the stream drops.
+    Yes,
+    /// Never: the remote refused the lazy proposal, so neither event is sent.
+    Never,
+}
+
+/// Whether a read failed because the lazy negotiation failed (not the stream).
+fn is_negotiation_error(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<weft_mss::NegotiationError>().is_some())
+}
+
 impl Drop for Stream {
     fn drop(&mut self) {
+        let announced = self.announced == Announced::Yes;
         if let Some(t) = self.tracker.take() {
             t.activity.touch();
             meter_closed(&t.meter);
@@ -126,12 +175,14 @@ impl Drop for Stream {
                 .fetch_sub(1, Ordering::AcqRel)
                 .saturating_sub(1);
             (t.on_count_change)(count);
-            let _ = t.events.send(Event::ClosedStream {
-                peer: self.peer,
-                connection: self.connection,
-                direction: self.direction,
-                protocol: std::mem::take(&mut self.protocol),
-            });
+            if announced {
+                let _ = t.events.send(Event::ClosedStream {
+                    peer: self.peer,
+                    connection: self.connection,
+                    direction: self.direction,
+                    protocol: std::mem::take(&mut self.protocol),
+                });
+            }
         }
     }
 }
@@ -154,6 +205,7 @@ impl AsyncRead for Stream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.settle(&r);
         if let Poll::Ready(Ok(n)) = r {
             self.counted_read(n);
         }

@@ -63,10 +63,7 @@ async fn a_per_address_timeout_ends_a_stalled_dial() {
             held.push(s);
         }
     });
-    let config = HostConfig {
-        dial_timeout_per_address: Duration::from_millis(500),
-        ..HostConfig::default()
-    };
+    let config = HostConfig::default().with_dial_timeout_per_address(Duration::from_millis(500));
     let client = Host::builder().config(config).build().unwrap();
     let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", PeerId::random())
         .parse()

@@ -1,4 +1,4 @@
-//! Identify (`/ipfs/id/1.0.0`) and identify push (`/ipfs/id/push/1.0.0`).
+//! The identify wire format: the protobuf, its framing, and the bounds we read with.
 //!
 //! Framing follows the deployed implementations: each message is an unsigned-varint
 //! length followed by the protobuf. A reader accepts up to [`MAX_MESSAGES`] messages
@@ -9,20 +9,16 @@ use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use multiaddr::Multiaddr;
 use prost::Message;
 
-/// The identify protocol id.
-pub const PROTOCOL: &str = "/ipfs/id/1.0.0";
-/// The identify push protocol id.
-pub const PUSH_PROTOCOL: &str = "/ipfs/id/push/1.0.0";
 /// The largest identify message we read.
-pub const MAX_MESSAGE_LEN: usize = 8 * 1024;
+pub(crate) const MAX_MESSAGE_LEN: usize = 8 * 1024;
 /// The most messages we merge from one stream.
-pub const MAX_MESSAGES: usize = 10;
+pub(crate) const MAX_MESSAGES: usize = 10;
 /// The largest message we send (rust-libp2p reads at most 4096 bytes).
-pub const MAX_SEND_LEN: usize = 4096;
+pub(crate) const MAX_SEND_LEN: usize = 4096;
 
 /// The identify protobuf (field numbers per the spec, plus `signedPeerRecord = 8`).
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct IdentifyMessage {
+pub(crate) struct IdentifyMessage {
     /// The protocol version, e.g. `ipfs/0.1.0`.
     #[prost(string, optional, tag = "5")]
     pub protocol_version: Option<String>,
@@ -49,7 +45,7 @@ pub struct IdentifyMessage {
 /// Why identify failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum IdentifyError {
+pub(crate) enum IdentifyError {
     /// The stream failed.
     #[error("i/o error during identify: {0}")]
     Io(#[from] std::io::Error),
@@ -69,7 +65,7 @@ pub enum IdentifyError {
 
 /// What we learned from a peer's identify message, decoded and checked.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct IdentifyInfo {
+pub(crate) struct IdentifyInfo {
     /// The protocol version, if sent.
     pub protocol_version: Option<String>,
     /// The agent version, if sent.
@@ -86,7 +82,7 @@ pub struct IdentifyInfo {
 
 impl IdentifyInfo {
     /// Decodes the fields of a message, skipping malformed addresses.
-    pub fn from_message(msg: &IdentifyMessage) -> Self {
+    pub(crate) fn from_message(msg: &IdentifyMessage) -> Self {
         IdentifyInfo {
             protocol_version: msg.protocol_version.clone(),
             agent_version: msg.agent_version.clone(),
@@ -109,7 +105,7 @@ impl IdentifyInfo {
 }
 
 /// Builds the message, dropping listen addresses until it fits [`MAX_SEND_LEN`].
-pub fn build_message(
+pub(crate) fn build_message(
     public_key: &libp2p_identity::PublicKey,
     protocol_version: &str,
     agent_version: &str,
@@ -131,7 +127,7 @@ pub fn build_message(
 }
 
 /// Writes one length-prefixed message, then closes our side of the stream.
-pub async fn send<S: AsyncWrite + Unpin>(
+pub(crate) async fn send<S: AsyncWrite + Unpin>(
     stream: &mut S,
     msg: &IdentifyMessage,
 ) -> Result<(), IdentifyError> {
@@ -167,7 +163,9 @@ async fn read_varint<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Option<usiz
 
 /// Reads messages until EOF (at most [`MAX_MESSAGES`], each bounded) and merges them:
 /// later scalar fields win, repeated fields are appended.
-pub async fn read<S: AsyncRead + Unpin>(stream: &mut S) -> Result<IdentifyMessage, IdentifyError> {
+pub(crate) async fn read<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<IdentifyMessage, IdentifyError> {
     let mut merged = IdentifyMessage::default();
     let mut count = 0;
     while count < MAX_MESSAGES {

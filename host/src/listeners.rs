@@ -1,0 +1,184 @@
+//! Listeners: listening on an address, closing a listener, and the accept loop that
+//! hands each accepted socket to admission (retrying with a backoff when accepting
+//! fails, so `EMFILE` and friends do not end the listener).
+
+use crate::error::ListenError;
+use crate::events::Event;
+use crate::host::Inner;
+use crate::transport::{split_peer_id, Listener, TransportError};
+use multiaddr::Multiaddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// The first pause after a failed accept (doubling up to [`ACCEPT_BACKOFF_MAX`]).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest pause after failed accepts.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The pause after another failed accept, given the last one.
+fn next_backoff(last: Duration) -> Duration {
+    (last * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX)
+}
+
+struct ListenerEntry {
+    addrs: Vec<Multiaddr>,
+    stop: CancellationToken,
+}
+
+/// The host's listeners and the addresses each listens on.
+#[derive(Default)]
+pub(crate) struct Listeners {
+    entries: Vec<ListenerEntry>,
+}
+
+impl Listeners {
+    fn add(&mut self, addrs: Vec<Multiaddr>, stop: CancellationToken) {
+        self.entries.push(ListenerEntry { addrs, stop });
+    }
+
+    fn remove(&mut self, addrs: &[Multiaddr]) {
+        self.entries.retain(|l| l.addrs != addrs);
+    }
+
+    /// Stops the listener that has `addr` among its addresses; false if none has.
+    fn stop(&self, addr: &Multiaddr) -> bool {
+        match self.entries.iter().find(|l| l.addrs.contains(addr)) {
+            Some(l) => {
+                l.stop.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every address listened on.
+    fn addrs(&self) -> Vec<Multiaddr> {
+        self.entries.iter().flat_map(|l| l.addrs.clone()).collect()
+    }
+}
+
+impl Inner {
+    /// The addresses the host listens on.
+    pub(crate) fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.lock().listeners.addrs()
+    }
+
+    /// Listens on an address; returns the actual addresses (port 0 resolved).
+    pub(crate) async fn listen(
+        self: &Arc<Self>,
+        addr: &Multiaddr,
+    ) -> Result<Vec<Multiaddr>, ListenError> {
+        if self.shutdown.is_cancelled() {
+            return Err(ListenError::Shutdown);
+        }
+        let (bare, peer) = split_peer_id(addr);
+        if let Some(peer) = peer.filter(|p| *p != self.peer_id) {
+            return Err(ListenError::WrongPeerId(peer));
+        }
+        let transport = self
+            .transports
+            .iter()
+            .find(|t| t.can_listen(&bare))
+            .ok_or_else(|| ListenError::Unsupported(bare.clone()))?;
+        let listener = transport.listen(&bare).await?;
+        let addrs = listener.local_addrs();
+        let stop = self.shutdown.child_token();
+        self.lock().listeners.add(addrs.clone(), stop.clone());
+        info!(?addrs, "listening");
+        self.emit(Event::Listen {
+            addrs: addrs.clone(),
+        });
+        let weak = Arc::downgrade(self);
+        self.tasks
+            .spawn(accept_loop(weak, listener, stop, addrs.clone()));
+        self.push_identify_to_all();
+        Ok(addrs)
+    }
+
+    /// Stops listening on the listener that has `addr` among its addresses.
+    pub(crate) fn close_listener(&self, addr: &Multiaddr) -> bool {
+        self.lock().listeners.stop(addr)
+    }
+}
+
+async fn accept_loop(
+    weak: Weak<Inner>,
+    mut listener: Box<dyn Listener>,
+    stop: CancellationToken,
+    addrs: Vec<Multiaddr>,
+) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let Some(inner) = weak.upgrade() else { break };
+        match accepted {
+            Ok(transported) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = inner.admit_inbound_connection(transported) => {}
+                }
+            }
+            Err(TransportError::Closed) => break,
+            Err(e) => {
+                // EMFILE, ENFILE, ENOBUFS...: wait for resources to come back, keep
+                // listening.
+                warn!(error = %e, ?backoff, "accepting a connection failed; retrying");
+                drop(inner);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = next_backoff(backoff);
+            }
+        }
+    }
+    drop(listener);
+    if let Some(inner) = weak.upgrade() {
+        inner.lock().listeners.remove(&addrs);
+        inner.emit(Event::ListenClose { addrs });
+        inner.push_identify_to_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_backoff_doubles_up_to_a_second() {
+        let mut d = ACCEPT_BACKOFF_MIN;
+        let mut seen = vec![d];
+        while d < ACCEPT_BACKOFF_MAX {
+            d = next_backoff(d);
+            seen.push(d);
+        }
+        assert_eq!(seen.len(), 8, "{seen:?}");
+        assert_eq!(seen[1], Duration::from_millis(20));
+        assert_eq!(next_backoff(ACCEPT_BACKOFF_MAX), ACCEPT_BACKOFF_MAX);
+        assert_eq!(next_backoff(Duration::ZERO), ACCEPT_BACKOFF_MIN);
+    }
+
+    #[test]
+    fn a_listener_is_stopped_by_any_of_its_addresses_and_forgotten_when_it_ends() {
+        let a: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        let b: Multiaddr = "/ip6/::1/tcp/1".parse().unwrap();
+        let c: Multiaddr = "/ip4/127.0.0.1/tcp/2".parse().unwrap();
+        let (first, second) = (CancellationToken::new(), CancellationToken::new());
+        let mut l = Listeners::default();
+        l.add(vec![a.clone(), b.clone()], first.clone());
+        l.add(vec![c.clone()], second.clone());
+        assert_eq!(l.addrs(), [a.clone(), b.clone(), c.clone()]);
+        assert!(l.stop(&b));
+        assert!(first.is_cancelled() && !second.is_cancelled());
+        assert!(!l.stop(&"/ip4/127.0.0.1/tcp/3".parse().unwrap()));
+        l.remove(&[a.clone(), b.clone()]);
+        assert_eq!(l.addrs(), [c]);
+        assert!(!l.stop(&a), "a removed listener is not found");
+    }
+}
