@@ -617,23 +617,28 @@ mod tests {
     use crate::frame_scan::FLAG_RST;
     use futures::io::{AsyncWriteExt, Cursor};
 
+    /// A tap writing into memory, without boost settings or keep-alive.
+    fn tap_into_memory(shared: Arc<Shared>) -> Tap<Cursor<Vec<u8>>> {
+        let boost = Boost::new(
+            None,
+            0,
+            weft_upgrader::Budget::unlimited(),
+            YamuxStats::default(),
+        );
+        Tap::new(
+            Cursor::new(Vec::new()),
+            shared,
+            boost,
+            None,
+            YamuxStats::default(),
+        )
+    }
+
     #[test]
     fn reset_goes_between_frames_only() {
         futures::executor::block_on(async {
             let shared = Arc::new(Shared::default());
-            let boost = Boost::new(
-                None,
-                0,
-                weft_upgrader::Budget::unlimited(),
-                YamuxStats::default(),
-            );
-            let mut tap = Tap::new(
-                Cursor::new(Vec::new()),
-                shared.clone(),
-                boost,
-                None,
-                YamuxStats::default(),
-            );
+            let mut tap = tap_into_memory(shared.clone());
             // A data frame of 4 bytes on stream 1, written in two parts.
             let frame = [
                 0, TYPE_DATA, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4, b'a', b'b', b'c', b'd',
@@ -654,20 +659,7 @@ mod tests {
     #[test]
     fn yamuxs_window_updates_never_give_the_remote_credit() {
         futures::executor::block_on(async {
-            let shared = Arc::new(Shared::default());
-            let boost = Boost::new(
-                None,
-                0,
-                weft_upgrader::Budget::unlimited(),
-                YamuxStats::default(),
-            );
-            let mut tap = Tap::new(
-                Cursor::new(Vec::new()),
-                shared,
-                boost,
-                None,
-                YamuxStats::default(),
-            );
+            let mut tap = tap_into_memory(Arc::new(Shared::default()));
             let update = |flags, delta| FrameHeader::new(TYPE_WINDOW_UPDATE, flags, 5, delta);
             // A bare update stays off the wire; one that opens a stream goes, empty.
             tap.write_all(&update(0, 1 << 20).encode()).await.unwrap();
