@@ -7,7 +7,7 @@ use crate::book;
 use crate::conn::ConnState;
 use crate::error::DialError;
 use crate::host::Inner;
-use crate::transport::{TransportOutput, Transported};
+use crate::transport::{TransportDialOpts, TransportOutput, Transported};
 use futures::future::{BoxFuture, FutureExt, Shared, WeakShared};
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p_identity::PeerId;
@@ -215,7 +215,7 @@ impl Inner {
                     source: Arc::new(crate::transport::TransportError::Unsupported(addr.clone())),
                 })?;
             let transported = transport
-                .dial(&addr)
+                .dial(&addr, &TransportDialOpts::new().with_peer(peer))
                 .await
                 .map_err(|e| DialError::Transport {
                     addr: addr.clone(),

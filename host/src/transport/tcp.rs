@@ -5,7 +5,7 @@
 //! file descriptors, out of buffers): it backs off and keeps accepting (see
 //! [`AcceptBackoff`]).
 
-use super::{Listener, Transport, TransportError, TransportOutput, Transported};
+use super::{Listener, Transport, TransportDialOpts, TransportError, TransportOutput, Transported};
 use multiaddr::{Multiaddr, Protocol};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -293,7 +293,11 @@ impl Transport for TcpTransport {
         matches!(parse(addr), Some(Target::Ip(_)))
     }
 
-    async fn dial(&self, addr: &Multiaddr) -> Result<Transported, TransportError> {
+    async fn dial(
+        &self,
+        addr: &Multiaddr,
+        _opts: &TransportDialOpts,
+    ) -> Result<Transported, TransportError> {
         let targets = match parse(addr) {
             Some(Target::Ip(sa)) => vec![sa],
             Some(Target::Dns { name, family, port }) => resolve(&name, family, port).await?,
@@ -392,6 +396,12 @@ impl Listener for TcpListenerWrap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NO_OPTS: TransportDialOpts = TransportDialOpts {
+        peer: None,
+        role: None,
+        early_data: false,
+    };
 
     #[test]
     fn parses_ip_and_dns_targets() {
@@ -564,7 +574,7 @@ mod tests {
             panic!()
         };
         let target: Multiaddr = format!("/dns4/localhost/tcp/{port}").parse().unwrap();
-        let (dialed, accepted) = tokio::join!(t.dial(&target), l.accept());
+        let (dialed, accepted) = tokio::join!(t.dial(&target, &NO_OPTS), l.accept());
         assert_eq!(dialed.unwrap().remote_addr, accepted.unwrap().local_addr);
     }
 }
