@@ -51,7 +51,7 @@ mod admission;
 mod book;
 mod builder;
 mod conn;
-mod dial;
+pub mod dial;
 mod error;
 mod events;
 mod handlers;

@@ -1,6 +1,16 @@
 //! Dialing: one shared attempt per peer (cancelled when every caller gave up),
 //! staggered attempts over a peer's addresses, and one address attempt (policy
 //! permit, resource scope, transport, upgrade within the connection's budget).
+//!
+//! The pure core that is to replace the fixed stagger, with no sockets and no
+//! timers: [`classify`] (which network an address is on), [`rank`] (which
+//! addresses are out at once, and the order of the rest), [`schedule`] (when each
+//! attempt starts, RFC 8305) and [`backoff`] (peers and addresses that keep failing).
+
+pub mod backoff;
+pub mod classify;
+pub mod rank;
+pub mod schedule;
 
 use crate::admission::{self, SharedScope};
 use crate::book;
