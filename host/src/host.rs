@@ -3,7 +3,7 @@
 use crate::admission::{lock_scope, PendingInbound, SharedScope};
 use crate::book;
 use crate::conn::{Activity, ConnState, ConnectionInfo};
-use crate::dial::DialSlot;
+use crate::dial::{DialOpts, DialSlot};
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions, Handlers, InboundMatcher, MatchFn};
@@ -12,7 +12,6 @@ use crate::store_writer::StoreWriter;
 use crate::stream::{Stream, StreamTracker};
 use crate::transport::{split_peer_id, Listener, Transport};
 use crate::{identify, ping};
-use futures::future::FutureExt;
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use std::collections::HashMap;
@@ -37,7 +36,9 @@ pub struct HostConfig {
     pub dial_timeout: Duration,
     /// One address attempt: transport connect plus upgrade.
     pub dial_timeout_per_address: Duration,
-    /// Between starting attempts on successive addresses of one peer.
+    /// The connection attempt delay (RFC 8305): between starting attempts on
+    /// successive addresses of one dial, unless an attempt fails first (then the
+    /// next starts at once). Default 250 ms.
     pub dial_stagger: Duration,
     /// Protocol negotiation on a new stream.
     pub negotiation_timeout: Duration,
@@ -136,7 +137,9 @@ pub(crate) struct Inner {
     pub(crate) pending: Arc<PendingInbound>,
     /// The observer hook points (nothing without `metrics-hook`).
     pub(crate) hooks: Hooks,
-    events: broadcast::Sender<Event>,
+    pub(crate) events: broadcast::Sender<Event>,
+    /// Dial configuration, backoff tables and resolver.
+    pub(crate) dialer: crate::dial::Dialer,
     state: Mutex<State>,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -170,6 +173,7 @@ pub(crate) struct HostParts {
     pub(crate) policy: Arc<dyn ConnectionPolicy>,
     pub(crate) resources: ResourceManager,
     pub(crate) hooks: Hooks,
+    pub(crate) dialer: crate::dial::Dialer,
 }
 
 impl Host {
@@ -189,6 +193,7 @@ impl Host {
             policy,
             resources,
             hooks,
+            dialer,
         } = parts;
         let (events, _) = broadcast::channel(config.event_capacity.max(16));
         let inner = Arc::new(Inner {
@@ -205,6 +210,7 @@ impl Host {
             pending: Arc::default(),
             hooks,
             events,
+            dialer,
             state: Mutex::new(State::default()),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -410,30 +416,38 @@ impl Host {
 
     /// Dials an address. With a `/p2p/<peer id>` suffix, an open connection to that
     /// peer is reused, concurrent dials to it share one attempt, and the handshake must
-    /// prove that peer.
+    /// prove that peer; without one, whoever answers is the peer (the returned
+    /// [`ConnectionInfo::peer`] is what the handshake proved). `/dns*` and `/dnsaddr`
+    /// addresses are resolved and every result ranked.
     pub async fn dial(&self, addr: &Multiaddr) -> Result<ConnectionInfo, DialError> {
-        let (bare, peer) = split_peer_id(addr);
-        match peer {
-            Some(peer) => {
-                book::add_dialable_addr(&self.inner.writer, &peer, &bare);
-                let inner = self.inner.clone();
-                let conn = self
-                    .inner
-                    .dial_shared(peer, move || {
-                        let inner = inner.clone();
-                        async move { inner.dial_addresses(Some(peer), vec![bare]).await }.boxed()
-                    })
-                    .await?;
-                Ok(conn.info())
-            }
-            None => Ok(self.inner.dial_addresses(None, vec![bare]).await?.info()),
-        }
+        self.dial_with(addr, DialOpts::default()).await
+    }
+
+    /// [`dial`](Self::dial) with options (ignore the backoff, force the security
+    /// role, ask for early data).
+    pub async fn dial_with(
+        &self,
+        addr: &Multiaddr,
+        opts: DialOpts,
+    ) -> Result<ConnectionInfo, DialError> {
+        Ok(self.inner.dial_addr(addr, opts).await?.info())
     }
 
     /// Connects to a peer: reuses an open connection, or dials the addresses the
-    /// peerstore knows, staggered, the first to succeed wins.
+    /// peerstore knows, ranked and scheduled (see [`crate::dial`]); the first to
+    /// succeed wins. A peer whose dials keep failing is backed off
+    /// ([`DialError::Backoff`]).
     pub async fn dial_peer(&self, peer: PeerId) -> Result<ConnectionInfo, DialError> {
-        Ok(self.inner.connect(peer).await?.info())
+        self.dial_peer_with(peer, DialOpts::default()).await
+    }
+
+    /// [`dial_peer`](Self::dial_peer) with options.
+    pub async fn dial_peer_with(
+        &self,
+        peer: PeerId,
+        opts: DialOpts,
+    ) -> Result<ConnectionInfo, DialError> {
+        Ok(self.inner.connect(peer, opts).await?.info())
     }
 
     /// Closes every connection to a peer gracefully.
@@ -461,7 +475,7 @@ impl Host {
         if protocols.is_empty() {
             return Err(StreamError::NoProtocols);
         }
-        let conn = self.inner.connect(peer).await?;
+        let conn = self.inner.connect(peer, DialOpts::default()).await?;
         self.inner.open_stream_on(&conn, protocols).await
     }
 
@@ -604,7 +618,7 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         let _ = self.events.send(event);
     }
 
