@@ -14,6 +14,11 @@ pub struct DialReport {
     pub ok: bool,
     /// The remote peer.
     pub remote_peer: String,
+    /// Whether the remote peer id was learned from the handshake (the address had
+    /// no `/p2p/` suffix) rather than given. Not in the JSON form, which the interop
+    /// peers share.
+    #[serde(skip)]
+    pub peer_learned: bool,
     /// The remote's agent version (identify).
     pub agent_version: String,
     /// The remote's protocol version (identify).
@@ -79,9 +84,8 @@ pub async fn run(opts: DialOptions) -> Result<DialReport, String> {
 
 /// Dials from an existing host (the demo uses this too).
 pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, String> {
-    if peer_of(&opts.addr).is_none() {
-        return Err(explain::no_peer_id(&opts.addr));
-    }
+    // Without `/p2p/`, whoever answers is the peer: the handshake proves who it is.
+    let learned = peer_of(&opts.addr).is_none();
     let mut events = host.subscribe();
     let started = std::time::Instant::now();
     let info = host
@@ -132,6 +136,7 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
     Ok(DialReport {
         ok: true,
         remote_peer: peer.to_string(),
+        peer_learned: learned,
         agent_version,
         protocol_version,
         protocols,
@@ -148,7 +153,14 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
 
 /// Prints a report for people.
 pub fn print_human(r: &DialReport) {
-    println!("connected to   {}", r.remote_peer);
+    if r.peer_learned {
+        println!(
+            "connected to   {} (learned from the handshake)",
+            r.remote_peer
+        );
+    } else {
+        println!("connected to   {}", r.remote_peer);
+    }
     println!("security       {}", r.security);
     println!("muxer          {}", r.muxer);
     println!("connect        {:.2} ms", r.connect_ms);

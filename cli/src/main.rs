@@ -4,6 +4,7 @@
 //! weft                  # the demo (same as `weft demo`)
 //! weft listen --listen /ip4/127.0.0.1/tcp/4001
 //! weft dial /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --ping 3 --echo 1048576
+//! weft dial /ip4/127.0.0.1/tcp/4001   # the peer id is learned from the handshake
 //! weft perf /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --upload 0 --download 104857600
 //! weft id --seed 000102...1f
 //! ```
@@ -90,7 +91,8 @@ struct ListenArgs {
 
 #[derive(Args)]
 struct DialArgs {
-    /// The peer's address, ending in `/p2p/<peer id>`.
+    /// The peer's address; with a `/p2p/<peer id>` suffix the handshake must prove
+    /// that peer, without one the peer id is learned from the handshake.
     addr: Multiaddr,
     /// Security protocols in order of preference.
     #[arg(long, default_value = "noise,tls", value_parser = parse_security_list)]

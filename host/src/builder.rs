@@ -34,8 +34,18 @@ pub struct HostBuilder {
     upgrade_timeout: Duration,
     inline_muxer_negotiation: bool,
     lazy: bool,
+    dial: crate::dial::DialConfig,
+    resolver: ResolverChoice,
     #[cfg(feature = "metrics-hook")]
     observer: Option<Arc<dyn crate::Observer>>,
+}
+
+/// Which resolver the host gets.
+enum ResolverChoice {
+    /// The feature's default (`dns`: the system's configuration on hickory).
+    Default,
+    /// This one, or none.
+    Given(Option<Arc<dyn crate::dial::dns::Resolver>>),
 }
 
 impl Default for HostBuilder {
@@ -59,6 +69,8 @@ impl HostBuilder {
             upgrade_timeout: Duration::from_secs(20),
             inline_muxer_negotiation: true,
             lazy: true,
+            dial: crate::dial::DialConfig::default(),
+            resolver: ResolverChoice::Default,
             #[cfg(feature = "metrics-hook")]
             observer: None,
         }
@@ -114,6 +126,22 @@ impl HostBuilder {
     /// Timeouts and identify strings.
     pub fn config(mut self, config: HostConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// How dials rank, schedule and back off (default [`DialConfig::default`](crate::DialConfig)).
+    pub fn dial_config(mut self, dial: crate::dial::DialConfig) -> Self {
+        self.dial = dial;
+        self
+    }
+
+    /// The DNS resolver for `/dns*` and `/dnsaddr` addresses (default with the
+    /// `dns` feature: [`HickoryResolver::from_system_conf`](crate::dial::HickoryResolver::from_system_conf),
+    /// falling back to none if the system has no resolver configuration; without
+    /// the feature: none). `None`: no resolver, `/dns*` addresses go to the
+    /// transports as they are and `/dnsaddr` is not dialable.
+    pub fn resolver(mut self, resolver: Option<Arc<dyn crate::dial::dns::Resolver>>) -> Self {
+        self.resolver = ResolverChoice::Given(resolver);
         self
     }
 
@@ -207,6 +235,11 @@ impl HostBuilder {
             Some(p) => p,
             None => Arc::new(connection_manager_for(resources.limits())?),
         };
+        let resolver = match self.resolver {
+            ResolverChoice::Given(r) => r,
+            ResolverChoice::Default => crate::dial::default_resolver(),
+        };
+        let dialer = crate::dial::Dialer::new(self.dial, resolver);
         Ok(Host::from_parts(crate::host::HostParts {
             keypair,
             config: self.config,
@@ -220,6 +253,7 @@ impl HostBuilder {
             hooks: crate::observer::Hooks::new(self.observer),
             #[cfg(not(feature = "metrics-hook"))]
             hooks: crate::observer::Hooks::default(),
+            dialer,
         }))
     }
 }

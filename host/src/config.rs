@@ -21,7 +21,9 @@ pub struct HostConfig {
     pub dial_timeout: Duration,
     /// One address attempt: transport connect plus upgrade.
     pub dial_timeout_per_address: Duration,
-    /// Between starting attempts on successive addresses of one peer.
+    /// The connection attempt delay (RFC 8305): between starting attempts on
+    /// successive addresses of one dial, unless an attempt fails first (then the
+    /// next starts at once). Default 250 ms.
     pub dial_stagger: Duration,
     /// Protocol negotiation on a new stream.
     pub negotiation_timeout: Duration,
@@ -76,7 +78,7 @@ impl HostConfig {
         self
     }
 
-    /// Sets the pause between starting attempts on successive addresses of one peer.
+    /// Sets the connection attempt delay between successive addresses of one dial.
     pub fn with_dial_stagger(mut self, dial_stagger: Duration) -> Self {
         self.dial_stagger = dial_stagger;
         self

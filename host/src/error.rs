@@ -54,9 +54,38 @@ pub enum DialError {
         /// The timeout.
         after: Duration,
     },
-    /// Every address failed; the errors per address.
+    /// Every address failed or was skipped; the reason per address. (A dial of a
+    /// single address reports that address's own error instead.)
     #[error("all {} addresses failed: {}", .0.len(), summarize(.0))]
     AllFailed(Vec<(Multiaddr, DialError)>),
+    /// The peer (or, inside [`DialError::AllFailed`], one address) failed recently
+    /// and is backed off; dial again after `remaining`, or with
+    /// [`DialOpts::with_ignore_backoff`](crate::DialOpts::with_ignore_backoff).
+    #[error("backed off after failed dials{}: {remaining:?} left", backoff_target(.peer))]
+    Backoff {
+        /// The peer, when known.
+        peer: Option<PeerId>,
+        /// How long the backoff still runs.
+        remaining: Duration,
+    },
+    /// The address was left out before any attempt (no transport dials it, no peer
+    /// can be reached at it, or it names another peer).
+    #[error("not dialing {addr}: {reason}")]
+    Rejected {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: crate::dial::rank::Rejection,
+    },
+    /// A `/dns*` or `/dnsaddr` address did not resolve.
+    #[error("resolving {addr} failed: {source}")]
+    Resolve {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        #[source]
+        source: crate::dial::dns::DnsError,
+    },
     /// The host is shutting down.
     #[error("the host is shutting down")]
     Shutdown,
@@ -71,6 +100,13 @@ impl From<ResourceError> for DialError {
 impl From<ResourceError> for StreamError {
     fn from(e: ResourceError) -> Self {
         StreamError::Resource(Box::new(e))
+    }
+}
+
+fn backoff_target(peer: &Option<PeerId>) -> String {
+    match peer {
+        Some(p) => format!(" (peer {p})"),
+        None => String::new(),
     }
 }
 

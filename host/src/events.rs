@@ -115,4 +115,16 @@ pub enum Event {
         /// Protocols it dropped.
         removed: Vec<String>,
     },
+    /// A dial failed: every address was tried or skipped, or the dial timed out.
+    /// Sent once per dial (the callers of one shared dial see one event); not for a
+    /// dial refused before it started (no known address, our own peer id, the peer
+    /// in its backoff, shutdown), whose caller gets the error at once.
+    DialFailed {
+        /// The peer dialed, when known.
+        peer: Option<PeerId>,
+        /// Each address tried or skipped, with why it failed.
+        errors: Vec<(Multiaddr, String)>,
+        /// The dial's error, as the caller saw it.
+        error: String,
+    },
 }

@@ -1,10 +1,9 @@
 //! The host: listening, dialing, connections, streams and the built-in protocols.
 
 use crate::admission::PendingInbound;
-use crate::book;
 use crate::config::HostConfig;
 use crate::conn::{ConnState, ConnectionInfo};
-use crate::dial::DialSlot;
+use crate::dial::{DialOpts, DialSlot};
 use crate::error::{DialError, ListenError, StreamError};
 use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions, Handlers, MatchFn};
@@ -13,8 +12,7 @@ use crate::observer::Hooks;
 use crate::registry::Registry;
 use crate::store_writer::StoreWriter;
 use crate::stream::Stream;
-use crate::transport::{split_peer_id, Transport};
-use futures::future::FutureExt;
+use crate::transport::Transport;
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use std::collections::HashMap;
@@ -64,6 +62,8 @@ pub(crate) struct Inner {
     /// The observer hook points (nothing without `metrics-hook`).
     pub(crate) hooks: Hooks,
     pub(crate) events: broadcast::Sender<Event>,
+    /// Dial configuration, backoff tables and resolver.
+    pub(crate) dialer: crate::dial::Dialer,
     state: Mutex<State>,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -97,6 +97,7 @@ pub(crate) struct HostParts {
     pub(crate) policy: Arc<dyn ConnectionPolicy>,
     pub(crate) resources: ResourceManager,
     pub(crate) hooks: Hooks,
+    pub(crate) dialer: crate::dial::Dialer,
 }
 
 impl Host {
@@ -116,6 +117,7 @@ impl Host {
             policy,
             resources,
             hooks,
+            dialer,
         } = parts;
         let (events, _) = broadcast::channel(config.event_capacity.max(16));
         let inner = Arc::new(Inner {
@@ -132,6 +134,7 @@ impl Host {
             pending: Arc::default(),
             hooks,
             events,
+            dialer,
             state: Mutex::new(State::default()),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -286,30 +289,38 @@ impl Host {
 
     /// Dials an address. With a `/p2p/<peer id>` suffix, an open connection to that
     /// peer is reused, concurrent dials to it share one attempt, and the handshake must
-    /// prove that peer.
+    /// prove that peer; without one, whoever answers is the peer (the returned
+    /// [`ConnectionInfo::peer`] is what the handshake proved). `/dns*` and `/dnsaddr`
+    /// addresses are resolved and every result ranked.
     pub async fn dial(&self, addr: &Multiaddr) -> Result<ConnectionInfo, DialError> {
-        let (bare, peer) = split_peer_id(addr);
-        match peer {
-            Some(peer) => {
-                book::add_dialable_addr(&self.inner.writer, &peer, &bare);
-                let inner = self.inner.clone();
-                let conn = self
-                    .inner
-                    .dial_shared(peer, move || {
-                        let inner = inner.clone();
-                        async move { inner.dial_addresses(Some(peer), vec![bare]).await }.boxed()
-                    })
-                    .await?;
-                Ok(conn.info())
-            }
-            None => Ok(self.inner.dial_addresses(None, vec![bare]).await?.info()),
-        }
+        self.dial_with(addr, DialOpts::default()).await
+    }
+
+    /// [`dial`](Self::dial) with options (ignore the backoff, force the security
+    /// role, ask for early data).
+    pub async fn dial_with(
+        &self,
+        addr: &Multiaddr,
+        opts: DialOpts,
+    ) -> Result<ConnectionInfo, DialError> {
+        Ok(self.inner.dial_addr(addr, opts).await?.info())
     }
 
     /// Connects to a peer: reuses an open connection, or dials the addresses the
-    /// peerstore knows, staggered, the first to succeed wins.
+    /// peerstore knows, ranked and scheduled (see [`crate::dial`]); the first to
+    /// succeed wins. A peer whose dials keep failing is backed off
+    /// ([`DialError::Backoff`]).
     pub async fn dial_peer(&self, peer: PeerId) -> Result<ConnectionInfo, DialError> {
-        Ok(self.inner.connect(peer).await?.info())
+        self.dial_peer_with(peer, DialOpts::default()).await
+    }
+
+    /// [`dial_peer`](Self::dial_peer) with options.
+    pub async fn dial_peer_with(
+        &self,
+        peer: PeerId,
+        opts: DialOpts,
+    ) -> Result<ConnectionInfo, DialError> {
+        Ok(self.inner.connect(peer, opts).await?.info())
     }
 
     /// Closes every connection to a peer gracefully.
@@ -339,7 +350,7 @@ impl Host {
         if protocols.is_empty() {
             return Err(StreamError::NoProtocols);
         }
-        let conn = self.inner.connect(peer).await?;
+        let conn = self.inner.connect(peer, DialOpts::default()).await?;
         self.inner.open_stream_on(&conn, protocols).await
     }
 

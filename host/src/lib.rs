@@ -14,8 +14,12 @@
 //! limit or its handler's per-peer slot is refused with `na`; a full pending-inbound
 //! limit evicts the least advanced handshake instead of refusing the newcomer.
 //!
+//! Dialing ([`dial`]) ranks a peer's addresses, schedules the attempts (Happy
+//! Eyeballs v2), resolves `/dns*` and `/dnsaddr` (feature `dns`) and backs off peers
+//! that keep failing.
+//!
 //! Each implementation sits behind a feature flag (`tcp`, `noise`, `tls`, `yamux`,
-//! `redb`), with all but `redb` on by default. The `metrics-hook` feature (off by
+//! `dns`, `redb`), with all but `redb` on by default. The `metrics-hook` feature (off by
 //! default) adds `HostBuilder::observer`: a synchronous `Observer` that is told
 //! about connections, dials, streams (with their bytes), identify and ping, which is
 //! what `weft-metrics` counts with; without the feature the hook points compile to
@@ -52,7 +56,7 @@ mod book;
 mod builder;
 mod config;
 mod conn;
-mod dial;
+pub mod dial;
 mod error;
 mod events;
 mod handlers;
@@ -74,6 +78,7 @@ pub use builder::{
 };
 pub use config::HostConfig;
 pub use conn::ConnectionInfo;
+pub use dial::{DialConfig, DialOpts};
 pub use error::{BuildError, DialError, ListenError, StreamError};
 pub use events::Event;
 pub use handlers::{HandlerOptions, MatchFn, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER};

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use weft_host::transport::memory::MemoryTransport;
-use weft_host::transport::{Listener, Transport, TransportError, Transported};
+use weft_host::transport::{Listener, Transport, TransportDialOpts, TransportError, Transported};
 use weft_host::{Host, Multiaddr, Protocol};
 
 /// The memory transport, whose listeners fail their first `failures` accepts with
@@ -47,8 +47,12 @@ impl Transport for Flaky {
     fn can_listen(&self, addr: &Multiaddr) -> bool {
         self.inner.can_listen(addr)
     }
-    async fn dial(&self, addr: &Multiaddr) -> Result<Transported, TransportError> {
-        self.inner.dial(addr).await
+    async fn dial(
+        &self,
+        addr: &Multiaddr,
+        opts: &TransportDialOpts,
+    ) -> Result<Transported, TransportError> {
+        self.inner.dial(addr, opts).await
     }
     async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn Listener>, TransportError> {
         Ok(Box::new(FlakyListener {

@@ -1,10 +1,14 @@
-//! Dialing details over real TCP: staggered attempts over several addresses, listen
-//! address checks, a subscriber that never reads, and IPv6. (Inbound stream limits
+//! Dialing details over real TCP: scheduled attempts over several addresses (the next
+//! one early after a failure), backoff, undialable addresses, dialing without a peer
+//! id, a dial merged with an inbound connection, listen address checks, a subscriber
+//! that never reads, and IPv6. (Inbound stream limits
 //! are in `slots.rs`.)
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use std::time::{Duration, Instant};
-use weft_host::{Event, Host, HostConfig, ListenError, Multiaddr, PeerId, Protocol};
+use weft_host::{
+    DialError, DialOpts, Event, Host, HostConfig, ListenError, Multiaddr, PeerId, Protocol,
+};
 
 fn tcp() -> Multiaddr {
     "/ip4/127.0.0.1/tcp/0".parse().unwrap()
@@ -194,4 +198,209 @@ async fn a_peer_gets_at_most_two_ping_streams_at_once() {
     weft_host::ping::ping_once(&mut fourth).await.unwrap();
     client.shutdown().await;
     server.shutdown().await;
+}
+
+/// A TCP port on 127.0.0.1 nothing listens on (bound, then closed): connecting is
+/// refused at once.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn closed_addr() -> Multiaddr {
+    format!("/ip4/127.0.0.1/tcp/{}", closed_port())
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_refused_address_starts_the_next_at_once() {
+    let server = Host::builder().build().unwrap();
+    let good = server.listen(&tcp()).await.unwrap()[0].clone();
+    // A connection attempt delay far longer than the test may take: the good address
+    // can only start early because the dead one failed.
+    let config = HostConfig::default().with_dial_stagger(Duration::from_secs(5));
+    let client = Host::builder().config(config).build().unwrap();
+    let dead = closed_addr();
+    // Same group (IPv4 loopback): the given order holds, the dead one goes first.
+    client
+        .peerstore()
+        .add_addrs(
+            &server.peer_id(),
+            &[dead.clone(), good.clone()],
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let started = Instant::now();
+    let info = client.dial_peer(server.peer_id()).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(info.remote_addr, good);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_peer_is_backed_off_and_the_failure_reported_per_address() {
+    let client = Host::builder().build().unwrap();
+    let mut events = client.subscribe();
+    let peer = PeerId::random();
+    let dead = closed_addr();
+    let webrtc: Multiaddr = "/ip4/127.0.0.1/udp/1/webrtc-direct".parse().unwrap();
+    client
+        .peerstore()
+        .add_addrs(
+            &peer,
+            &[dead.clone(), webrtc.clone()],
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let err = client.dial_peer(peer).await.unwrap_err();
+    let DialError::AllFailed(errors) = &err else {
+        panic!("{err:?}")
+    };
+    let by_addr: Vec<(&Multiaddr, &DialError)> = errors.iter().map(|(a, e)| (a, e)).collect();
+    assert!(
+        by_addr
+            .iter()
+            .any(|(a, e)| **a == webrtc && matches!(e, DialError::Rejected { .. })),
+        "{err}"
+    );
+    assert!(
+        by_addr
+            .iter()
+            .any(|(a, e)| **a == dead && matches!(e, DialError::Transport { .. })),
+        "{err}"
+    );
+    // One event for the dial, with the reason of each address.
+    let event = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(Event::DialFailed {
+                peer: p, errors, ..
+            }) = events.recv().await
+            {
+                break (p, errors);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(event.0, Some(peer));
+    assert_eq!(event.1.len(), 2, "{:?}", event.1);
+    assert!(
+        event
+            .1
+            .iter()
+            .any(|(a, why)| *a == dead && why.contains("refused")),
+        "{:?}",
+        event.1
+    );
+
+    // At once again: refused without an attempt, with the time left (about 1 s).
+    match client.dial_peer(peer).await {
+        Err(DialError::Backoff { peer: p, remaining }) => {
+            assert_eq!(p, Some(peer));
+            assert!(
+                remaining > Duration::ZERO && remaining <= Duration::from_millis(1250),
+                "{remaining:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Forced: dialed again (and refused by the closed port again).
+    let forced = client
+        .dial_peer_with(peer, DialOpts::new().with_ignore_backoff(true))
+        .await
+        .unwrap_err();
+    assert!(matches!(forced, DialError::AllFailed(_)), "{forced:?}");
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn undialable_addresses_are_out_before_any_delay() {
+    let config = HostConfig::default().with_dial_stagger(Duration::from_secs(10));
+    let client = Host::builder().config(config).build().unwrap();
+    let peer = PeerId::random();
+    let addrs: Vec<Multiaddr> = [
+        "/ip4/127.0.0.1/udp/1/quic-v1",
+        "/ip4/127.0.0.1/udp/1/webrtc-direct",
+        "/ip6/::1/udp/1/quic-v1/webtransport",
+        "/ip4/0.0.0.0/tcp/1",
+    ]
+    .iter()
+    .map(|a| a.parse().unwrap())
+    .collect();
+    client
+        .peerstore()
+        .add_addrs(&peer, &addrs, Duration::from_secs(60))
+        .unwrap();
+    let started = Instant::now();
+    let err = client.dial_peer(peer).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let DialError::AllFailed(errors) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(errors.len(), 4, "{err}");
+    assert!(errors
+        .iter()
+        .all(|(_, e)| matches!(e, DialError::Rejected { .. })));
+    // Nothing was attempted, so nothing is backed off: the next dial is no
+    // `Backoff` either.
+    let again = client.dial_peer(peer).await.unwrap_err();
+    assert!(matches!(again, DialError::AllFailed(_)), "{again:?}");
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn dialing_without_a_peer_id_learns_it_from_the_handshake() {
+    let server = Host::builder().build().unwrap();
+    let addr = server.listen(&tcp()).await.unwrap()[0].clone();
+    let client = Host::builder().build().unwrap();
+    let info = client.dial(&addr).await.unwrap();
+    assert_eq!(info.peer, server.peer_id());
+    assert!(client.is_connected(&server.peer_id()));
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_inbound_connection_that_lands_first_ends_the_dial() {
+    // The client dials the server at a tarpit (accepts, never answers), with a long
+    // per-address timeout; meanwhile the server dials the client.
+    let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tarpit_addr: Multiaddr =
+        format!("/ip4/127.0.0.1/tcp/{}", tarpit.local_addr().unwrap().port())
+            .parse()
+            .unwrap();
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = tarpit.accept().await {
+            held.push(s);
+        }
+    });
+    let server = Host::builder().build().unwrap();
+    let client = Host::builder().build().unwrap();
+    let client_addr = client.listen(&tcp()).await.unwrap()[0]
+        .clone()
+        .with(Protocol::P2p(client.peer_id()));
+    let to_tarpit = tarpit_addr.with(Protocol::P2p(server.peer_id()));
+    let started = Instant::now();
+    let dial = tokio::spawn({
+        let client = client.clone();
+        async move { client.dial(&to_tarpit).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.dial(&client_addr).await.unwrap();
+    let info = tokio::time::timeout(Duration::from_secs(5), dial)
+        .await
+        .expect("the dial ended with the inbound connection")
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.peer, server.peer_id());
+    assert_eq!(info.direction, weft_host::Direction::Inbound);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(client.dials_in_progress(), 0);
+    client.shutdown().await;
+    server.shutdown().await;
+    held.abort();
 }

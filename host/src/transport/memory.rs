@@ -1,6 +1,6 @@
 //! An in-memory transport (`/memory/<port>`) for tests and for hosts in one process.
 
-use super::{Listener, Transport, TransportError, TransportOutput, Transported};
+use super::{Listener, Transport, TransportDialOpts, TransportError, TransportOutput, Transported};
 use multiaddr::{Multiaddr, Protocol};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -54,7 +54,11 @@ impl Transport for MemoryTransport {
         memory_port(addr).is_some()
     }
 
-    async fn dial(&self, addr: &Multiaddr) -> Result<Transported, TransportError> {
+    async fn dial(
+        &self,
+        addr: &Multiaddr,
+        _opts: &TransportDialOpts,
+    ) -> Result<Transported, TransportError> {
         let port = memory_port(addr)
             .filter(|p| *p != 0)
             .ok_or_else(|| TransportError::Unsupported(addr.clone()))?;

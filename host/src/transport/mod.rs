@@ -5,8 +5,9 @@
 //! transport that comes secure and multiplexed on its own (QUIC) will. Both end as the
 //! same connection type, so such a transport plugs in without reshaping the host.
 
+use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
-use weft_upgrader::{BoxedIo, Connection};
+use weft_upgrader::{BoxedIo, Connection, Role};
 
 pub mod memory;
 #[cfg(feature = "tcp")]
@@ -63,6 +64,51 @@ pub enum TransportError {
     Closed,
 }
 
+/// What the host tells a transport about one dial.
+///
+/// A transport that yields raw streams may ignore all of it (the host's upgrader
+/// checks the peer and takes the role); a transport that comes secure on its own
+/// (QUIC) checks the expected peer inside its handshake, picks a session ticket by
+/// it, takes the forced role and sends early data only when asked.
+///
+/// Build it with [`Default`] and the `with_*` methods; fields may be added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransportDialOpts {
+    /// The peer the handshake must prove, when known.
+    pub peer: Option<PeerId>,
+    /// A security role forced on this connection (hole punching assigns roles);
+    /// `None`: the dialer is the initiator.
+    pub role: Option<Role>,
+    /// Whether the caller wants to send early (0-RTT, replayable) data.
+    pub early_data: bool,
+}
+
+impl TransportDialOpts {
+    /// Options with nothing set: unknown peer, the dialer initiates, no early data.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The peer the handshake must prove.
+    pub fn with_peer(mut self, peer: Option<PeerId>) -> Self {
+        self.peer = peer;
+        self
+    }
+
+    /// Forces the security role of this connection.
+    pub fn with_role(mut self, role: Option<Role>) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// Asks for early (0-RTT) data where the transport supports it.
+    pub fn with_early_data(mut self, early_data: bool) -> Self {
+        self.early_data = early_data;
+        self
+    }
+}
+
 /// A way to reach peers: TCP, an in-memory pipe, later QUIC.
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync + 'static {
@@ -72,8 +118,12 @@ pub trait Transport: Send + Sync + 'static {
     fn can_dial(&self, addr: &Multiaddr) -> bool;
     /// Whether this transport can listen on the address.
     fn can_listen(&self, addr: &Multiaddr) -> bool;
-    /// Connects to the address (without a `/p2p/` suffix).
-    async fn dial(&self, addr: &Multiaddr) -> Result<Transported, TransportError>;
+    /// Connects to the address (without a `/p2p/` suffix), as `opts` ask.
+    async fn dial(
+        &self,
+        addr: &Multiaddr,
+        opts: &TransportDialOpts,
+    ) -> Result<Transported, TransportError>;
     /// Starts listening on the address.
     async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn Listener>, TransportError>;
 }

@@ -1,14 +1,18 @@
 //! TCP on tokio: IPv4, IPv6 and `/dns`, `/dns4`, `/dns6` names.
 //!
 //! Every socket, dialed or accepted, gets `TCP_NODELAY` and TCP keep-alive
-//! ([`TcpKeepAlive`]). A listener never gives up on a transient accept error (out of
+//! ([`TcpKeepAlive`]). With port reuse ([`TcpTransport::with_port_reuse`]) outbound
+//! connections leave from the port we listen on, as go-libp2p and rust-libp2p's
+//! `port_reuse` do: a remote (and a NAT) sees our listen port as the source port,
+//! which is what TCP hole punching needs. A listener never gives up on a transient accept error (out of
 //! file descriptors, out of buffers): it backs off and keeps accepting (see
 //! [`AcceptBackoff`]).
 
-use super::{Listener, Transport, TransportError, TransportOutput, Transported};
+use super::{Listener, Transport, TransportDialOpts, TransportError, TransportOutput, Transported};
 use multiaddr::{Multiaddr, Protocol};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -146,15 +150,43 @@ impl TcpKeepAlive {
 /// only for a listener that can never accept again (for example an invalid socket), so
 /// a host that stops on an accept error never stops because the process ran out of
 /// file descriptors for a moment.
+///
+/// Port reuse is off by default: a listener with `SO_REUSEPORT` lets another
+/// process of the same user bind the same port.
 #[derive(Debug, Clone)]
 pub struct TcpTransport {
     keepalive: Option<TcpKeepAlive>,
+    port_reuse: bool,
+    /// The addresses our listeners are bound to (with port reuse on), shared by the
+    /// clones of this transport.
+    listening: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
 impl Default for TcpTransport {
     fn default() -> Self {
         Self {
             keepalive: Some(TcpKeepAlive::default()),
+            port_reuse: false,
+            listening: Arc::default(),
+        }
+    }
+}
+
+/// Removes a listener's address from the transport's list when the listener goes.
+#[derive(Debug)]
+struct ListeningGuard {
+    listening: Arc<Mutex<Vec<SocketAddr>>>,
+    addr: SocketAddr,
+}
+
+impl Drop for ListeningGuard {
+    fn drop(&mut self) {
+        let mut list = self
+            .listening
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(i) = list.iter().position(|a| *a == self.addr) {
+            list.swap_remove(i);
         }
     }
 }
@@ -170,6 +202,61 @@ impl TcpTransport {
     pub fn with_keepalive(mut self, keepalive: Option<TcpKeepAlive>) -> Self {
         self.keepalive = keepalive;
         self
+    }
+
+    /// Port reuse: listeners get `SO_REUSEADDR` and `SO_REUSEPORT`, and a dial
+    /// binds its socket to the address of a listener of the same family (so it
+    /// leaves from our listen port), falling back to an ephemeral port when that
+    /// bind or connect fails (for example a second connection to the same remote
+    /// address and port).
+    pub fn with_port_reuse(mut self, on: bool) -> Self {
+        self.port_reuse = on;
+        self
+    }
+
+    /// The local address a dial to `target` reuses: a listener of the same family,
+    /// one on the target's kind of address (loopback or not) preferred.
+    fn reuse_addr_for(&self, target: &SocketAddr) -> Option<SocketAddr> {
+        if !self.port_reuse {
+            return None;
+        }
+        let list = self
+            .listening
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let same_family = list.iter().filter(|a| a.is_ipv4() == target.is_ipv4());
+        let fits = |a: &&SocketAddr| {
+            a.ip().is_unspecified() || a.ip().is_loopback() == target.ip().is_loopback()
+        };
+        same_family.clone().find(fits).copied()
+    }
+
+    /// Connects from `local` (our listen address) to `target`.
+    async fn connect_from(local: SocketAddr, target: SocketAddr) -> io::Result<TcpStream> {
+        let socket = if target.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        socket.set_reuseport(true)?;
+        socket.bind(local)?;
+        socket.connect(target).await
+    }
+
+    async fn connect(&self, target: SocketAddr) -> io::Result<TcpStream> {
+        if let Some(local) = self.reuse_addr_for(&target) {
+            match Self::connect_from(local, target).await {
+                Ok(stream) => return Ok(stream),
+                // Refused or unreachable says nothing about the port: report it.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(e),
+                Err(e) => {
+                    tracing::debug!(%local, %target, error = %e, "dialing from the listen port failed; using an ephemeral port");
+                }
+            }
+        }
+        TcpStream::connect(target).await
     }
 }
 
@@ -293,7 +380,11 @@ impl Transport for TcpTransport {
         matches!(parse(addr), Some(Target::Ip(_)))
     }
 
-    async fn dial(&self, addr: &Multiaddr) -> Result<Transported, TransportError> {
+    async fn dial(
+        &self,
+        addr: &Multiaddr,
+        _opts: &TransportDialOpts,
+    ) -> Result<Transported, TransportError> {
         let targets = match parse(addr) {
             Some(Target::Ip(sa)) => vec![sa],
             Some(Target::Dns { name, family, port }) => resolve(&name, family, port).await?,
@@ -301,7 +392,7 @@ impl Transport for TcpTransport {
         };
         let mut last_error = None;
         for target in targets {
-            match TcpStream::connect(target).await {
+            match self.connect(target).await {
                 Ok(stream) => return wrap(stream, self.keepalive.as_ref()),
                 Err(e) => last_error = Some(e),
             }
@@ -321,14 +412,30 @@ impl Transport for TcpTransport {
             TcpSocket::new_v6()?
         };
         socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        if self.port_reuse {
+            socket.set_reuseport(true)?;
+        }
         socket.bind(sa)?;
         let listener = socket.listen(LISTEN_BACKLOG)?;
-        let local = socket_to_multiaddr(listener.local_addr()?);
+        let bound = listener.local_addr()?;
+        let local = socket_to_multiaddr(bound);
+        let guard = self.port_reuse.then(|| {
+            self.listening
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(bound);
+            ListeningGuard {
+                listening: self.listening.clone(),
+                addr: bound,
+            }
+        });
         Ok(Box::new(TcpListenerWrap {
             listener,
             local,
             keepalive: self.keepalive,
             backoff: AcceptBackoff::default(),
+            _reuse: guard,
         }))
     }
 }
@@ -338,6 +445,8 @@ struct TcpListenerWrap {
     local: Multiaddr,
     keepalive: Option<TcpKeepAlive>,
     backoff: AcceptBackoff,
+    /// With port reuse: keeps our address in the transport's list while we listen.
+    _reuse: Option<ListeningGuard>,
 }
 
 #[async_trait::async_trait]
@@ -392,6 +501,12 @@ impl Listener for TcpListenerWrap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NO_OPTS: TransportDialOpts = TransportDialOpts {
+        peer: None,
+        role: None,
+        early_data: false,
+    };
 
     #[test]
     fn parses_ip_and_dns_targets() {
@@ -564,7 +679,50 @@ mod tests {
             panic!()
         };
         let target: Multiaddr = format!("/dns4/localhost/tcp/{port}").parse().unwrap();
-        let (dialed, accepted) = tokio::join!(t.dial(&target), l.accept());
+        let (dialed, accepted) = tokio::join!(t.dial(&target, &NO_OPTS), l.accept());
         assert_eq!(dialed.unwrap().remote_addr, accepted.unwrap().local_addr);
+    }
+
+    #[tokio::test]
+    async fn with_port_reuse_a_dial_leaves_from_the_listen_port() {
+        let t = TcpTransport::new().with_port_reuse(true);
+        let ours = t
+            .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .await
+            .unwrap();
+        let Some(Protocol::Tcp(listen_port)) = ours.local_addrs()[0].iter().nth(1) else {
+            panic!()
+        };
+        // The remote: a plain socket that tells us the source port it saw.
+        let remote = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target: Multiaddr =
+            format!("/ip4/127.0.0.1/tcp/{}", remote.local_addr().unwrap().port())
+                .parse()
+                .unwrap();
+        let (dialed, accepted) = tokio::join!(t.dial(&target, &NO_OPTS), remote.accept());
+        let dialed = dialed.unwrap();
+        let (_, seen) = accepted.unwrap();
+        assert_eq!(seen.port(), listen_port);
+        assert_eq!(dialed.local_addr, ours.local_addrs()[0]);
+        // A second connection to the same remote cannot use the same 4-tuple: it
+        // falls back to an ephemeral port and still connects.
+        let (again, accepted) = tokio::join!(t.dial(&target, &NO_OPTS), remote.accept());
+        again.unwrap();
+        assert_ne!(accepted.unwrap().1.port(), listen_port);
+        // Once the listener is gone, dials use ephemeral ports again.
+        drop(ours);
+        assert!(t.reuse_addr_for(&"127.0.0.1:1".parse().unwrap()).is_none());
+        // Without port reuse (the default) nothing is reused.
+        let plain = TcpTransport::new();
+        let plain_listener = plain
+            .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .await
+            .unwrap();
+        let Some(Protocol::Tcp(plain_port)) = plain_listener.local_addrs()[0].iter().nth(1) else {
+            panic!()
+        };
+        let (dialed, accepted) = tokio::join!(plain.dial(&target, &NO_OPTS), remote.accept());
+        dialed.unwrap();
+        assert_ne!(accepted.unwrap().1.port(), plain_port);
     }
 }
