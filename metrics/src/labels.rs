@@ -68,7 +68,7 @@ pub fn ip_version(addr: &Multiaddr) -> &'static str {
 
 /// Why a dial or an inbound connection failed, as a bounded label: `no_addresses`,
 /// `self_dial`, `limit`, `resource`, `transport`, `upgrade`, `timeout`, `all_failed`,
-/// `shutdown`, or `other`.
+/// `backoff`, `rejected`, `resolve`, `shutdown`, or `other`.
 pub fn dial_reason(error: &DialError) -> &'static str {
     match error {
         DialError::NoAddresses(_) => "no_addresses",
@@ -79,6 +79,9 @@ pub fn dial_reason(error: &DialError) -> &'static str {
         DialError::Upgrade { .. } => "upgrade",
         DialError::Timeout { .. } => "timeout",
         DialError::AllFailed(_) => "all_failed",
+        DialError::Backoff { .. } => "backoff",
+        DialError::Rejected { .. } => "rejected",
+        DialError::Resolve { .. } => "resolve",
         DialError::Shutdown => "shutdown",
         _ => OTHER,
     }
@@ -249,6 +252,13 @@ mod tests {
     fn dial_reasons_are_bounded() {
         assert_eq!(dial_reason(&DialError::SelfDial), "self_dial");
         assert_eq!(dial_reason(&DialError::Shutdown), "shutdown");
+        assert_eq!(
+            dial_reason(&DialError::Backoff {
+                peer: None,
+                remaining: std::time::Duration::from_secs(1)
+            }),
+            "backoff"
+        );
         assert_eq!(
             dial_reason(&DialError::Timeout {
                 addr: "x".into(),
