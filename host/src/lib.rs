@@ -62,6 +62,7 @@ mod events;
 mod handlers;
 mod host;
 pub mod identify;
+mod interfaces;
 mod listeners;
 mod observer;
 pub mod perf;

@@ -23,6 +23,10 @@ fn next_backoff(last: Duration) -> Duration {
 }
 
 struct ListenerEntry {
+    /// The addresses as the transport bound them (`0.0.0.0` stays unspecified).
+    bound: Vec<Multiaddr>,
+    /// The addresses reported and advertised: `bound` with unspecified IPs
+    /// replaced by the interfaces' addresses.
     addrs: Vec<Multiaddr>,
     stop: CancellationToken,
 }
@@ -34,17 +38,23 @@ pub(crate) struct Listeners {
 }
 
 impl Listeners {
-    fn add(&mut self, addrs: Vec<Multiaddr>, stop: CancellationToken) {
-        self.entries.push(ListenerEntry { addrs, stop });
+    fn add(&mut self, bound: Vec<Multiaddr>, addrs: Vec<Multiaddr>, stop: CancellationToken) {
+        self.entries.push(ListenerEntry { bound, addrs, stop });
     }
 
-    fn remove(&mut self, addrs: &[Multiaddr]) {
-        self.entries.retain(|l| l.addrs != addrs);
+    /// Forgets the listener that bound `bound`.
+    fn remove(&mut self, bound: &[Multiaddr]) {
+        self.entries.retain(|l| l.bound != bound);
     }
 
-    /// Stops the listener that has `addr` among its addresses; false if none has.
+    /// Stops the listener that has `addr` among its addresses, bound or reported;
+    /// false if none has.
     fn stop(&self, addr: &Multiaddr) -> bool {
-        match self.entries.iter().find(|l| l.addrs.contains(addr)) {
+        let found = self
+            .entries
+            .iter()
+            .find(|l| l.addrs.contains(addr) || l.bound.contains(addr));
+        match found {
             Some(l) => {
                 l.stop.cancel();
                 true
@@ -53,7 +63,8 @@ impl Listeners {
         }
     }
 
-    /// Every address listened on.
+    /// Every address listened on, as reported (dialable: no unspecified IP while an
+    /// interface of its family has an address).
     fn addrs(&self) -> Vec<Multiaddr> {
         self.entries.iter().flat_map(|l| l.addrs.clone()).collect()
     }
@@ -65,7 +76,8 @@ impl Inner {
         self.lock().listeners.addrs()
     }
 
-    /// Listens on an address; returns the actual addresses (port 0 resolved).
+    /// Listens on an address; returns the actual addresses (port 0 resolved; on
+    /// `0.0.0.0` or `::`, one per interface address).
     pub(crate) async fn listen(
         self: &Arc<Self>,
         addr: &Multiaddr,
@@ -83,16 +95,19 @@ impl Inner {
             .find(|t| t.can_listen(&bare))
             .ok_or_else(|| ListenError::Unsupported(bare.clone()))?;
         let listener = transport.listen(&bare).await?;
-        let addrs = listener.local_addrs();
+        let bound = listener.local_addrs();
+        let addrs = crate::interfaces::expand(&bound);
         let stop = self.shutdown.child_token();
-        self.lock().listeners.add(addrs.clone(), stop.clone());
+        self.lock()
+            .listeners
+            .add(bound.clone(), addrs.clone(), stop.clone());
         info!(?addrs, "listening");
         self.emit(Event::Listen {
             addrs: addrs.clone(),
         });
         let weak = Arc::downgrade(self);
         self.tasks
-            .spawn(accept_loop(weak, listener, stop, addrs.clone()));
+            .spawn(accept_loop(weak, listener, stop, bound, addrs.clone()));
         self.push_identify_to_all();
         Ok(addrs)
     }
@@ -107,6 +122,7 @@ async fn accept_loop(
     weak: Weak<Inner>,
     mut listener: Box<dyn Listener>,
     stop: CancellationToken,
+    bound: Vec<Multiaddr>,
     addrs: Vec<Multiaddr>,
 ) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
@@ -140,7 +156,7 @@ async fn accept_loop(
     }
     drop(listener);
     if let Some(inner) = weak.upgrade() {
-        inner.lock().listeners.remove(&addrs);
+        inner.lock().listeners.remove(&bound);
         inner.emit(Event::ListenClose { addrs });
         inner.push_identify_to_all();
     }
@@ -171,8 +187,13 @@ mod tests {
         let c: Multiaddr = "/ip4/127.0.0.1/tcp/2".parse().unwrap();
         let (first, second) = (CancellationToken::new(), CancellationToken::new());
         let mut l = Listeners::default();
-        l.add(vec![a.clone(), b.clone()], first.clone());
-        l.add(vec![c.clone()], second.clone());
+        let any: Multiaddr = "/ip4/0.0.0.0/tcp/2".parse().unwrap();
+        l.add(
+            vec![a.clone(), b.clone()],
+            vec![a.clone(), b.clone()],
+            first.clone(),
+        );
+        l.add(vec![any.clone()], vec![c.clone()], second.clone());
         assert_eq!(l.addrs(), [a.clone(), b.clone(), c.clone()]);
         assert!(l.stop(&b));
         assert!(first.is_cancelled() && !second.is_cancelled());
@@ -180,5 +201,8 @@ mod tests {
         l.remove(&[a.clone(), b.clone()]);
         assert_eq!(l.addrs(), [c]);
         assert!(!l.stop(&a), "a removed listener is not found");
+        // A listener on 0.0.0.0 is stopped by the address it bound, too.
+        assert!(l.stop(&any));
+        assert!(second.is_cancelled());
     }
 }

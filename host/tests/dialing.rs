@@ -404,3 +404,34 @@ async fn an_inbound_connection_that_lands_first_ends_the_dial() {
     server.shutdown().await;
     held.abort();
 }
+
+#[tokio::test]
+async fn a_listener_on_0_0_0_0_reports_interface_addresses_and_is_dialed_at_its_loopback() {
+    let server = Host::builder().build().unwrap();
+    let any: Multiaddr = "/ip4/0.0.0.0/tcp/0".parse().unwrap();
+    let reported = server.listen(&any).await.unwrap();
+    let unspecified =
+        |a: &Multiaddr| matches!(a.iter().next(), Some(Protocol::Ip4(ip)) if ip.is_unspecified());
+    assert!(!reported.iter().any(unspecified), "{reported:?}");
+    assert_eq!(server.listen_addrs(), reported);
+    // Tests dial only loopback: its entry among the interface addresses.
+    let loopback = reported
+        .iter()
+        .find(|a| matches!(a.iter().next(), Some(Protocol::Ip4(ip)) if ip.is_loopback()))
+        .expect("the loopback interface's address is reported")
+        .clone();
+    let client = Host::builder().build().unwrap();
+    let info = client.dial(&loopback).await.unwrap();
+    assert_eq!(info.peer, server.peer_id());
+    // The listener is closed by the address it was opened with, too.
+    let bound: Multiaddr = loopback
+        .iter()
+        .map(|p| match p {
+            Protocol::Ip4(_) => Protocol::Ip4(std::net::Ipv4Addr::UNSPECIFIED),
+            other => other,
+        })
+        .collect();
+    assert!(server.close_listener(&bound));
+    client.shutdown().await;
+    server.shutdown().await;
+}

@@ -1,0 +1,123 @@
+//! The addresses a listener on `0.0.0.0` or `::` can be reached at: one per address
+//! of the machine's interfaces, so that what the host reports and identify
+//! advertises is dialable (an unspecified address is not).
+//!
+//! The interfaces are read once, when the listener starts (`if-addrs`); addresses
+//! an interface gains later are not added.
+
+use multiaddr::{Multiaddr, Protocol};
+use std::net::IpAddr;
+use tracing::warn;
+
+/// The addresses `bound` stands for: each one whose IP is unspecified becomes one
+/// address per interface IP of the same family (link-local IPv6 left out: it needs
+/// a zone to be dialed); the others stay as they are.
+pub(crate) fn expand(bound: &[Multiaddr]) -> Vec<Multiaddr> {
+    if !bound.iter().any(is_unspecified) {
+        return bound.to_vec();
+    }
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => {
+            let ips: Vec<IpAddr> = interfaces.iter().map(|i| i.ip()).collect();
+            expand_with(bound, &ips)
+        }
+        Err(error) => {
+            warn!(%error, "listing the network interfaces failed; reporting the unspecified address");
+            bound.to_vec()
+        }
+    }
+}
+
+/// [`expand`] with the interface IPs given.
+fn expand_with(bound: &[Multiaddr], ips: &[IpAddr]) -> Vec<Multiaddr> {
+    let mut out = Vec::new();
+    for addr in bound {
+        let mut parts = addr.iter();
+        let first = parts.next();
+        let rest: Vec<Protocol<'_>> = parts.collect();
+        let wanted_v4 = match first {
+            Some(Protocol::Ip4(ip)) if ip.is_unspecified() => true,
+            Some(Protocol::Ip6(ip)) if ip.is_unspecified() => false,
+            _ => {
+                out.push(addr.clone());
+                continue;
+            }
+        };
+        let before = out.len();
+        for ip in ips {
+            let head = match ip {
+                IpAddr::V4(v4) if wanted_v4 => Protocol::Ip4(*v4),
+                IpAddr::V6(v6) if !wanted_v4 && !is_link_local_v6(v6) => Protocol::Ip6(*v6),
+                _ => continue,
+            };
+            let expanded: Multiaddr = std::iter::once(head).chain(rest.iter().cloned()).collect();
+            if !out.contains(&expanded) {
+                out.push(expanded);
+            }
+        }
+        if out.len() == before {
+            // No interface of that family: keep what was bound rather than nothing.
+            out.push(addr.clone());
+        }
+    }
+    out
+}
+
+fn is_unspecified(addr: &Multiaddr) -> bool {
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_unspecified(),
+        Some(Protocol::Ip6(ip)) => ip.is_unspecified(),
+        _ => false,
+    }
+}
+
+/// `fe80::/10`.
+fn is_link_local_v6(ip: &std::net::Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xffc0 == 0xfe80
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> Multiaddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn unspecified_addresses_become_one_per_interface_of_their_family() {
+        let ips: Vec<IpAddr> = ["127.0.0.1", "192.168.1.7", "::1", "fe80::1", "2001:db8::5"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let bound = [
+            addr("/ip4/0.0.0.0/tcp/4001"),
+            addr("/ip6/::/tcp/4002"),
+            addr("/ip4/10.0.0.1/tcp/4003"),
+        ];
+        assert_eq!(
+            expand_with(&bound, &ips),
+            [
+                addr("/ip4/127.0.0.1/tcp/4001"),
+                addr("/ip4/192.168.1.7/tcp/4001"),
+                addr("/ip6/::1/tcp/4002"),
+                addr("/ip6/2001:db8::5/tcp/4002"),
+                addr("/ip4/10.0.0.1/tcp/4003"),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_an_interface_of_the_family_the_bound_address_stays() {
+        let ips: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap()];
+        let bound = [addr("/ip6/::/tcp/1")];
+        assert_eq!(expand_with(&bound, &ips), bound);
+    }
+
+    #[test]
+    fn this_machine_reports_its_loopback_for_0_0_0_0() {
+        let got = expand(&[addr("/ip4/0.0.0.0/tcp/9")]);
+        assert!(got.contains(&addr("/ip4/127.0.0.1/tcp/9")), "{got:?}");
+        assert!(!got.iter().any(is_unspecified), "{got:?}");
+    }
+}
