@@ -87,12 +87,6 @@ pub fn dial_failed(addr: &Multiaddr, error: &(dyn Error + 'static)) -> String {
     }
 }
 
-/// The message for an address without the `/p2p/<peer id>` that `weft dial` and
-/// `weft perf` need.
-pub fn no_peer_id(addr: &Multiaddr) -> String {
-    format!("{addr} has no /p2p/<peer id> suffix: dial the full address `weft listen` prints")
-}
-
 /// The message for a failed step of a session with the peer at `addr`, after the
 /// connection was made (`what`: "perf stream", "ping", ...).
 pub fn step_failed(addr: &Multiaddr, what: &str, error: &dyn std::fmt::Display) -> String {

@@ -116,7 +116,8 @@ struct DialArgs {
 
 #[derive(Args)]
 struct PerfArgs {
-    /// The peer's address, ending in `/p2p/<peer id>`.
+    /// The peer's address; with a `/p2p/<peer id>` suffix the handshake must prove
+    /// that peer, without it whoever answers is the peer.
     addr: Multiaddr,
     /// Security protocols in order of preference.
     #[arg(long, default_value = "noise,tls", value_parser = parse_security_list)]

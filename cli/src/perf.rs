@@ -5,7 +5,7 @@ use crate::options::{build_host, keypair, Security};
 use crate::progress::{Counted, Progress};
 use serde::Serialize;
 use std::time::Duration;
-use weft_host::{Multiaddr, Protocol};
+use weft_host::Multiaddr;
 
 /// The result of one perf run.
 #[derive(Debug, Serialize)]
@@ -44,17 +44,15 @@ pub async fn run(
     seed: Option<String>,
     timeout: Duration,
 ) -> Result<PerfResult, String> {
-    let Some(Protocol::P2p(peer)) = addr.iter().last() else {
-        return Err(explain::no_peer_id(&addr));
-    };
     let host = build_host(keypair(seed.as_deref())?, &security, true)?;
     let run = async {
+        // Without `/p2p/`, the handshake says who the peer is.
         let info = host
             .dial(&addr)
             .await
             .map_err(|e| explain::dial_failed(&addr, &e))?;
         let mut stream = host
-            .new_stream(peer, &[weft_host::perf::PROTOCOL])
+            .new_stream(info.peer, &[weft_host::perf::PROTOCOL])
             .await
             .map_err(|e| explain::step_failed(&addr, "opening the perf stream", &e))?;
         // The client's request is the 8-byte size it wants back, then the upload.

@@ -32,6 +32,14 @@ async fn perf_is_off_unless_asked_for_and_bounded_when_on() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Without /p2p/ too: the handshake says who answered.
+    let bare = addr.rsplit_once("/p2p/").map_or(addr.as_str(), |(a, _)| a);
+    let out = perf(bare, 1 << 20).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Over the default largest download (1 GiB): refused before a byte is sent.
     let out = perf(&addr, (1 << 30) + 1).await;
     assert!(!out.status.success(), "a request over 1 GiB was served");
