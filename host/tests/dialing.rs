@@ -14,20 +14,28 @@ fn tcp() -> Multiaddr {
     "/ip4/127.0.0.1/tcp/0".parse().unwrap()
 }
 
-#[tokio::test]
-async fn a_stalled_address_does_not_hold_up_a_good_one() {
-    // A "tarpit": accepts TCP connections and never says a word.
-    let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tarpit_addr: Multiaddr =
-        format!("/ip4/127.0.0.1/tcp/{}", tarpit.local_addr().unwrap().port())
-            .parse()
-            .unwrap();
+/// A "tarpit" on 127.0.0.1: accepts TCP connections and never says a word. Its
+/// address, and the task holding the accepted sockets (abort it to close them).
+async fn tarpit() -> (Multiaddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!(
+        "/ip4/127.0.0.1/tcp/{}",
+        listener.local_addr().unwrap().port()
+    )
+    .parse()
+    .unwrap();
     let held = tokio::spawn(async move {
         let mut held = Vec::new();
-        while let Ok((s, _)) = tarpit.accept().await {
+        while let Ok((s, _)) = listener.accept().await {
             held.push(s);
         }
     });
+    (addr, held)
+}
+
+#[tokio::test]
+async fn a_stalled_address_does_not_hold_up_a_good_one() {
+    let (tarpit_addr, held) = tarpit().await;
     let server = Host::builder().build().unwrap();
     let good = server.listen(&tcp()).await.unwrap()[0].clone();
     let client = Host::builder().build().unwrap();
@@ -59,19 +67,10 @@ async fn a_stalled_address_does_not_hold_up_a_good_one() {
 
 #[tokio::test]
 async fn a_per_address_timeout_ends_a_stalled_dial() {
-    let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = tarpit.local_addr().unwrap().port();
-    let held = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = tarpit.accept().await {
-            held.push(s);
-        }
-    });
+    let (tarpit_addr, held) = tarpit().await;
     let config = HostConfig::default().with_dial_timeout_per_address(Duration::from_millis(500));
     let client = Host::builder().config(config).build().unwrap();
-    let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", PeerId::random())
-        .parse()
-        .unwrap();
+    let addr = tarpit_addr.with(Protocol::P2p(PeerId::random()));
     let started = Instant::now();
     let err = client.dial(&addr).await.unwrap_err();
     assert!(
@@ -367,17 +366,7 @@ async fn dialing_without_a_peer_id_learns_it_from_the_handshake() {
 async fn an_inbound_connection_that_lands_first_ends_the_dial() {
     // The client dials the server at a tarpit (accepts, never answers), with a long
     // per-address timeout; meanwhile the server dials the client.
-    let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tarpit_addr: Multiaddr =
-        format!("/ip4/127.0.0.1/tcp/{}", tarpit.local_addr().unwrap().port())
-            .parse()
-            .unwrap();
-    let held = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = tarpit.accept().await {
-            held.push(s);
-        }
-    });
+    let (tarpit_addr, held) = tarpit().await;
     let server = Host::builder().build().unwrap();
     let client = Host::builder().build().unwrap();
     let client_addr = client.listen(&tcp()).await.unwrap()[0]

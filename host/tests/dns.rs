@@ -89,18 +89,24 @@ fn tcp_port(addr: &Multiaddr) -> u16 {
         .unwrap()
 }
 
+/// A host listening on 127.0.0.1, and its address.
+async fn listening_host() -> (Host, Multiaddr) {
+    let host = Host::builder().build().unwrap();
+    let addr = host
+        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .await
+        .unwrap()[0]
+        .clone();
+    (host, addr)
+}
+
 fn resolver(at: SocketAddr) -> Arc<HickoryResolver> {
     Arc::new(HickoryResolver::with_name_servers(&[at]).unwrap())
 }
 
 #[tokio::test]
 async fn dnsaddr_resolves_recursively_for_the_peer_and_the_dial_connects() {
-    let server = Host::builder().build().unwrap();
-    let live = server
-        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .await
-        .unwrap()[0]
-        .clone();
+    let (server, live) = listening_host().await;
     let id = server.peer_id();
     let other = PeerId::random();
     let dead = closed_port();
@@ -176,12 +182,7 @@ async fn dnsaddr_resolves_recursively_for_the_peer_and_the_dial_connects() {
 
 #[tokio::test]
 async fn a_txt_answer_too_long_for_udp_is_fetched_over_tcp() {
-    let server = Host::builder().build().unwrap();
-    let live = server
-        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .await
-        .unwrap()[0]
-        .clone();
+    let (server, live) = listening_host().await;
     let id = server.peer_id();
     // 30 entries of ~90 bytes: about 3 KB, past a UDP answer's 512 bytes (and the
     // 1232 bytes EDNS allows).
