@@ -5,6 +5,7 @@
 //! The interfaces are read once, when the listener starts (`if-addrs`); addresses
 //! an interface gains later are not added.
 
+use crate::dial::classify::{classify_v6, AddrClass};
 use multiaddr::{Multiaddr, Protocol};
 use std::net::IpAddr;
 use tracing::warn;
@@ -47,7 +48,9 @@ fn expand_with(bound: &[Multiaddr], ips: &[IpAddr]) -> Vec<Multiaddr> {
         for ip in ips {
             let head = match ip {
                 IpAddr::V4(v4) if wanted_v4 => Protocol::Ip4(*v4),
-                IpAddr::V6(v6) if !wanted_v4 && !is_link_local_v6(v6) => Protocol::Ip6(*v6),
+                IpAddr::V6(v6) if !wanted_v4 && classify_v6(*v6) != AddrClass::LinkLocal => {
+                    Protocol::Ip6(*v6)
+                }
                 _ => continue,
             };
             let expanded: Multiaddr = std::iter::once(head).chain(rest.iter().cloned()).collect();
@@ -69,11 +72,6 @@ fn is_unspecified(addr: &Multiaddr) -> bool {
         Some(Protocol::Ip6(ip)) => ip.is_unspecified(),
         _ => false,
     }
-}
-
-/// `fe80::/10`.
-fn is_link_local_v6(ip: &std::net::Ipv6Addr) -> bool {
-    ip.segments()[0] & 0xffc0 == 0xfe80
 }
 
 #[cfg(test)]
