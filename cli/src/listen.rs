@@ -1,4 +1,5 @@
-//! `weft listen`: serve ping, identify, echo (and perf with `--perf`) until Ctrl-C;
+//! `weft listen`: serve ping, identify, echo (and perf with `--perf`) until Ctrl-C,
+//! printing each address listened on (also those an interface gains later);
 //! with `--metrics ADDR`, Prometheus metrics at `http://ADDR/metrics`.
 
 use crate::echo;
@@ -64,11 +65,38 @@ pub async fn run(
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    let announcer = tokio::spawn(announce_changes(host.clone()));
     tracing::info!(peer = %host.peer_id(), "serving; Ctrl-C to stop");
     wait_for_signal().await;
+    announcer.abort();
     tracing::info!("shutting down");
     host.shutdown().await;
     Ok(())
+}
+
+/// Prints each address gained later (an interface of a `0.0.0.0` or `::` listener got
+/// one) on stdout, as the first ones were printed, and each one lost on stderr.
+async fn announce_changes(host: weft_host::Host) {
+    use std::io::Write;
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = host.subscribe();
+    loop {
+        match events.recv().await {
+            Ok(weft_host::Event::Listen { addrs }) => {
+                for a in addrs {
+                    println!("{}", a.with(Protocol::P2p(host.peer_id())));
+                }
+                let _ = std::io::stdout().flush();
+            }
+            Ok(weft_host::Event::ListenClose { addrs }) => {
+                for a in addrs {
+                    eprintln!("no longer listening on {a}");
+                }
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 async fn wait_for_signal() {

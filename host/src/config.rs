@@ -43,8 +43,14 @@ pub struct HostConfig {
     pub idle_timeout: Option<Duration>,
     /// How often the host closes idle connections and asks the connection policy to
     /// trim (default 5 s), so the count comes back under the high watermark once the
-    /// grace period is over even when no new connection arrives.
+    /// grace period is over even when no new connection arrives; and re-reads the
+    /// interface addresses of listeners on `0.0.0.0` or `::`.
     pub maintenance_interval: Duration,
+    /// How many distinct observers (an IPv4 address, an IPv6 /56 each) must report
+    /// the same public address of ours in identify before it is offered as an
+    /// [`Event::ExternalAddrCandidate`](crate::Event::ExternalAddrCandidate)
+    /// (default 4, as go-libp2p).
+    pub observed_addr_threshold: usize,
 }
 
 impl Default for HostConfig {
@@ -61,6 +67,7 @@ impl Default for HostConfig {
             event_capacity: 1024,
             idle_timeout: Some(Duration::from_secs(120)),
             maintenance_interval: Duration::from_secs(5),
+            observed_addr_threshold: 4,
         }
     }
 }
@@ -117,6 +124,12 @@ impl HostConfig {
     /// Sets how often idle connections are closed and the policy asked to trim.
     pub fn with_maintenance_interval(mut self, maintenance_interval: Duration) -> Self {
         self.maintenance_interval = maintenance_interval;
+        self
+    }
+
+    /// Sets [`HostConfig::observed_addr_threshold`].
+    pub fn with_observed_addr_threshold(mut self, observers: usize) -> Self {
+        self.observed_addr_threshold = observers;
         self
     }
 

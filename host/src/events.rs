@@ -67,12 +67,14 @@ pub enum Event {
         /// The negotiated protocol.
         protocol: String,
     },
-    /// The host started listening on these addresses.
+    /// The host started listening on these addresses: a new listener, or an
+    /// interface that gained an address while a listener on `0.0.0.0` or `::` runs.
     Listen {
         /// The addresses (port 0 resolved).
         addrs: Vec<Multiaddr>,
     },
-    /// The host stopped listening on these addresses.
+    /// The host stopped listening on these addresses: a listener closed, or an
+    /// interface lost the address.
     ListenClose {
         /// The addresses.
         addrs: Vec<Multiaddr>,
@@ -114,6 +116,18 @@ pub enum Event {
         added: Vec<String>,
         /// Protocols it dropped.
         removed: Vec<String>,
+    },
+    /// Enough distinct peers (observer networks: an IPv4 address, an IPv6 /56) said
+    /// in identify that they see us at this public address: it is probably our
+    /// address on the internet (a NAT's mapping of a listen port, say). Reported once.
+    /// Accept it with [`Host::add_external_addr`](crate::Host::add_external_addr) to
+    /// have identify advertise it; the host does not on its own (AutoNAT can check it
+    /// first).
+    ExternalAddrCandidate {
+        /// The address the peers see.
+        addr: Multiaddr,
+        /// How many observer groups agreed.
+        observers: usize,
     },
     /// A dial failed: every address was tried or skipped, or the dial timed out.
     /// Sent once per dial (the callers of one shared dial see one event); not for a

@@ -34,6 +34,7 @@ pub(crate) struct State {
     pub(crate) dials: HashMap<PeerId, DialSlot>,
     pub(crate) listeners: Listeners,
     pub(crate) ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
+    pub(crate) own_addrs: crate::observed::OwnAddrs,
 }
 
 impl State {
@@ -189,6 +190,23 @@ impl Host {
     /// The addresses the host listens on.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
         self.inner.listen_addrs()
+    }
+
+    /// Accepts `addr` as one of our addresses on the internet (an
+    /// [`Event::ExternalAddrCandidate`], or one the user knows): identify advertises
+    /// it from now on, and connected peers are told. False if it was accepted before.
+    pub fn add_external_addr(&self, addr: Multiaddr) -> bool {
+        self.inner.add_external_addr(addr)
+    }
+
+    /// Withdraws an external address; false if it was not accepted.
+    pub fn remove_external_addr(&self, addr: &Multiaddr) -> bool {
+        self.inner.remove_external_addr(addr)
+    }
+
+    /// The accepted external addresses.
+    pub fn external_addrs(&self) -> Vec<Multiaddr> {
+        self.inner.external_addrs()
     }
 
     /// Open connections, all peers.

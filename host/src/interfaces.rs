@@ -2,8 +2,9 @@
 //! of the machine's interfaces, so that what the host reports and identify
 //! advertises is dialable (an unspecified address is not).
 //!
-//! The interfaces are read once, when the listener starts (`if-addrs`); addresses
-//! an interface gains later are not added.
+//! The interfaces are read (`if-addrs`) when the listener starts and again on each
+//! tick of the host's maintenance (every 5 s by default): an address an interface
+//! gains or loses later is reported then.
 
 use crate::dial::classify::{classify_v6, AddrClass};
 use multiaddr::{Multiaddr, Protocol};
@@ -14,7 +15,7 @@ use tracing::warn;
 /// address per interface IP of the same family (link-local IPv6 left out: it needs
 /// a zone to be dialed); the others stay as they are.
 pub(crate) fn expand(bound: &[Multiaddr]) -> Vec<Multiaddr> {
-    if !bound.iter().any(is_unspecified) {
+    if !any_unspecified(bound) {
         return bound.to_vec();
     }
     match if_addrs::get_if_addrs() {
@@ -64,6 +65,11 @@ fn expand_with(bound: &[Multiaddr], ips: &[IpAddr]) -> Vec<Multiaddr> {
         }
     }
     out
+}
+
+/// Whether any of `addrs` has an unspecified IP (`0.0.0.0`, `::`).
+pub(crate) fn any_unspecified(addrs: &[Multiaddr]) -> bool {
+    addrs.iter().any(is_unspecified)
 }
 
 fn is_unspecified(addr: &Multiaddr) -> bool {

@@ -64,6 +64,7 @@ mod host;
 pub mod identify;
 mod interfaces;
 mod listeners;
+mod observed;
 mod observer;
 pub mod perf;
 pub mod ping;

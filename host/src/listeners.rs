@@ -42,9 +42,10 @@ impl Listeners {
         self.entries.push(ListenerEntry { bound, addrs, stop });
     }
 
-    /// Forgets the listener that bound `bound`.
-    fn remove(&mut self, bound: &[Multiaddr]) {
-        self.entries.retain(|l| l.bound != bound);
+    /// Forgets the listener that bound `bound`; returns the addresses it reported last.
+    fn remove(&mut self, bound: &[Multiaddr]) -> Option<Vec<Multiaddr>> {
+        let i = self.entries.iter().position(|l| l.bound == bound)?;
+        Some(self.entries.remove(i).addrs)
     }
 
     /// Stops the listener that has `addr` among its addresses, bound or reported;
@@ -67,6 +68,26 @@ impl Listeners {
     /// interface of its family has an address).
     fn addrs(&self) -> Vec<Multiaddr> {
         self.entries.iter().flat_map(|l| l.addrs.clone()).collect()
+    }
+
+    /// Re-expands every listener bound to an unspecified IP with `expand` (the
+    /// interfaces as they are now); returns the addresses gained and lost.
+    fn refresh(
+        &mut self,
+        expand: impl Fn(&[Multiaddr]) -> Vec<Multiaddr>,
+    ) -> (Vec<Multiaddr>, Vec<Multiaddr>) {
+        let (mut gained, mut lost) = (Vec::new(), Vec::new());
+        for entry in self
+            .entries
+            .iter_mut()
+            .filter(|l| crate::interfaces::any_unspecified(&l.bound))
+        {
+            let now = expand(&entry.bound);
+            gained.extend(now.iter().filter(|a| !entry.addrs.contains(a)).cloned());
+            lost.extend(entry.addrs.iter().filter(|a| !now.contains(a)).cloned());
+            entry.addrs = now;
+        }
+        (gained, lost)
     }
 }
 
@@ -116,6 +137,25 @@ impl Inner {
     pub(crate) fn close_listener(&self, addr: &Multiaddr) -> bool {
         self.lock().listeners.stop(addr)
     }
+
+    /// Re-reads the interfaces for listeners on `0.0.0.0` or `::` (run by the
+    /// maintenance tick): an address an interface gained is reported with
+    /// [`Event::Listen`], one it lost with [`Event::ListenClose`], and peers are told
+    /// by identify push.
+    pub(crate) fn refresh_listen_addrs(self: &Arc<Self>) {
+        let (gained, lost) = self.lock().listeners.refresh(crate::interfaces::expand);
+        if gained.is_empty() && lost.is_empty() {
+            return;
+        }
+        info!(?gained, ?lost, "interface addresses changed");
+        if !lost.is_empty() {
+            self.emit(Event::ListenClose { addrs: lost });
+        }
+        if !gained.is_empty() {
+            self.emit(Event::Listen { addrs: gained });
+        }
+        self.push_identify_to_all();
+    }
 }
 
 async fn accept_loop(
@@ -156,7 +196,7 @@ async fn accept_loop(
     }
     drop(listener);
     if let Some(inner) = weak.upgrade() {
-        inner.lock().listeners.remove(&bound);
+        let addrs = inner.lock().listeners.remove(&bound).unwrap_or(addrs);
         inner.emit(Event::ListenClose { addrs });
         inner.push_identify_to_all();
     }
@@ -198,11 +238,48 @@ mod tests {
         assert!(l.stop(&b));
         assert!(first.is_cancelled() && !second.is_cancelled());
         assert!(!l.stop(&"/ip4/127.0.0.1/tcp/3".parse().unwrap()));
-        l.remove(&[a.clone(), b.clone()]);
+        assert_eq!(
+            l.remove(&[a.clone(), b.clone()]),
+            Some(vec![a.clone(), b.clone()])
+        );
         assert_eq!(l.addrs(), [c]);
         assert!(!l.stop(&a), "a removed listener is not found");
         // A listener on 0.0.0.0 is stopped by the address it bound, too.
         assert!(l.stop(&any));
         assert!(second.is_cancelled());
+    }
+
+    #[test]
+    fn a_refresh_reports_what_the_interfaces_gained_and_lost() {
+        let addr = |s: &str| -> Multiaddr { s.parse().unwrap() };
+        let any = addr("/ip4/0.0.0.0/tcp/7");
+        let fixed = addr("/ip4/127.0.0.1/tcp/8");
+        let (old, kept, new) = (
+            addr("/ip4/10.0.0.1/tcp/7"),
+            addr("/ip4/127.0.0.1/tcp/7"),
+            addr("/ip4/192.0.2.9/tcp/7"),
+        );
+        let mut l = Listeners::default();
+        l.add(
+            vec![any.clone()],
+            vec![kept.clone(), old.clone()],
+            CancellationToken::new(),
+        );
+        l.add(
+            vec![fixed.clone()],
+            vec![fixed.clone()],
+            CancellationToken::new(),
+        );
+        let now = |bound: &[Multiaddr]| {
+            assert_eq!(
+                bound,
+                std::slice::from_ref(&any),
+                "only unspecified listeners are re-read"
+            );
+            vec![kept.clone(), new.clone()]
+        };
+        assert_eq!(l.refresh(now), (vec![new.clone()], vec![old.clone()]));
+        assert_eq!(l.addrs(), [kept.clone(), new.clone(), fixed.clone()]);
+        assert_eq!(l.refresh(now), (vec![], vec![]), "nothing changed");
     }
 }

@@ -342,6 +342,7 @@ pub(crate) async fn maintenance(weak: Weak<Inner>, shutdown: CancellationToken, 
         let Some(inner) = weak.upgrade() else { break };
         inner.close_idle();
         inner.trim();
+        inner.refresh_listen_addrs();
     }
 }
 

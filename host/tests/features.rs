@@ -1,6 +1,6 @@
 //! Whatever subset of the implementation features a host is built with, its default
 //! configuration works end to end over TCP (CI runs this file under several feature
-//! combinations: only `noise` + `yamux`, only `tls` + `yamux`, all plus `redb`).
+//! combinations: only `noise` + `yamux`, only `tls` + `yamux`, and the workspace's).
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use weft_host::{Host, Protocol};
@@ -44,7 +44,9 @@ async fn the_default_host_of_this_feature_set_connects_and_echoes() {
     server.shutdown().await;
 }
 
-#[cfg(feature = "redb")]
+/// The redb backend comes from the dev-dependency on `weft-peerstore` (with `redb`),
+/// so this runs under every feature set; the host's own `redb` feature only turns
+/// that backend on for users.
 #[tokio::test]
 async fn a_host_on_the_redb_peerstore_remembers_peers_across_restarts() {
     use std::sync::Arc;

@@ -86,7 +86,7 @@ impl Inner {
             &self.keypair.public(),
             &self.config.protocol_version,
             &self.config.agent_version,
-            &self.listen_addrs(),
+            &self.advertised_addrs(),
             observed,
             self.handlers.ids(),
         )
@@ -124,11 +124,26 @@ impl Inner {
             warn!(peer = %conn.peer, "identify carried a public key of another peer; ignored");
             return;
         };
+        if let Some(observed) = &received.info.observed_addr {
+            self.on_observed(conn, observed);
+        }
+        let dialed: Vec<Multiaddr> = self
+            .lock()
+            .connections_of(&conn.peer)
+            .filter(|c| c.direction == weft_connmgr::Direction::Outbound)
+            .map(|c| c.remote_addr.clone())
+            .collect();
+        let scope = book::AddrScope {
+            classifier: &self.dialer.config.classifier,
+            remote: &conn.remote_addr,
+            dialed: &dialed,
+        };
         let changed = book::on_identified(
             &self.writer,
             &conn.peer,
             &received.info,
             received.replace_protocols,
+            scope,
         )
         .await;
         for event in events(conn.peer, conn.id, &received.info, push, changed) {

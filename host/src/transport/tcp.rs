@@ -1,10 +1,11 @@
 //! TCP on tokio: IPv4, IPv6 and `/dns`, `/dns4`, `/dns6` names.
 //!
 //! Every socket, dialed or accepted, gets `TCP_NODELAY` and TCP keep-alive
-//! ([`TcpKeepAlive`]). With port reuse ([`TcpTransport::with_port_reuse`]) outbound
-//! connections leave from the port we listen on, as go-libp2p and rust-libp2p's
-//! `port_reuse` do: a remote (and a NAT) sees our listen port as the source port,
-//! which is what TCP hole punching needs. A listener never gives up on a transient accept error (out of
+//! ([`TcpKeepAlive`]). With port reuse (on by default, see
+//! [`TcpTransport::with_port_reuse`]) outbound connections leave from the port we
+//! listen on, as go-libp2p's and rust-libp2p's TCP transports do by default: a remote
+//! (and a NAT) sees our listen port as the source port, which is what identify's
+//! observed-address confirmation and TCP hole punching need. A listener never gives up on a transient accept error (out of
 //! file descriptors, out of buffers): it backs off and keeps accepting (see
 //! [`AcceptBackoff`]).
 
@@ -151,8 +152,10 @@ impl TcpKeepAlive {
 /// a host that stops on an accept error never stops because the process ran out of
 /// file descriptors for a moment.
 ///
-/// Port reuse is off by default: a listener with `SO_REUSEPORT` lets another
-/// process of the same user bind the same port.
+/// Port reuse is on by default, as in go-libp2p and rust-libp2p. Its price: a
+/// listener with `SO_REUSEPORT` lets another process of the same user bind the same
+/// port (and take a share of its inbound connections); turn it off with
+/// [`TcpTransport::with_port_reuse`] where other code of that user is not trusted.
 #[derive(Debug, Clone)]
 pub struct TcpTransport {
     keepalive: Option<TcpKeepAlive>,
@@ -166,7 +169,7 @@ impl Default for TcpTransport {
     fn default() -> Self {
         Self {
             keepalive: Some(TcpKeepAlive::default()),
-            port_reuse: false,
+            port_reuse: true,
             listening: Arc::default(),
         }
     }
@@ -204,7 +207,7 @@ impl TcpTransport {
         self
     }
 
-    /// Port reuse: listeners get `SO_REUSEADDR` and `SO_REUSEPORT`, and a dial
+    /// Port reuse (default on): listeners get `SO_REUSEADDR` and `SO_REUSEPORT`, and a dial
     /// binds its socket to the address of a listener of the same family (so it
     /// leaves from our listen port), falling back to an ephemeral port when that
     /// bind or connect fails (for example a second connection to the same remote
@@ -228,7 +231,11 @@ impl TcpTransport {
         let fits = |a: &&SocketAddr| {
             a.ip().is_unspecified() || a.ip().is_loopback() == target.ip().is_loopback()
         };
-        same_family.clone().find(fits).copied()
+        same_family
+            .clone()
+            .find(fits)
+            .copied()
+            .filter(|local| !would_connect_to_itself(*local, *target))
     }
 
     /// Connects from `local` (our listen address) to `target`.
@@ -258,6 +265,23 @@ impl TcpTransport {
         }
         TcpStream::connect(target).await
     }
+}
+
+/// Whether a socket bound to `local` and connected to `target` could be one socket
+/// connected to itself (TCP's simultaneous open with the same 4-tuple at both ends):
+/// the same port on one of our own IPs. Such a dial must not reuse the port: it
+/// would never reach the listener.
+fn would_connect_to_itself(local: SocketAddr, target: SocketAddr) -> bool {
+    if local.port() != target.port() {
+        return false;
+    }
+    if local.ip() == target.ip() || target.ip().is_loopback() {
+        return true;
+    }
+    local.ip().is_unspecified()
+        && if_addrs::get_if_addrs()
+            .map(|ifs| ifs.iter().any(|i| i.ip() == target.ip()))
+            .unwrap_or(true)
 }
 
 fn wrap(
@@ -685,8 +709,8 @@ mod tests {
 
     #[tokio::test]
     async fn with_port_reuse_a_dial_leaves_from_the_listen_port() {
-        let t = TcpTransport::new().with_port_reuse(true);
-        let ours = t
+        let t = TcpTransport::new();
+        let mut ours = t
             .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
             .await
             .unwrap();
@@ -709,11 +733,23 @@ mod tests {
         let (again, accepted) = tokio::join!(t.dial(&target, &NO_OPTS), remote.accept());
         again.unwrap();
         assert_ne!(accepted.unwrap().1.port(), listen_port);
+        // A dial to our own listen address never reuses its port: the socket would
+        // connect to itself instead of reaching the listener.
+        let own: Multiaddr = format!("/ip4/127.0.0.1/tcp/{listen_port}").parse().unwrap();
+        let (to_self, accepted) = tokio::join!(t.dial(&own, &NO_OPTS), ours.accept());
+        assert_eq!(to_self.unwrap().remote_addr, accepted.unwrap().local_addr);
+        let local: SocketAddr = format!("127.0.0.1:{listen_port}").parse().unwrap();
+        assert!(would_connect_to_itself(local, local));
+        let any: SocketAddr = format!("0.0.0.0:{listen_port}").parse().unwrap();
+        assert!(would_connect_to_itself(any, local));
+        let elsewhere: SocketAddr = format!("198.51.100.1:{listen_port}").parse().unwrap();
+        assert!(!would_connect_to_itself(local, elsewhere));
+        assert!(!would_connect_to_itself(any, elsewhere));
         // Once the listener is gone, dials use ephemeral ports again.
         drop(ours);
         assert!(t.reuse_addr_for(&"127.0.0.1:1".parse().unwrap()).is_none());
-        // Without port reuse (the default) nothing is reused.
-        let plain = TcpTransport::new();
+        // With port reuse turned off nothing is reused.
+        let plain = TcpTransport::new().with_port_reuse(false);
         let plain_listener = plain
             .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
             .await
