@@ -161,6 +161,16 @@ fn build_example(name: &str, source_dir: &str) -> Result<PathBuf, String> {
 /// `rerun-if-env-changed` on them (ring does) would otherwise be rebuilt by this
 /// build and again by the next plain `cargo test`, back and forth.
 fn cargo_build(profile_dir: &Path) -> Command {
+    let mut cmd = cargo_command("build");
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    cmd
+}
+
+/// `cargo SUBCOMMAND` into our target directory, from this package's directory, with
+/// the variables of a running test removed (see [`cargo_build`]).
+fn cargo_command(subcommand: &str) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     for (name, _) in std::env::vars_os() {
@@ -180,13 +190,45 @@ fn cargo_build(profile_dir: &Path) -> Command {
             cmd.env_remove(name);
         }
     }
-    cmd.arg("build")
+    cmd.arg(subcommand)
         .env("CARGO_TARGET_DIR", paths::target_dir())
         .current_dir(paths::interop_dir());
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
     cmd
+}
+
+/// The sources of every crate of the workspace but this one (`*/src`, two levels
+/// deep as [`rust_sources`] reads them, and `src/*/*/` below that), their manifests
+/// and READMEs, and the lock file: what the `weft` binary is built from. (This
+/// package is left out: `weft` does not depend on it, so cargo does not relink `weft`
+/// when it changes.)
+fn workspace_sources() -> Vec<PathBuf> {
+    let Some(root) = paths::interop_dir().parent() else {
+        return Vec::new();
+    };
+    let mut inputs = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
+    let Ok(crates) = fs::read_dir(root) else {
+        return inputs;
+    };
+    for krate in crates.flatten().map(|e| e.path()) {
+        let manifest = krate.join("Cargo.toml");
+        if !manifest.exists() || krate == paths::interop_dir() {
+            continue;
+        }
+        inputs.push(manifest);
+        let src = krate.join("src");
+        inputs.extend(rust_sources(&src));
+        if let Ok(dirs) = fs::read_dir(&src) {
+            for dir in dirs.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+                if let Ok(subdirs) = fs::read_dir(&dir) {
+                    for sub in subdirs.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+                        inputs.extend(rust_sources(&sub));
+                    }
+                }
+            }
+        }
+        inputs.push(krate.join("README.md"));
+    }
+    inputs
 }
 
 /// The rust-libp2p attacker (`peers/rust-attacker`, the `rust-libp2p-attacker`
@@ -206,17 +248,33 @@ pub fn prepare_attacker() -> Result<PathBuf> {
 
 /// The `weft` command-line binary of this build (`cli/`, package `weft-cli`).
 ///
-/// Runs `cargo build -p weft-cli --bin weft` once per process, so the binary is never
-/// older than the sources under test (cargo does nothing when it is up to date).
+/// Used as it is when it is newer than every source of the workspace; otherwise built,
+/// once per process. In a debug build that is `cargo test --workspace --no-run`, the
+/// README's test command without running: it builds `weft` for the CLI's own tests with
+/// the workspace's features, so during `cargo test --workspace` the binary is already
+/// there, and nothing is rebuilt with other features and back again (a
+/// `cargo build -p weft-cli` unifies features differently, which cost a rebuild of
+/// the host and the CLI in every test run). From a release build (benchmarks) it is
+/// `cargo build --release -p weft-cli --bin weft`.
 /// Blocking, like [`prepare`]; the outcome is cached for the life of the process.
 pub fn prepare_weft_cli() -> Result<PathBuf> {
     static WEFT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     WEFT.get_or_init(|| {
         let profile_dir = paths::profile_dir();
         let binary = profile_dir.join(format!("weft{}", std::env::consts::EXE_SUFFIX));
-        let mut cmd = cargo_build(&profile_dir);
-        cmd.args(["-p", "weft-cli", "--bin", "weft"]);
-        run_step(cmd, "cargo build -p weft-cli --bin weft")?;
+        if is_newer_than_all(&binary, &workspace_sources()) {
+            return Ok(binary);
+        }
+        let (cmd, what) = if profile_dir.file_name().is_some_and(|n| n == "release") {
+            let mut cmd = cargo_build(&profile_dir);
+            cmd.args(["-p", "weft-cli", "--bin", "weft"]);
+            (cmd, "cargo build --release -p weft-cli --bin weft")
+        } else {
+            let mut cmd = cargo_command("test");
+            cmd.args(["--workspace", "--no-run"]);
+            (cmd, "cargo test --workspace --no-run")
+        };
+        run_step(cmd, what)?;
         if binary.exists() {
             Ok(binary)
         } else {

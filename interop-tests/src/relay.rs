@@ -281,6 +281,41 @@ enum ReadStep {
     Read(io::Result<usize>),
 }
 
+/// Read buffers a direction keeps for reuse once written (each [`READ_CHUNK`] bytes).
+const POOLED_BUFFERS: usize = 16;
+
+/// Full-size read buffers handed back by a direction's writer to its reader, so that
+/// a busy relay does not allocate (and fault in) a fresh 256 KiB for every read.
+#[derive(Debug, Default)]
+struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An empty buffer with room for [`READ_CHUNK`] bytes.
+    fn take(&self) -> Vec<u8> {
+        self.lock()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK))
+    }
+
+    /// Keeps `buf` for a later read if it is full-size and the pool has room.
+    fn give_back(&self, mut buf: Vec<u8>) {
+        if buf.capacity() != READ_CHUNK {
+            return;
+        }
+        let mut pool = self.lock();
+        if pool.len() < POOLED_BUFFERS {
+            buf.clear();
+            pool.push(buf);
+        }
+    }
+}
+
 /// Moves one direction: a reader that queues chunks and a writer that releases them.
 async fn forward(
     mut from: OwnedReadHalf,
@@ -292,13 +327,15 @@ async fn forward(
     stall: watch::Sender<bool>,
 ) {
     let (queue, mut released) = mpsc::unbounded_channel::<Queued>();
+    let pool = BufferPool::default();
     let mut read_stall = stall.subscribe();
     let mut write_stall = stall.subscribe();
     let reader = async {
         loop {
-            // Each read fills a buffer of its own, which is queued as it is (no copy).
-            // Reading is cancel safe: a stall that starts mid-read loses no bytes.
-            let mut buf = Vec::with_capacity(READ_CHUNK);
+            // Each read fills a buffer of its own (a pooled one when the writer gave
+            // one back), which is queued as it is (no copy). Reading is cancel safe:
+            // a stall that starts mid-read loses no bytes.
+            let mut buf = pool.take();
             let step = tokio::select! {
                 _ = cancel.cancelled() => ReadStep::Cancelled,
                 Ok(_) = read_stall.wait_for(|stalled| *stalled) => ReadStep::Stalled,
@@ -322,10 +359,13 @@ async fn forward(
             let (item, last) = match read {
                 Ok(0) => (Queued::Eof(deadline), true),
                 Ok(n) => {
-                    // A short read gives back the room it did not use (copying what
-                    // little it holds), so the queue stays near the bytes in flight.
+                    // A short read is queued as a copy of what little it holds (the
+                    // full-size buffer goes back to the pool), so the queue stays near
+                    // the bytes in flight.
                     if n < READ_CHUNK / 2 {
-                        buf.shrink_to_fit();
+                        let short = buf.clone();
+                        pool.give_back(buf);
+                        buf = short;
                     }
                     (Queued::Data(deadline, buf), false)
                 }
@@ -374,6 +414,7 @@ async fn forward(
                     }
                     let total = counter.fetch_add(bytes.len() as u64, Ordering::Relaxed)
                         + bytes.len() as u64;
+                    pool.give_back(bytes);
                     if matches!(direction, Direction::ToTarget)
                         && total >= counters.stall_at_to_target.load(Ordering::Relaxed)
                     {
