@@ -2,8 +2,9 @@
 //! while it runs is printed (and dialable), one removed is reported as gone.
 //!
 //! The interfaces are those of a network namespace the test makes (so nothing of the
-//! machine's own network is touched or dialed); that needs root and `ip` (iproute2).
-//! Without them the test says it was skipped, except under `CI=true`, where it fails.
+//! machine's own network is touched or dialed); that needs `ip` (iproute2) and root,
+//! or `sudo` without a password. Without them the test says it was skipped, except
+//! under `CI=true`, where it fails.
 
 mod support;
 
@@ -14,42 +15,58 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 /// A network namespace of this test's own, deleted on drop.
-struct Namespace(String);
+struct Namespace {
+    name: String,
+    /// The prefix that runs `ip` with the rights it needs.
+    privilege: &'static [&'static str],
+}
 
 impl Namespace {
-    fn create() -> Self {
+    fn create(privilege: &'static [&'static str]) -> Self {
         let name = format!("weft-ifaces-{}", std::process::id());
-        ip(&["netns", "add", &name]);
-        let ns = Namespace(name);
+        ip(privilege, &["netns", "add", &name]);
+        let ns = Namespace { name, privilege };
         ns.run_ip(&["link", "set", "lo", "up"]);
         ns
     }
 
     /// `ip ARGS` inside the namespace; panics when it fails.
     fn run_ip(&self, args: &[&str]) {
-        let mut all = vec!["netns", "exec", &self.0, "ip"];
+        let mut all = vec!["netns", "exec", &self.name, "ip"];
         all.extend_from_slice(args);
-        ip(&all);
+        ip(self.privilege, &all);
     }
 
     /// A command that runs `program` inside the namespace.
     fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
+        let mut c = privileged(self.privilege, "ip");
+        c.args(["netns", "exec", &self.name, program]);
+        Command::from(c)
     }
 }
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
+        let _ = privileged(self.privilege, "ip")
+            .args(["netns", "del", &self.name])
             .status();
     }
 }
 
-fn ip(args: &[&str]) {
-    let out = std::process::Command::new("ip")
+/// `program`, run through `privilege` (nothing, or `sudo -n`).
+fn privileged(privilege: &[&str], program: &str) -> std::process::Command {
+    match privilege.split_first() {
+        None => std::process::Command::new(program),
+        Some((first, rest)) => {
+            let mut c = std::process::Command::new(first);
+            c.args(rest).arg(program);
+            c
+        }
+    }
+}
+
+fn ip(privilege: &[&str], args: &[&str]) {
+    let out = privileged(privilege, "ip")
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("ip {args:?}: {e}"));
@@ -60,30 +77,44 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// Whether this process may make network namespaces (root, with `ip`).
-fn can_make_namespaces() -> bool {
+/// How this process may make network namespaces: as root (no prefix), through
+/// `sudo -n`, or not at all (no `ip`, or neither).
+fn namespace_privilege() -> Option<&'static [&'static str]> {
+    let works = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !works("ip", &["-V"]) {
+        return None;
+    }
     let root = std::process::Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let has_ip = std::process::Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    root && has_ip
+    if root {
+        Some(&[])
+    } else if works("sudo", &["-n", "ip", "-V"]) {
+        Some(&["sudo", "-n"])
+    } else {
+        None
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_an_interface_gains_is_printed_and_dialable_and_its_loss_reported() {
-    if !can_make_namespaces() {
+    let Some(privilege) = namespace_privilege() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs root and `ip` to make a network namespace"
+            "CI needs `ip` and root (or sudo without a password) to make a network namespace"
         );
-        eprintln!("skipped: making a network namespace needs root and `ip`");
+        eprintln!("skipped: making a network namespace needs `ip` and root or sudo -n");
         return;
-    }
-    let ns = Namespace::create();
+    };
+    let ns = Namespace::create(privilege);
     let mut listener = ns
         .command(weft())
         .args(["listen", "--listen", "/ip4/0.0.0.0/tcp/0"])
