@@ -68,6 +68,8 @@ mod observer;
 pub mod perf;
 pub mod ping;
 mod registry;
+#[cfg(feature = "relay")]
+pub mod relay;
 mod routing;
 pub mod store_writer;
 mod stream;

@@ -40,6 +40,9 @@ pub struct HopSource {
     /// The relay's addresses to hand out with a reservation (its public listen
     /// addresses; each gets `/p2p/<relay>` appended if it lacks it).
     pub relay_addrs: Vec<Multiaddr>,
+    /// What a circuit's copy buffers are reserved from (the host: the scope of the
+    /// initiator's connection, so the peer that asks pays).
+    pub budget: Budget,
 }
 
 /// What serving one hop stream did.
@@ -71,7 +74,6 @@ pub struct Relay {
     keypair: Keypair,
     config: RelayConfig,
     table: Arc<Mutex<ReservationTable>>,
-    budget: Budget,
 }
 
 impl std::fmt::Debug for Relay {
@@ -119,13 +121,12 @@ fn status_message(status: Status, limit: Option<Limit>) -> HopMessage {
 
 impl Relay {
     /// A relay signing vouchers with `keypair` (the host's identity), within
-    /// `config`, charging each circuit's copy buffers to `budget`.
-    pub fn new(keypair: Keypair, config: RelayConfig, budget: Budget) -> Self {
+    /// `config`.
+    pub fn new(keypair: Keypair, config: RelayConfig) -> Self {
         Relay {
             table: Arc::new(Mutex::new(ReservationTable::new(&config))),
             keypair,
             config,
-            budget,
         }
     }
 
@@ -331,7 +332,7 @@ impl Relay {
             }
         };
         let buffer = self.config.buffer_size;
-        let _buffers = match self
+        let _buffers = match source
             .budget
             .reserve(buffer.saturating_mul(2), Priority::MEDIUM)
         {

@@ -66,7 +66,7 @@ struct Setup {
 async fn setup(config: RelayConfig) -> Setup {
     let relay_key = Keypair::generate_ed25519();
     let relay_id = relay_key.public().to_peer_id();
-    let relay = Arc::new(Relay::new(relay_key, config, Budget::unlimited()));
+    let relay = Arc::new(Relay::new(relay_key, config));
     let (a, b) = (PeerId::random(), PeerId::random());
     let (a_to_relay, relay_from_a) = connection().await;
     let (b_to_relay, relay_from_b) = connection().await;
@@ -86,6 +86,7 @@ async fn setup(config: RelayConfig) -> Setup {
                         ip: Some([127, 0, 0, 1].into()),
                         relayed: false,
                         relay_addrs: vec!["/ip4/127.0.0.1/tcp/4001".parse().unwrap()],
+                        budget: Budget::unlimited(),
                     };
                     let r = relay.serve_hop(stream, source, opener.as_ref()).await;
                     let _ = tx.send(r.map_err(|e| e.to_string()));
