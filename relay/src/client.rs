@@ -288,30 +288,26 @@ pub async fn read_stop(
 ) -> Result<StopRequest, ClientError> {
     let step = Step::StopRequest;
     let request: StopMessage = within(step, timeout, read_message(&mut stream)).await?;
-    let refusal = if request.r#type != Some(StopType::Connect as i32) {
-        Some((Status::UnexpectedMessage, "not a CONNECT"))
+    let (status, reason) = if request.r#type != Some(StopType::Connect as i32) {
+        (Status::UnexpectedMessage, "not a CONNECT")
+    } else if let Some(source) = request
+        .peer
+        .and_then(|p| p.id)
+        .and_then(|id| PeerId::from_bytes(&id).ok())
+    {
+        return Ok(StopRequest {
+            stream,
+            relay,
+            source,
+            limit: request.limit,
+            timeout,
+        });
     } else {
-        match request
-            .peer
-            .and_then(|p| p.id)
-            .and_then(|id| PeerId::from_bytes(&id).ok())
-        {
-            Some(source) => {
-                return Ok(StopRequest {
-                    stream,
-                    relay,
-                    source,
-                    limit: request.limit,
-                    timeout,
-                })
-            }
-            None => Some((
-                Status::MalformedMessage,
-                "a CONNECT without a valid peer id",
-            )),
-        }
+        (
+            Status::MalformedMessage,
+            "a CONNECT without a valid peer id",
+        )
     };
-    let (status, reason) = refusal.unwrap_or((Status::MalformedMessage, "malformed"));
     let _ = answer_stop(&mut stream, status, timeout).await;
     Err(ClientError::Malformed { step, reason })
 }

@@ -64,6 +64,12 @@ struct Setup {
 /// R serves every stream A and B open to it as a hop stream; A answers R's stop
 /// streams by echoing on the circuit.
 async fn setup(config: RelayConfig) -> Setup {
+    setup_with(config, Budget::unlimited(), false).await
+}
+
+/// [`setup`], with the budget circuits are charged to and whether R sees its
+/// connections as relayed.
+async fn setup_with(config: RelayConfig, budget: Budget, relayed: bool) -> Setup {
     let relay_key = Keypair::generate_ed25519();
     let relay_id = relay_key.public().to_peer_id();
     let relay = Arc::new(Relay::new(relay_key, config));
@@ -77,16 +83,18 @@ async fn setup(config: RelayConfig) -> Setup {
     let (tx, outcomes) = tokio::sync::mpsc::unbounded_channel();
     for (peer, conn) in [(a, relay_from_a), (b, relay_from_b)] {
         let (relay, opener, tx) = (relay.clone(), opener.clone(), tx.clone());
+        let budget = budget.clone();
         tokio::spawn(async move {
             while let Ok(stream) = conn.accept_stream().await {
                 let (relay, opener, tx) = (relay.clone(), opener.clone(), tx.clone());
+                let budget = budget.clone();
                 tokio::spawn(async move {
                     let source = HopSource {
                         peer,
                         ip: Some([127, 0, 0, 1].into()),
-                        relayed: false,
+                        relayed,
                         relay_addrs: vec!["/ip4/127.0.0.1/tcp/4001".parse().unwrap()],
-                        budget: Budget::unlimited(),
+                        budget,
                     };
                     let r = relay.serve_hop(stream, source, opener.as_ref()).await;
                     let _ = tx.send(r.map_err(|e| e.to_string()));
@@ -229,13 +237,8 @@ async fn the_data_limit_ends_the_circuit() {
 }
 
 #[tokio::test]
-async fn circuits_and_reservations_are_bounded() {
-    let mut s = setup(
-        RelayConfig::default()
-            .with_max_circuits_per_peer(1)
-            .with_max_reservations(0),
-    )
-    .await;
+async fn a_reservation_over_the_limit_is_refused() {
+    let mut s = setup(RelayConfig::default().with_max_reservations(0)).await;
     let mut hop = s.a_to_relay.open_stream().await.unwrap();
     let refused = weft_relay::reserve(&mut hop, s.relay_id, s.a, WAIT).await;
     assert!(
@@ -249,4 +252,69 @@ async fn circuits_and_reservations_are_bounded() {
         "{refused:?}"
     );
     assert!(s.outcomes.recv().await.unwrap().is_err());
+}
+
+/// A budget that grants nothing.
+struct Exhausted;
+
+impl weft_upgrader::MemoryBudget for Exhausted {
+    fn try_reserve(
+        &self,
+        bytes: usize,
+        _priority: weft_upgrader::Priority,
+    ) -> Result<(), weft_upgrader::BudgetDenied> {
+        Err(weft_upgrader::BudgetDenied {
+            requested: bytes,
+            reason: "exhausted".into(),
+        })
+    }
+
+    fn release(&self, _bytes: usize) {}
+}
+
+#[tokio::test]
+async fn a_circuit_whose_buffers_the_budget_denies_is_refused() {
+    let mut s = setup_with(
+        RelayConfig::default(),
+        Budget::new(Arc::new(Exhausted)),
+        false,
+    )
+    .await;
+    let mut hop = s.a_to_relay.open_stream().await.unwrap();
+    weft_relay::reserve(&mut hop, s.relay_id, s.a, WAIT)
+        .await
+        .unwrap();
+    s.outcomes.recv().await.unwrap().unwrap();
+    let hop = s.b_to_relay.open_stream().await.unwrap();
+    let refused = weft_relay::connect(hop, s.relay_id, s.a, WAIT).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ClientError::Refused {
+                status: Status::ResourceLimitExceeded,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(s.relay.circuits(), 0, "the refused circuit holds no slot");
+}
+
+#[tokio::test]
+async fn nothing_is_served_over_a_relayed_connection() {
+    let mut s = setup_with(RelayConfig::default(), Budget::unlimited(), true).await;
+    let mut hop = s.a_to_relay.open_stream().await.unwrap();
+    let refused = weft_relay::reserve(&mut hop, s.relay_id, s.a, WAIT).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ClientError::Refused {
+                status: Status::PermissionDenied,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(s.outcomes.recv().await.unwrap().is_err());
+    assert_eq!(s.relay.reservations(), 0);
 }
