@@ -199,3 +199,26 @@ async fn a_circuit_to_a_peer_without_a_reservation_is_refused() {
         h.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn the_listener_renews_its_reservation_before_it_expires() {
+    // Reservations of 3 s: the listener renews after about 2 s, so a dial at 4.5 s,
+    // after the first reservation's end, still finds one.
+    let (r, r_addr) =
+        relay(RelayConfig::default().with_reservation_duration(Duration::from_secs(3))).await;
+    let (a, _) = listener_through(&r_addr).await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let b = Host::builder().build().unwrap();
+    let through = r_addr
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(a.peer_id()));
+    let info = tokio::time::timeout(WAIT, b.dial(&through))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(info.is_relayed());
+    assert_eq!(echo(&b, a.peer_id(), b"renewed").await.unwrap(), b"renewed");
+    for h in [&a, &b, &r] {
+        h.shutdown().await;
+    }
+}

@@ -287,12 +287,13 @@ async fn keep_reserved(task: KeepReserved) {
     let shutdown = inner.shutdown.clone();
     let idle = inner.config.idle_timeout;
     drop(inner);
-    let mut delay = renewal_delay(expire, idle);
+    // A deadline, not a sleep: other events must not push the renewal back.
+    let mut next = tokio::time::Instant::now() + renewal_delay(expire, idle);
     loop {
         let disconnected = tokio::select! {
             _ = stop.cancelled() => break,
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(delay) => false,
+            _ = tokio::time::sleep_until(next) => false,
             event = events.recv() => match event {
                 Ok(Event::Disconnected { peer, .. }) => peer == relay,
                 Ok(_) | Err(RecvError::Lagged(_)) => continue,
@@ -303,7 +304,7 @@ async fn keep_reserved(task: KeepReserved) {
         if disconnected && inner.connection_to(&relay).is_some() {
             continue;
         }
-        delay = match reserve_once(&inner, &relay_addr, relay).await {
+        let delay = match reserve_once(&inner, &relay_addr, relay).await {
             Ok(info) => {
                 debug!(%relay, expire = info.expire, "relay reservation renewed");
                 expire = info.expire;
@@ -314,6 +315,7 @@ async fn keep_reserved(task: KeepReserved) {
                 RETRY_DELAY
             }
         };
+        next = tokio::time::Instant::now() + delay;
     }
     remove_listener(&shared, relay, &sender);
 }
