@@ -204,6 +204,21 @@ pub fn prepare_attacker() -> Result<PathBuf> {
         })
 }
 
+/// The rust-libp2p relay server (`peers/rust-relay`, the `rust-libp2p-relay`
+/// example), built once per process when missing or older than its sources.
+///
+/// Blocking, like [`prepare`]; the outcome is cached for the life of the process.
+pub fn prepare_rust_relay() -> Result<PathBuf> {
+    static RELAY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    RELAY
+        .get_or_init(|| build_example("rust-libp2p-relay", "rust-relay"))
+        .clone()
+        .map_err(|message| HarnessError::Prepare {
+            participant: "rust-libp2p-relay".to_owned(),
+            message,
+        })
+}
+
 /// The `weft` command-line binary of this build (`cli/`, package `weft-cli`).
 ///
 /// Runs `cargo build -p weft-cli --bin weft` once per process, so the binary is never
