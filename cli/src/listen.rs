@@ -6,38 +6,59 @@ use crate::echo;
 use crate::metrics::Exporter;
 use crate::options::{build_host_with, keypair, Security};
 use std::net::SocketAddr;
+use weft_host::relay::RelayConfig;
 use weft_host::{Multiaddr, Protocol};
 use weft_resource_manager::Limits;
 
+/// What `weft listen` (or `weft relay`) serves, and where.
+pub struct ListenOptions {
+    /// Addresses to listen on (default `/ip4/127.0.0.1/tcp/0`).
+    pub addrs: Vec<Multiaddr>,
+    /// Relays (addresses ending in `/p2p/<relay>`) to reserve a slot at and listen
+    /// through.
+    pub relays: Vec<Multiaddr>,
+    /// Whether to serve circuit relay v2 (`weft relay`).
+    pub relay_server: bool,
+    /// Whether to serve `/perf/1.0.0`.
+    pub perf: bool,
+    /// Where to serve Prometheus metrics.
+    pub metrics: Option<SocketAddr>,
+}
+
 /// Listens, prints each full address on stdout, serves until Ctrl-C; `/perf/1.0.0`
-/// only when `perf` is set; everything it serves stays within `limits`; metrics on
-/// `metrics` when given (its address is printed on stderr as
-/// `metrics: http://ADDR/metrics`).
+/// only when `perf` is set, circuit relay v2 when `relay_server` is; everything it
+/// serves stays within `limits`; metrics on `metrics` when given (its address is
+/// printed on stderr as `metrics: http://ADDR/metrics`).
 pub async fn run(
-    addrs: Vec<Multiaddr>,
+    options: ListenOptions,
     security: Vec<Security>,
     seed: Option<String>,
-    perf: bool,
     limits: Limits,
-    metrics: Option<SocketAddr>,
 ) -> Result<(), String> {
+    let ListenOptions {
+        addrs,
+        relays,
+        relay_server,
+        perf,
+        metrics,
+    } = options;
     tracing::info!(
         memory = limits.system.memory,
         fds = limits.system.fds,
         "resource limits"
     );
     let exporter = metrics.map(|_| Exporter::new());
-    let host =
-        build_host_with(
-            keypair(seed.as_deref())?,
-            &security,
-            true,
-            limits,
-            |b| match &exporter {
-                Some(e) => e.observe(b),
-                None => b,
-            },
-        )?;
+    let host = build_host_with(keypair(seed.as_deref())?, &security, true, limits, |b| {
+        let b = if relay_server {
+            b.relay_server(RelayConfig::default())
+        } else {
+            b
+        };
+        match &exporter {
+            Some(e) => e.observe(b),
+            None => b,
+        }
+    })?;
     if let (Some(exporter), Some(addr)) = (exporter, metrics) {
         let bound = exporter
             .serve(addr, &host)
@@ -49,11 +70,12 @@ pub async fn run(
     if perf {
         host.enable_perf();
     }
-    let addrs = if addrs.is_empty() {
+    let mut addrs = if addrs.is_empty() && relays.is_empty() {
         vec!["/ip4/127.0.0.1/tcp/0".parse().map_err(|e| format!("{e}"))?]
     } else {
         addrs
     };
+    addrs.extend(relays.into_iter().map(|r| r.with(Protocol::P2pCircuit)));
     for addr in &addrs {
         let actual = host
             .listen(addr)

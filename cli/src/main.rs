@@ -3,6 +3,8 @@
 //! ```text
 //! weft                  # the demo (same as `weft demo`)
 //! weft listen --listen /ip4/127.0.0.1/tcp/4001
+//! weft relay --listen /ip4/0.0.0.0/tcp/4001          # a circuit relay v2 server
+//! weft listen --relay /ip4/1.2.3.4/tcp/4001/p2p/12D3KooW...  # reachable through it
 //! weft dial /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --ping 3 --echo 1048576
 //! weft dial /ip4/127.0.0.1/tcp/4001   # the peer id is learned from the handshake
 //! weft perf /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --upload 0 --download 104857600
@@ -45,6 +47,9 @@ enum Command {
     Demo,
     /// Listen and serve ping, identify and /echo/1.0.0 (and /perf/1.0.0 with --perf) until Ctrl-C.
     Listen(ListenArgs),
+    /// `listen`, and serve circuit relay v2 (reservations and circuits, within the
+    /// default limits) until Ctrl-C.
+    Relay(ListenArgs),
     /// Connect, identify, ping and echo; exit 0 only if everything checked out.
     Dial(DialArgs),
     /// Run /perf/1.0.0 against a peer.
@@ -64,6 +69,10 @@ struct ListenArgs {
     /// The TCP port for --ip (0: any free port).
     #[arg(long, default_value_t = 0, requires = "ip")]
     port: u16,
+    /// Reserve a slot at this relay (its address ending in /p2p/<relay id>) and listen
+    /// through it, at <relay address>/p2p-circuit (repeatable).
+    #[arg(long = "relay", value_name = "MULTIADDR")]
+    relay: Vec<Multiaddr>,
     /// Security protocols in order of preference.
     #[arg(long, default_value = "noise,tls", value_parser = parse_security_list)]
     security: SecurityList,
@@ -143,6 +152,27 @@ struct IdArgs {
     seed: Option<String>,
 }
 
+/// `weft listen` (and, with `relay_server`, `weft relay`).
+async fn listen(a: ListenArgs, relay_server: bool) -> Result<(), String> {
+    let mut addrs = a.listen;
+    if let Some(ip) = a.ip {
+        addrs.push(
+            Multiaddr::empty()
+                .with(weft_host::Protocol::Ip4(ip))
+                .with(weft_host::Protocol::Tcp(a.port)),
+        );
+    }
+    let limits = options::limits(a.max_memory, a.max_fds)?;
+    let options = listen::ListenOptions {
+        addrs,
+        relays: a.relay,
+        relay_server,
+        perf: a.perf,
+        metrics: a.metrics,
+    };
+    listen::run(options, a.security.0, a.seed, limits).await
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -156,22 +186,8 @@ async fn main() -> ExitCode {
     let json = cli.json;
     let result = match cli.command.unwrap_or(Command::Demo) {
         Command::Demo => demo::run().await,
-        Command::Listen(a) => {
-            let mut addrs = a.listen;
-            if let Some(ip) = a.ip {
-                addrs.push(
-                    Multiaddr::empty()
-                        .with(weft_host::Protocol::Ip4(ip))
-                        .with(weft_host::Protocol::Tcp(a.port)),
-                );
-            }
-            match options::limits(a.max_memory, a.max_fds) {
-                Ok(limits) => {
-                    listen::run(addrs, a.security.0, a.seed, a.perf, limits, a.metrics).await
-                }
-                Err(e) => Err(e),
-            }
-        }
+        Command::Listen(a) => listen(a, false).await,
+        Command::Relay(a) => listen(a, true).await,
         Command::Id(a) => {
             options::keypair(a.seed.as_deref()).map(|k| println!("{}", k.public().to_peer_id()))
         }

@@ -38,6 +38,8 @@ pub struct HostBuilder {
     resolver: ResolverChoice,
     #[cfg(feature = "metrics-hook")]
     observer: Option<Arc<dyn crate::Observer>>,
+    #[cfg(feature = "relay")]
+    pub(crate) relay: crate::relay::RelaySetup,
 }
 
 /// Which resolver the host gets.
@@ -73,6 +75,8 @@ impl HostBuilder {
             resolver: ResolverChoice::Default,
             #[cfg(feature = "metrics-hook")]
             observer: None,
+            #[cfg(feature = "relay")]
+            relay: Default::default(),
         }
     }
 
@@ -200,11 +204,14 @@ impl HostBuilder {
         if muxers.is_empty() {
             return Err(BuildError::NoMuxer);
         }
-        let transports = if self.transports.is_empty() {
+        #[allow(unused_mut)]
+        let mut transports = if self.transports.is_empty() {
             default_transports()
         } else {
             self.transports
         };
+        #[cfg(feature = "relay")]
+        let relay = self.relay.prepare(&mut transports);
         let mut upgrader = Upgrader::builder()
             .timeout(self.upgrade_timeout)
             .inline_muxer_negotiation(self.inline_muxer_negotiation)
@@ -240,7 +247,7 @@ impl HostBuilder {
             ResolverChoice::Default => crate::dial::default_resolver(),
         };
         let dialer = crate::dial::Dialer::new(self.dial, resolver);
-        Ok(Host::from_parts(crate::host::HostParts {
+        let host = Host::from_parts(crate::host::HostParts {
             keypair,
             config: self.config,
             transports,
@@ -254,7 +261,10 @@ impl HostBuilder {
             #[cfg(not(feature = "metrics-hook"))]
             hooks: crate::observer::Hooks::default(),
             dialer,
-        }))
+        });
+        #[cfg(feature = "relay")]
+        relay.install(&host.inner);
+        Ok(host)
     }
 }
 

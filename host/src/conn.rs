@@ -123,3 +123,14 @@ pub struct ConnectionInfo {
     /// Streams open on it when the snapshot was taken.
     pub open_streams: usize,
 }
+
+impl ConnectionInfo {
+    /// Whether the connection runs through a relay (its address has
+    /// `/p2p-circuit`): such a connection is limited in duration and data by the
+    /// relay, fit for signalling and hole punching, not bulk transfers.
+    pub fn is_relayed(&self) -> bool {
+        self.remote_addr
+            .iter()
+            .any(|p| matches!(p, multiaddr::Protocol::P2pCircuit))
+    }
+}

@@ -76,7 +76,7 @@ pub(crate) struct Inner {
 /// its tasks hold it alive until then.
 #[derive(Clone)]
 pub struct Host {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Host {

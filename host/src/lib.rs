@@ -23,7 +23,8 @@
 //! default) adds `HostBuilder::observer`: a synchronous `Observer` that is told
 //! about connections, dials, streams (with their bytes), identify and ping, which is
 //! what `weft-metrics` counts with; without the feature the hook points compile to
-//! nothing.
+//! nothing. The `relay` feature (off by default) adds circuit relay v2 (module `relay`):
+//! dialing and listening on `/p2p-circuit` addresses, and an opt-in relay server.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,6 +70,8 @@ mod observer;
 pub mod perf;
 pub mod ping;
 mod registry;
+#[cfg(feature = "relay")]
+pub mod relay;
 mod routing;
 pub mod store_writer;
 mod stream;

@@ -64,7 +64,10 @@ pub use dialer::{run_dialer, run_dialer_command, DialOptions, DEFAULT_ECHO_BYTES
 pub use error::{HarnessError, Result};
 pub use listener::{socket_addr_of, ListeningPeer, LISTEN_TIMEOUT};
 pub use participant::{Impl, Security, UnknownSecurity};
-pub use prepare::{prepare, prepare_async, prepare_attacker, prepare_weft_cli};
+pub use prepare::{
+    prepare, prepare_async, prepare_attacker, prepare_rust_relay, prepare_rust_relay_client,
+    prepare_weft_cli,
+};
 pub use relay::DelayRelay;
 pub use report::{DialReport, DialResult, ReportError};
 pub use tools::{missing_tools, require_impls, running_in_ci, tool_available};

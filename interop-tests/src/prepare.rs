@@ -246,6 +246,37 @@ pub fn prepare_attacker() -> Result<PathBuf> {
         })
 }
 
+/// The rust-libp2p relay server (`peers/rust-relay`, the `rust-libp2p-relay`
+/// example), built once per process when missing or older than its sources.
+///
+/// Blocking, like [`prepare`]; the outcome is cached for the life of the process.
+pub fn prepare_rust_relay() -> Result<PathBuf> {
+    static RELAY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    RELAY
+        .get_or_init(|| build_example("rust-libp2p-relay", "rust-relay"))
+        .clone()
+        .map_err(|message| HarnessError::Prepare {
+            participant: "rust-libp2p-relay".to_owned(),
+            message,
+        })
+}
+
+/// The rust-libp2p relay client (`peers/rust-relay-client`, the
+/// `rust-libp2p-relay-client` example), built once per process when missing or older
+/// than its sources.
+///
+/// Blocking, like [`prepare`]; the outcome is cached for the life of the process.
+pub fn prepare_rust_relay_client() -> Result<PathBuf> {
+    static CLIENT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| build_example("rust-libp2p-relay-client", "rust-relay-client"))
+        .clone()
+        .map_err(|message| HarnessError::Prepare {
+            participant: "rust-libp2p-relay-client".to_owned(),
+            message,
+        })
+}
+
 /// The `weft` command-line binary of this build (`cli/`, package `weft-cli`).
 ///
 /// Used as it is when it is newer than every source of the workspace; otherwise built,

@@ -1,0 +1,224 @@
+//! Circuit relay v2 between three hosts on 127.0.0.1: a relay R, a listener A that
+//! reserves a slot at R, and a dialer B that reaches A through R's circuit. The
+//! circuit is upgraded (Noise + yamux) like a TCP socket; identify, ping and an echo
+//! stream run over it; the relay's data limit ends it.
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use weft_host::relay::RelayConfig;
+use weft_host::{Direction, Event, Host, Multiaddr, PeerId, Protocol};
+
+const ECHO: &str = "/echo/1.0.0";
+const WAIT: Duration = Duration::from_secs(20);
+/// The relay's cap per direction: room for identify, ping and a small echo.
+const DATA_LIMIT: u64 = 64 * 1024;
+
+fn tcp() -> Multiaddr {
+    "/ip4/127.0.0.1/tcp/0".parse().unwrap()
+}
+
+async fn next_matching<F: Fn(&Event) -> bool>(rx: &mut broadcast::Receiver<Event>, f: F) -> Event {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if f(&e) => return e,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("event channel closed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("event did not arrive in time")
+}
+
+/// The relay, listening on TCP; returns it and its address with `/p2p/`.
+async fn relay(config: RelayConfig) -> (Host, Multiaddr) {
+    let relay = Host::builder().relay_server(config).build().unwrap();
+    let addrs = relay.listen(&tcp()).await.unwrap();
+    let addr = addrs[0].clone().with(Protocol::P2p(relay.peer_id()));
+    (relay, addr)
+}
+
+/// A host that echoes `/echo/1.0.0`, reserving a slot at the relay and listening
+/// through it; returns it and the addresses it listens at.
+async fn listener_through(relay_addr: &Multiaddr) -> (Host, Vec<Multiaddr>) {
+    let host = Host::builder().build().unwrap();
+    host.set_handler(ECHO, |mut s| async move {
+        let mut buf = Vec::new();
+        if s.read_to_end(&mut buf).await.is_ok() {
+            let _ = s.write_all(&buf).await;
+            let _ = s.close().await;
+        }
+    });
+    let circuit = relay_addr.clone().with(Protocol::P2pCircuit);
+    let addrs = tokio::time::timeout(WAIT, host.listen(&circuit))
+        .await
+        .unwrap()
+        .unwrap();
+    (host, addrs)
+}
+
+async fn echo(client: &Host, peer: PeerId, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = client
+        .new_stream(peer, &[ECHO])
+        .await
+        .map_err(std::io::Error::other)?;
+    s.write_all(data).await?;
+    s.close().await?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+#[tokio::test]
+async fn a_dialer_reaches_a_reserved_listener_through_the_relay() {
+    let (r, r_addr) = relay(RelayConfig::default().with_max_circuit_bytes(Some(DATA_LIMIT))).await;
+    let (a, a_addrs) = listener_through(&r_addr).await;
+    let expected = r_addr.clone().with(Protocol::P2pCircuit);
+    assert_eq!(
+        a_addrs,
+        vec![expected.clone()],
+        "the relay's address, then /p2p-circuit"
+    );
+    assert!(a.listen_addrs().contains(&expected));
+
+    let b = Host::builder().build().unwrap();
+    let mut b_events = b.subscribe();
+    let mut a_events = a.subscribe();
+    let through = expected.with(Protocol::P2p(a.peer_id()));
+    let info = tokio::time::timeout(WAIT, b.dial(&through))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        info.peer,
+        a.peer_id(),
+        "the handshake over the circuit proved A"
+    );
+    assert!(info.is_relayed());
+    assert_eq!(info.direction, Direction::Outbound);
+    assert_eq!(
+        (info.security.as_str(), info.muxer.as_str()),
+        ("/noise", "/yamux/1.0.0")
+    );
+    assert!(
+        b.is_connected(&r.peer_id()),
+        "B reached R directly for the hop stream"
+    );
+    let Event::Connected {
+        peer,
+        direction,
+        remote_addr,
+        ..
+    } = next_matching(
+        &mut a_events,
+        |e| matches!(e, Event::Connected { peer, .. } if *peer == b.peer_id()),
+    )
+    .await
+    else {
+        unreachable!()
+    };
+    assert_eq!((peer, direction), (b.peer_id(), Direction::Inbound));
+    assert!(remote_addr.iter().any(|p| p == Protocol::P2pCircuit));
+    assert!(a.connections_to(&b.peer_id())[0].is_relayed());
+
+    // Identify and ping run over the circuit.
+    let Event::PeerIdentified {
+        agent_version,
+        protocols,
+        ..
+    } = next_matching(
+        &mut b_events,
+        |e| matches!(e, Event::PeerIdentified { peer, .. } if *peer == a.peer_id()),
+    )
+    .await
+    else {
+        unreachable!()
+    };
+    assert!(agent_version.starts_with("weft/"));
+    assert!(protocols.iter().any(|p| p == ECHO));
+    let rtt = tokio::time::timeout(WAIT, b.ping(a.peer_id()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rtt < WAIT);
+    assert_eq!(
+        echo(&b, a.peer_id(), b"hello through R").await.unwrap(),
+        b"hello through R"
+    );
+
+    // Past the relay's data limit the circuit is reset, and the connection over it ends.
+    let big = vec![7u8; 2 * DATA_LIMIT as usize];
+    let over = tokio::time::timeout(WAIT, echo(&b, a.peer_id(), &big))
+        .await
+        .unwrap();
+    assert!(
+        over.map(|back| back != big).unwrap_or(true),
+        "the whole echo cannot pass"
+    );
+    next_matching(
+        &mut b_events,
+        |e| matches!(e, Event::Disconnected { connection, .. } if *connection == info.id),
+    )
+    .await;
+    assert!(
+        b.is_connected(&r.peer_id()),
+        "the direct connection to R stays"
+    );
+    for h in [&a, &b, &r] {
+        h.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_circuit_to_a_peer_without_a_reservation_is_refused() {
+    let (r, r_addr) = relay(RelayConfig::default()).await;
+    let b = Host::builder().build().unwrap();
+    let nobody = PeerId::random();
+    let through = r_addr
+        .clone()
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(nobody));
+    let refused = tokio::time::timeout(WAIT, b.dial(&through)).await.unwrap();
+    let error = refused.unwrap_err().to_string();
+    assert!(error.contains("NO_RESERVATION"), "{error}");
+
+    // A host without the relay server does not serve reservations.
+    let plain = Host::builder().build().unwrap();
+    let plain_addr = plain.listen(&tcp()).await.unwrap()[0]
+        .clone()
+        .with(Protocol::P2p(plain.peer_id()))
+        .with(Protocol::P2pCircuit);
+    let a = Host::builder().build().unwrap();
+    assert!(tokio::time::timeout(WAIT, a.listen(&plain_addr))
+        .await
+        .unwrap()
+        .is_err());
+    for h in [&a, &b, &r, &plain] {
+        h.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn the_listener_renews_its_reservation_before_it_expires() {
+    // Reservations of 3 s: the listener renews after about 2 s, so a dial at 4.5 s,
+    // after the first reservation's end, still finds one.
+    let (r, r_addr) =
+        relay(RelayConfig::default().with_reservation_duration(Duration::from_secs(3))).await;
+    let (a, _) = listener_through(&r_addr).await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let b = Host::builder().build().unwrap();
+    let through = r_addr
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(a.peer_id()));
+    let info = tokio::time::timeout(WAIT, b.dial(&through))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(info.is_relayed());
+    assert_eq!(echo(&b, a.peer_id(), b"renewed").await.unwrap(), b"renewed");
+    for h in [&a, &b, &r] {
+        h.shutdown().await;
+    }
+}
