@@ -11,7 +11,7 @@ use crate::handlers::HandlerOptions;
 use crate::host::Inner;
 use crate::stream::Stream;
 use libp2p_identity::PeerId;
-use multiaddr::Multiaddr;
+use multiaddr::{Multiaddr, Protocol};
 use std::sync::Arc;
 use tracing::{debug, warn};
 use weft_connmgr::ConnectionId;
@@ -124,7 +124,9 @@ impl Inner {
             warn!(peer = %conn.peer, "identify carried a public key of another peer; ignored");
             return;
         };
-        if let Some(observed) = &received.info.observed_addr {
+        // Over a relayed connection the peer sees the relay's side, not us.
+        let relayed = conn.remote_addr.iter().any(|p| p == Protocol::P2pCircuit);
+        if let Some(observed) = received.info.observed_addr.as_ref().filter(|_| !relayed) {
             self.on_observed(conn, observed);
         }
         let dialed: Vec<Multiaddr> = self
