@@ -1,11 +1,15 @@
 //! A quinn connection as a [`weft_upgrader::Connection`].
 
+use crate::config::Config;
 use crate::error::QuicError;
 use crate::stream::QuicStream;
+use crate::window::Windows;
 use libp2p_identity::PublicKey;
 use rustls::pki_types::CertificateDer;
-use std::sync::Arc;
-use weft_upgrader::{BoxedStream, Connection, MuxedConnection, MuxerError, Reservation, Role};
+use std::sync::{Arc, Mutex};
+use weft_upgrader::{
+    BoxedStream, Budget, Connection, MuxedConnection, MuxerError, Reservation, Role,
+};
 
 /// The security protocol a QUIC connection reports: the libp2p TLS handshake it runs
 /// (inside QUIC, not negotiated with multistream-select).
@@ -25,7 +29,8 @@ const CLOSE_CODE: u32 = 0;
 /// until this handle, its streams and the connection's driver are all dropped.
 pub struct QuicMuxed {
     connection: quinn::Connection,
-    _window: Reservation,
+    config: Config,
+    window: Mutex<Reservation>,
 }
 
 impl std::fmt::Debug for QuicMuxed {
@@ -68,6 +73,21 @@ impl MuxedConnection for QuicMuxed {
     fn remote_went_away(&self) -> bool {
         self.is_closed()
     }
+
+    /// Reserves the configured window from `budget` (shrunk if it denies, as at a
+    /// dial) in place of what is held, and sets the connection's receive window to
+    /// it. quinn never takes back credit it granted, so a connection meant to adopt a
+    /// budget starts at [`MIN_WINDOW`](crate::MIN_WINDOW) (dialed or accepted with a
+    /// budget that denies everything).
+    fn adopt_budget(&self, budget: Budget) {
+        let windows = Windows::reserve(&self.config, &budget);
+        self.connection
+            .set_receive_window(quinn::VarInt::from_u32(windows.connection));
+        *self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = windows.reservation;
+    }
 }
 
 /// Maps the reason a quinn connection ended to the muxer's error.
@@ -103,6 +123,7 @@ pub(crate) fn into_connection(
     connection: quinn::Connection,
     role: Role,
     window: Reservation,
+    config: &Config,
 ) -> Result<Connection, QuicError> {
     let remote_public_key = remote_public_key(&connection)?;
     let closed = connection.clone();
@@ -121,7 +142,8 @@ pub(crate) fn into_connection(
         muxer_inlined: true,
         muxed: Arc::new(QuicMuxed {
             connection,
-            _window: window,
+            config: config.clone(),
+            window: Mutex::new(window),
         }),
         driver,
     })

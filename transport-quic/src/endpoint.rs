@@ -163,7 +163,7 @@ impl QuicEndpoints {
         let connecting = endpoint.connect_with(client, remote, &server_name)?;
         let connection = timed(config, connecting).instrument(span).await?;
         let local_addr = endpoint.local_addr()?;
-        established(connection, Role::Initiator, windows, local_addr)
+        established(connection, Role::Initiator, windows, local_addr, config)
     }
 
     /// The endpoint a dial to `remote` leaves from: a listening one that can reach it
@@ -312,7 +312,13 @@ impl Inbound {
             .accept_with(Arc::new(server))
             .map_err(QuicError::Handshake)?;
         let connection = timed(config, connecting).instrument(span).await?;
-        established(connection, Role::Responder, windows, self.local_addr)
+        established(
+            connection,
+            Role::Responder,
+            windows,
+            self.local_addr,
+            config,
+        )
     }
 }
 
@@ -341,11 +347,12 @@ fn established(
     role: Role,
     windows: Windows,
     socket_addr: SocketAddr,
+    config: &Config,
 ) -> Result<Established, QuicError> {
     let remote_addr = connection.remote_address();
     let local_ip = connection.local_ip().unwrap_or(socket_addr.ip());
     let local_addr = SocketAddr::new(local_ip, socket_addr.port());
-    let connection = into_connection(connection, role, windows.reservation)?;
+    let connection = into_connection(connection, role, windows.reservation, config)?;
     Ok(Established {
         connection,
         local_addr,

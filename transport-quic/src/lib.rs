@@ -36,7 +36,7 @@ pub use connection::{QuicMuxed, MUXER_PROTOCOL, SECURITY_PROTOCOL};
 pub use endpoint::{Established, Inbound, QuicEndpoints, QuicListener};
 pub use error::QuicError;
 pub use stream::QuicStream;
-pub use window::WINDOW_PRIORITY;
+pub use window::{deferred_budget, WINDOW_PRIORITY};
 
 // The README example is a doctest (compiled and run: it needs only 127.0.0.1).
 #[cfg(doctest)]

@@ -12,7 +12,7 @@
 use crate::config::{Config, INITIAL_MTU, MIN_WINDOW};
 use quinn::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 use std::sync::Arc;
-use weft_upgrader::{Budget, Priority, Reservation};
+use weft_upgrader::{Budget, BudgetDenied, MemoryBudget, Priority, Reservation};
 
 /// The priority of a connection window reservation: like the initial windows of
 /// the other muxers, the peer can fill it without the application reading.
@@ -79,11 +79,33 @@ impl Windows {
     }
 }
 
+/// A budget that grants nothing: a connection dialed or accepted with it starts at
+/// [`MIN_WINDOW`] with nothing reserved, for a caller that hands it its real budget
+/// right after the handshake ([`MuxedConnection::adopt_budget`]).
+///
+/// [`MuxedConnection::adopt_budget`]: weft_upgrader::MuxedConnection::adopt_budget
+pub fn deferred_budget() -> Budget {
+    Budget::new(Arc::new(GrantsNothing))
+}
+
+/// The source of [`deferred_budget`].
+struct GrantsNothing;
+
+impl MemoryBudget for GrantsNothing {
+    fn try_reserve(&self, bytes: usize, _priority: Priority) -> Result<(), BudgetDenied> {
+        Err(BudgetDenied {
+            requested: bytes,
+            reason: "the connection's budget is adopted after the handshake".into(),
+        })
+    }
+
+    fn release(&self, _bytes: usize) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use weft_upgrader::{BudgetDenied, MemoryBudget};
 
     /// Grants reservations while the total stays within `limit` (any priority).
     struct Limited {

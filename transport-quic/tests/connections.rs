@@ -351,3 +351,46 @@ async fn a_denied_budget_shrinks_the_window_and_the_connection_still_works() {
     drop(server);
     assert_eq!(dialer_budget.used.load(Ordering::SeqCst), 0, "given back");
 }
+
+#[tokio::test]
+async fn a_connection_made_before_its_budget_adopts_it_afterwards() {
+    let (a, _) = node(Config::default());
+    let (b, b_id) = node(Config::default());
+    let listener = listen(&b, LOCALHOST);
+    let accept = async {
+        let inbound = listener.accept().await?;
+        inbound
+            .handshake(weft_transport_quic::deferred_budget())
+            .await
+    };
+    let (outbound, inbound) = tokio::join!(
+        a.dial(listener.local_addr(), Some(b_id), Budget::unlimited()),
+        accept,
+    );
+    let inbound = inbound.expect("accepts");
+    let budget = Arc::new(Limited {
+        limit: 64 << 20,
+        used: AtomicUsize::new(0),
+    });
+    inbound
+        .connection
+        .muxed
+        .adopt_budget(Budget::new(budget.clone()));
+    assert_eq!(
+        budget.used.load(Ordering::SeqCst),
+        weft_transport_quic::DEFAULT_CONNECTION_WINDOW as usize
+    );
+    let server = serve_echo(inbound);
+    let outbound = outbound.expect("dials");
+    tokio::spawn(outbound.connection.driver);
+    let data = pattern(8 << 20);
+    assert!(echo(outbound.connection.muxed.as_ref(), &data).await == data);
+    // The peer closes; the server's accept loop ends and drops the last handle.
+    outbound.connection.muxed.close().await.expect("closes");
+    drop(server);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while budget.used.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(budget.used.load(Ordering::SeqCst), 0, "given back");
+}
