@@ -13,7 +13,8 @@ pub const DEFAULT_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
 /// The default connection receive window: what the peer may send us across all
 /// streams before we read it. Reserved from the connection's budget at dial/accept.
 pub const DEFAULT_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
-/// The default stream receive window (never more than the connection window).
+/// The default stream receive window (what one stream may buffer, within the
+/// connection window).
 pub const DEFAULT_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 /// The window a connection keeps when its budget denies everything above it.
 pub const MIN_WINDOW: u32 = 256 * 1024;
@@ -43,8 +44,8 @@ pub struct Config {
     /// The connection receive window asked of the budget (default
     /// [`DEFAULT_CONNECTION_WINDOW`]).
     pub connection_window: u32,
-    /// The stream receive window (default [`DEFAULT_STREAM_WINDOW`]), capped by the
-    /// connection window granted.
+    /// The stream receive window (default [`DEFAULT_STREAM_WINDOW`]); the connection
+    /// window granted bounds all streams together.
     pub stream_window: u32,
     /// Concurrent bidirectional streams the peer may open (default
     /// [`DEFAULT_MAX_STREAMS`]); unidirectional streams are refused.

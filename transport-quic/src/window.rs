@@ -23,7 +23,7 @@ pub const WINDOW_PRIORITY: Priority = Priority::LOW;
 pub(crate) struct Windows {
     /// The connection receive window.
     pub(crate) connection: u32,
-    /// The stream receive window.
+    /// The stream receive window (as configured).
     pub(crate) stream: u32,
     /// The memory held for `connection` bytes (less when the budget denied even
     /// [`MIN_WINDOW`]).
@@ -55,7 +55,10 @@ impl Windows {
         }
         Windows {
             connection,
-            stream: config.stream_window.clamp(1, connection),
+            // Not capped by the connection window: that one bounds what all streams
+            // together buffer, and a connection that adopts a larger budget after the
+            // handshake cannot raise its stream window any more.
+            stream: config.stream_window.max(1),
             reservation,
         }
     }
@@ -155,12 +158,15 @@ mod tests {
     }
 
     #[test]
-    fn a_tight_budget_halves_the_window_and_caps_the_stream_window() {
+    fn a_tight_budget_halves_the_window_and_keeps_the_stream_window() {
         let config = Config::default().with_connection_window(4 << 20);
         let (source, budget) = limited(1536 << 10);
         let windows = Windows::reserve(&config, &budget);
         assert_eq!(windows.connection, 1 << 20, "4 MiB -> 2 MiB -> 1 MiB fits");
-        assert_eq!(windows.stream, 1 << 20, "capped by the connection window");
+        assert_eq!(
+            windows.stream, config.stream_window,
+            "bounded by the connection window anyway"
+        );
         assert_eq!(source.used.load(Ordering::SeqCst), 1 << 20);
     }
 
