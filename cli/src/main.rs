@@ -7,6 +7,7 @@
 //! weft listen --relay /ip4/1.2.3.4/tcp/4001/p2p/12D3KooW...  # reachable through it
 //! weft dial /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --ping 3 --echo 1048576
 //! weft dial /ip4/127.0.0.1/tcp/4001   # the peer id is learned from the handshake
+//! weft dial /ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooW... --echo 1048576
 //! weft perf /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --upload 0 --download 104857600
 //! weft id --seed 000102...1f
 //! ```
@@ -60,7 +61,8 @@ enum Command {
 
 #[derive(Args)]
 struct ListenArgs {
-    /// Address to listen on (repeatable); default /ip4/127.0.0.1/tcp/0.
+    /// Address to listen on (repeatable), for example /ip4/127.0.0.1/udp/0/quic-v1;
+    /// default /ip4/127.0.0.1/tcp/0.
     #[arg(long = "listen", value_name = "MULTIADDR")]
     listen: Vec<Multiaddr>,
     /// Listen on this IPv4 address (with --port), the interop peers' way of saying it.

@@ -308,7 +308,10 @@ impl Inner {
     ) {
         let upgrade = async {
             match output {
-                TransportOutput::Connection(c) => Ok(*c),
+                TransportOutput::Connection(c) => {
+                    c.muxed.adopt_budget(budget(&scope));
+                    Ok(*c)
+                }
                 TransportOutput::Raw(io) => {
                     let io: weft_upgrader::BoxedIo =
                         Box::new(CountingIo::new(io, pending.received.clone()));

@@ -18,7 +18,7 @@ use weft_upgrader::{SecurityUpgrade, StreamMuxer, Upgrader};
 /// Builds a [`Host`].
 ///
 /// Everything has a default, so `Host::builder().build()` is a working host: a fresh
-/// Ed25519 identity; TCP (feature `tcp`) and in-memory transports; Noise then TLS
+/// Ed25519 identity; TCP (feature `tcp`), QUIC (feature `quic`) and in-memory transports; Noise then TLS
 /// (features `noise`, `tls`); yamux (feature `yamux`); a memory peerstore; and a
 /// connection manager with the defaults of [`default_policy`]. Adding a security protocol or muxer replaces the defaults of
 /// that kind; the order of the calls is the order of preference.
@@ -206,7 +206,7 @@ impl HostBuilder {
         }
         #[allow(unused_mut)]
         let mut transports = if self.transports.is_empty() {
-            default_transports()
+            default_transports(&keypair)?
         } else {
             self.transports
         };
@@ -294,13 +294,20 @@ fn default_muxers() -> Vec<Arc<dyn StreamMuxer>> {
     list
 }
 
-#[allow(unused_mut, clippy::vec_init_then_push)]
-fn default_transports() -> Vec<Arc<dyn Transport>> {
+#[allow(unused_variables, unused_mut, clippy::vec_init_then_push)]
+fn default_transports(keypair: &Keypair) -> Result<Vec<Arc<dyn Transport>>, BuildError> {
     let mut list: Vec<Arc<dyn Transport>> = Vec::new();
     #[cfg(feature = "tcp")]
     list.push(Arc::new(crate::transport::tcp::TcpTransport::new()));
+    #[cfg(feature = "quic")]
+    list.push(Arc::new(
+        crate::transport::quic::QuicTransport::new(keypair).map_err(|e| BuildError::Config {
+            component: "quic",
+            reason: e.to_string(),
+        })?,
+    ));
     list.push(Arc::new(MemoryTransport::new()));
-    list
+    Ok(list)
 }
 
 /// go-libp2p's watermarks, used when the resource manager's limits leave room.

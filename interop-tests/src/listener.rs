@@ -113,8 +113,10 @@ impl ListeningPeer {
         let Some(Protocol::P2p(peer_id)) = addr.iter().last() else {
             return Err(bad("does not end in /p2p/<peer id>".into()));
         };
-        if socket_addr_of(&addr).is_none() {
-            return Err(bad("has no /ip4|ip6/.../tcp/... part".into()));
+        if socket_addr_of(&addr).is_none() && !is_quic(&addr) {
+            return Err(bad(
+                "has no /ip4|ip6/.../tcp/... or /udp/.../quic-v1 part".into()
+            ));
         }
         Ok(Self {
             label,
@@ -169,6 +171,11 @@ impl ListeningPeer {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+}
+
+/// Whether the multiaddr is a QUIC one (`/udp/.../quic-v1`).
+fn is_quic(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::QuicV1))
 }
 
 /// The `ip:port` in an `/ip4|ip6/.../tcp/...` multiaddr.

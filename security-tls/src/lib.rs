@@ -15,6 +15,10 @@
 //! - muxers may be agreed through ALPN (inlined muxer negotiation), following the
 //!   client's preference, with `"libp2p"` as the fallback.
 //!
+//! For transports with TLS built in (QUIC), [`SharedTlsConfigs`] holds a rustls client
+//! and server configuration per identity with the same checks, the expected peer
+//! carried in the server name of each dial ([`expected_peer_server_name`]).
+//!
 //! Failures are [`weft_upgrader::SecurityError`]s; the detailed cause is a boxed
 //! [`TlsError`] inside `Authentication` or `Protocol`.
 
@@ -26,6 +30,7 @@ pub mod certificate;
 mod config;
 mod error;
 mod provider;
+mod shared;
 mod signed_key;
 mod upgrade;
 mod verifier;
@@ -36,6 +41,9 @@ pub use certificate::{generate_certificate, GeneratedCertificate, Libp2pCertific
 pub use config::{TlsConfig, DEFAULT_CERTIFICATE_LIFETIME, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use error::TlsError;
 pub use rustls::pki_types::UnixTime;
+pub use shared::{
+    expected_peer_server_name, peer_public_key, SharedTlsConfigs, ANY_PEER_SERVER_NAME,
+};
 pub use signed_key::SignedKey;
 pub use upgrade::{TlsUpgrade, PROTOCOL_ID};
 

@@ -8,6 +8,7 @@
 
 use crate::certificate::Libp2pCertificate;
 use crate::error::TlsError;
+use crate::shared::expected_peer_from_server_name;
 use libp2p_identity::{PeerId, PublicKey};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls13_signature_with_raw_key, WebPkiSupportedAlgorithms};
@@ -20,6 +21,9 @@ use std::sync::Mutex;
 pub(crate) struct Libp2pCertVerifier {
     algorithms: WebPkiSupportedAlgorithms,
     expected: Option<PeerId>,
+    /// Whether a server certificate is checked against the peer the server name
+    /// carries (a configuration shared by many dials) instead of `expected`.
+    expected_from_server_name: bool,
     verified: Mutex<Option<PublicKey>>,
 }
 
@@ -37,7 +41,18 @@ impl Libp2pCertVerifier {
         Libp2pCertVerifier {
             algorithms,
             expected,
+            expected_from_server_name: false,
             verified: Mutex::new(None),
+        }
+    }
+
+    /// A verifier for a client configuration shared by many dials: each server
+    /// certificate must prove the peer that the dial's server name carries (see
+    /// [`expected_peer_server_name`](crate::expected_peer_server_name)).
+    pub(crate) fn from_server_name(algorithms: WebPkiSupportedAlgorithms) -> Self {
+        Libp2pCertVerifier {
+            expected_from_server_name: true,
+            ..Self::new(algorithms, None)
         }
     }
 
@@ -55,6 +70,7 @@ impl Libp2pCertVerifier {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
+        expected: Option<PeerId>,
     ) -> Result<(), TlsError> {
         if !intermediates.is_empty() {
             return Err(TlsError::TooManyCertificates(intermediates.len() + 1));
@@ -62,7 +78,7 @@ impl Libp2pCertVerifier {
         let certificate = Libp2pCertificate::parse(end_entity)?;
         certificate.verify(now, &self.algorithms)?;
         let actual = certificate.peer_id();
-        if let Some(expected) = self.expected {
+        if let Some(expected) = expected {
             if expected != actual {
                 return Err(TlsError::PeerIdMismatch {
                     expected: Box::new(expected),
@@ -107,11 +123,16 @@ impl ServerCertVerifier for Libp2pCertVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.verify_chain(end_entity, intermediates, now)
+        let expected = if self.expected_from_server_name {
+            expected_peer_from_server_name(&server_name.to_str()).map_err(TlsError::into_rustls)?
+        } else {
+            self.expected
+        };
+        self.verify_chain(end_entity, intermediates, now, expected)
             .map_err(TlsError::into_rustls)?;
         Ok(ServerCertVerified::assertion())
     }
@@ -158,7 +179,7 @@ impl ClientCertVerifier for Libp2pCertVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.verify_chain(end_entity, intermediates, now)
+        self.verify_chain(end_entity, intermediates, now, self.expected)
             .map_err(TlsError::into_rustls)?;
         Ok(ClientCertVerified::assertion())
     }

@@ -75,6 +75,17 @@ pub trait MuxedConnection: Send + Sync + 'static {
     /// Whether the remote announced that it will open no more streams (yamux
     /// go-away), or closed the connection.
     fn remote_went_away(&self) -> bool;
+
+    /// Charges the connection's receive buffers to `budget` from now on.
+    ///
+    /// For a connection a transport made before the host had its budget (QUIC: the
+    /// handshake runs before admission): it starts with the small window it may
+    /// fill unreserved and grows to what `budget` grants. The provided implementation
+    /// does nothing, which is right for a muxer that got its budget at upgrade
+    /// ([`StreamMuxer::upgrade_with_budget`]).
+    fn adopt_budget(&self, budget: Budget) {
+        let _ = budget;
+    }
 }
 
 /// One stream of a multiplexed connection.

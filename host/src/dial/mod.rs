@@ -649,7 +649,10 @@ impl Inner {
                 remote_addr,
             } = transported;
             let connection = match output {
-                TransportOutput::Connection(c) => *c,
+                TransportOutput::Connection(c) => {
+                    c.muxed.adopt_budget(admission::budget(&scope));
+                    *c
+                }
                 TransportOutput::Raw(io) => self
                     .upgrader
                     .upgrade_with_budget(

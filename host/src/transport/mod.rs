@@ -10,6 +10,8 @@ use multiaddr::{Multiaddr, Protocol};
 use weft_upgrader::{BoxedIo, Connection, Role};
 
 pub mod memory;
+#[cfg(feature = "quic")]
+pub mod quic;
 #[cfg(feature = "tcp")]
 pub mod tcp;
 

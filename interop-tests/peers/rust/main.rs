@@ -1,11 +1,12 @@
 //! weft's rust-libp2p interop peer (libp2p 0.57), following the interop peer contract:
 //!
 //! ```text
-//! rust-libp2p-peer listen --security noise|tls [--ip 127.0.0.1] [--port 0]
+//! rust-libp2p-peer listen --security noise|tls [--ip 127.0.0.1] [--port 0] [--transport tcp|quic]
 //! rust-libp2p-peer dial MULTIADDR --security noise|tls [--echo-bytes N] [--timeout-secs S]
 //! ```
 //!
-//! TCP only, Noise or TLS, yamux only; serves `/ipfs/ping/1.0.0`, `/ipfs/id/1.0.0` and
+//! TCP with Noise or TLS and yamux, or QUIC (`--transport quic` to listen; a dial
+//! follows its address; `--security` is then ignored: QUIC runs TLS); serves `/ipfs/ping/1.0.0`, `/ipfs/id/1.0.0` and
 //! `/echo/1.0.0`. stdout carries only the contract's output (one multiaddr line for
 //! `listen`, one JSON line for `dial`); logs go to stderr.
 //!
@@ -50,6 +51,7 @@ enum Command {
         security: Security,
         ip: Ipv4Addr,
         port: u16,
+        quic: bool,
     },
     Dial {
         addr: Multiaddr,
@@ -60,7 +62,7 @@ enum Command {
 }
 
 const USAGE: &str = "usage:
-  rust-libp2p-peer listen --security noise|tls [--ip 127.0.0.1] [--port 0]
+  rust-libp2p-peer listen --security noise|tls [--ip 127.0.0.1] [--port 0] [--transport tcp|quic]
   rust-libp2p-peer dial MULTIADDR --security noise|tls [--echo-bytes 1048576] [--timeout-secs 30]";
 
 fn parse_args(args: &[String]) -> Result<Command, String> {
@@ -71,6 +73,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut port = 0u16;
     let mut echo_bytes = 1_048_576usize;
     let mut timeout_secs = 30f64;
+    let mut quic = false;
     let mut iter = rest.iter();
     while let Some(arg) = iter.next() {
         let mut value = |name: &str| {
@@ -85,6 +88,13 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             }
             "--ip" => ip = value(arg)?.parse().map_err(|e| format!("--ip: {e}"))?,
             "--port" => port = value(arg)?.parse().map_err(|e| format!("--port: {e}"))?,
+            "--transport" => {
+                quic = match value(arg)?.as_str() {
+                    "tcp" => false,
+                    "quic" => true,
+                    other => return Err(format!("--transport tcp|quic, not {other}")),
+                }
+            }
             "--echo-bytes" => {
                 echo_bytes = value(arg)?
                     .parse()
@@ -101,7 +111,12 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     }
     let security = security.ok_or("--security noise|tls is required")?;
     match command.as_str() {
-        "listen" if positional.is_empty() => Ok(Command::Listen { security, ip, port }),
+        "listen" if positional.is_empty() => Ok(Command::Listen {
+            security,
+            ip,
+            port,
+            quic,
+        }),
         "dial" => {
             let [addr] = positional.as_slice() else {
                 return Err("dial needs exactly one MULTIADDR".into());
@@ -122,7 +137,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     }
 }
 
-/// Builds a TCP + `security` + yamux swarm with our behaviours.
+/// Builds a TCP + `security` + yamux and QUIC swarm with our behaviours.
 fn build_swarm(security: Security) -> Result<Swarm<Behaviour>, BoxError> {
     let behaviour = |key: &libp2p::identity::Keypair| Behaviour {
         identify: identify::Behaviour::new(
@@ -142,6 +157,7 @@ fn build_swarm(security: Security) -> Result<Swarm<Behaviour>, BoxError> {
                 noise::Config::new,
                 yamux::Config::default,
             )?
+            .with_quic()
             .with_behaviour(behaviour)?
             .with_swarm_config(idle)
             .build(),
@@ -151,6 +167,7 @@ fn build_swarm(security: Security) -> Result<Swarm<Behaviour>, BoxError> {
                 tls::Config::new,
                 yamux::Config::default,
             )?
+            .with_quic()
             .with_behaviour(behaviour)?
             .with_swarm_config(idle)
             .build(),
@@ -165,14 +182,15 @@ async fn serve_echo(stream: libp2p::Stream) -> std::io::Result<()> {
     writer.close().await
 }
 
-async fn listen(security: Security, ip: Ipv4Addr, port: u16) -> Result<(), BoxError> {
+async fn listen(security: Security, ip: Ipv4Addr, port: u16, quic: bool) -> Result<(), BoxError> {
     let mut swarm = build_swarm(security)?;
     let local_peer = *swarm.local_peer_id();
-    swarm.listen_on(
-        Multiaddr::empty()
-            .with(Protocol::Ip4(ip))
-            .with(Protocol::Tcp(port)),
-    )?;
+    let addr = Multiaddr::empty().with(Protocol::Ip4(ip));
+    swarm.listen_on(if quic {
+        addr.with(Protocol::Udp(port)).with(Protocol::QuicV1)
+    } else {
+        addr.with(Protocol::Tcp(port))
+    })?;
     let mut printed = false;
     loop {
         match swarm.select_next_some().await {
@@ -238,6 +256,7 @@ async fn dial(
     let Some(Protocol::P2p(remote)) = addr.iter().last() else {
         return Err(format!("{addr} does not end in /p2p/<peer id>"));
     };
+    let over_quic = addr.iter().any(|p| matches!(p, Protocol::QuicV1));
     let mut swarm = build_swarm(security).map_err(|e| e.to_string())?;
     swarm.dial(addr.clone()).map_err(|e| format!("dial: {e}"))?;
 
@@ -307,9 +326,15 @@ async fn dial(
         remote_peer: remote,
         agent_version: info.agent_version,
         protocols: info.protocols.iter().map(ToString::to_string).collect(),
-        // rust-libp2p does not expose the negotiated ids per connection: as configured.
-        security: security.protocol_id().to_owned(),
-        muxer: "/yamux/1.0.0".to_owned(),
+        // rust-libp2p does not expose the negotiated ids per connection: as configured
+        // (QUIC: libp2p TLS inside QUIC and QUIC's own streams, named as weft does).
+        security: if over_quic {
+            "/tls/1.0.0"
+        } else {
+            security.protocol_id()
+        }
+        .to_owned(),
+        muxer: if over_quic { "quic-v1" } else { "/yamux/1.0.0" }.to_owned(),
         rtt_ms: rtt.as_secs_f64() * 1e3,
         echo_bytes: echo_bytes as u64,
     })
@@ -343,8 +368,13 @@ async fn main() {
         }
     };
     match command {
-        Command::Listen { security, ip, port } => {
-            if let Err(e) = listen(security, ip, port).await {
+        Command::Listen {
+            security,
+            ip,
+            port,
+            quic,
+        } => {
+            if let Err(e) = listen(security, ip, port, quic).await {
                 eprintln!("listen failed: {e}");
                 std::process::exit(1);
             }

@@ -1,0 +1,167 @@
+//! QUIC (`/ip4|ip6/../udp/../quic-v1`) on `weft-transport-quic`: a transport that
+//! yields secure, multiplexed connections directly.
+//!
+//! The handshake proves the peer a dial expects (inside TLS, before any stream). Its
+//! receive window starts at [`weft_transport_quic::MIN_WINDOW`] unreserved and grows
+//! to what the connection's budget grants once the host admitted it
+//! ([`weft_upgrader::MuxedConnection::adopt_budget`]). Inbound handshakes run
+//! concurrently, at most `max_pending_inbound` per listener (more are refused), and
+//! the host admits the connection after its handshake. Listening sockets carry our
+//! dials too (port reuse).
+
+use super::{Listener, Transport, TransportDialOpts, TransportError, TransportOutput, Transported};
+use libp2p_identity::Keypair;
+use multiaddr::Multiaddr;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
+use weft_transport_quic::{
+    deferred_budget, multiaddr_to_socket, socket_to_multiaddr, Config, Established, QuicEndpoints,
+    QuicError,
+};
+use weft_upgrader::Role;
+
+/// The QUIC transport of one identity.
+#[derive(Debug, Clone)]
+pub struct QuicTransport {
+    endpoints: QuicEndpoints,
+}
+
+impl QuicTransport {
+    /// QUIC for `keypair` with the default [`Config`].
+    ///
+    /// # Errors
+    ///
+    /// When the TLS certificate or configuration cannot be built.
+    pub fn new(keypair: &Keypair) -> Result<Self, QuicError> {
+        Self::with_config(keypair, Config::default())
+    }
+
+    /// QUIC for `keypair` with `config`.
+    ///
+    /// # Errors
+    ///
+    /// When the TLS certificate or configuration cannot be built.
+    pub fn with_config(keypair: &Keypair, config: Config) -> Result<Self, QuicError> {
+        Ok(QuicTransport {
+            endpoints: QuicEndpoints::new(keypair, config)?,
+        })
+    }
+}
+
+/// A transported connection from an established QUIC connection.
+fn transported(established: Established) -> Transported {
+    Transported {
+        output: TransportOutput::Connection(Box::new(established.connection)),
+        local_addr: socket_to_multiaddr(established.local_addr),
+        remote_addr: socket_to_multiaddr(established.remote_addr),
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for QuicTransport {
+    fn name(&self) -> &str {
+        "quic"
+    }
+
+    fn can_dial(&self, addr: &Multiaddr) -> bool {
+        multiaddr_to_socket(addr).is_some_and(|sa| !sa.ip().is_unspecified() && sa.port() != 0)
+    }
+
+    fn can_listen(&self, addr: &Multiaddr) -> bool {
+        multiaddr_to_socket(addr).is_some()
+    }
+
+    /// Dials as the QUIC client. A forced responder role (hole punching) is not
+    /// supported yet: QUIC's roles follow who sends the first packet.
+    async fn dial(
+        &self,
+        addr: &Multiaddr,
+        opts: &TransportDialOpts,
+    ) -> Result<Transported, TransportError> {
+        let remote = multiaddr_to_socket(addr)
+            .filter(|_| opts.role != Some(Role::Responder))
+            .ok_or_else(|| TransportError::Unsupported(addr.clone()))?;
+        let established = self
+            .endpoints
+            .dial(remote, opts.peer, deferred_budget())
+            .await
+            .map_err(|e| TransportError::Io(e.into()))?;
+        Ok(transported(established))
+    }
+
+    async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn Listener>, TransportError> {
+        let socket =
+            multiaddr_to_socket(addr).ok_or_else(|| TransportError::Unsupported(addr.clone()))?;
+        let listener = self
+            .endpoints
+            .listen(socket)
+            .map_err(|e| TransportError::Io(e.into()))?;
+        let local = socket_to_multiaddr(listener.local_addr());
+        let pending = Arc::new(Semaphore::new(
+            self.endpoints.config().max_pending_inbound.max(1),
+        ));
+        let (ready, accepted) = mpsc::channel(16);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let inbound = match listener.accept().await {
+                    Ok(inbound) => inbound,
+                    Err(e) => {
+                        let _ = ready.send(Err(TransportError::Io(e.into()))).await;
+                        return;
+                    }
+                };
+                let Ok(permit) = pending.clone().try_acquire_owned() else {
+                    tracing::debug!(remote = %inbound.remote_addr(), "too many QUIC handshakes in progress; refused");
+                    inbound.refuse();
+                    continue;
+                };
+                let ready = ready.clone();
+                tokio::spawn(async move {
+                    let remote = inbound.remote_addr();
+                    match inbound.handshake(deferred_budget()).await {
+                        Ok(established) => {
+                            drop(permit);
+                            let _ = ready.send(Ok(transported(established))).await;
+                        }
+                        Err(error) => {
+                            tracing::debug!(%remote, %error, "inbound QUIC handshake failed");
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Box::new(QuicListenerWrap {
+            local,
+            accepted,
+            accepting,
+        }))
+    }
+}
+
+/// A listening QUIC socket: handshakes finish in their own tasks and queue here.
+struct QuicListenerWrap {
+    local: Multiaddr,
+    accepted: mpsc::Receiver<Result<Transported, TransportError>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for QuicListenerWrap {
+    fn drop(&mut self) {
+        // Stops accepting; connections made stay up.
+        self.accepting.abort();
+    }
+}
+
+#[async_trait::async_trait]
+impl Listener for QuicListenerWrap {
+    fn local_addrs(&self) -> Vec<Multiaddr> {
+        vec![self.local.clone()]
+    }
+
+    async fn accept(&mut self) -> Result<Transported, TransportError> {
+        self.accepted
+            .recv()
+            .await
+            .unwrap_or(Err(TransportError::Closed))
+    }
+}

@@ -1,0 +1,139 @@
+//! Settings of the QUIC endpoints and connections.
+
+use std::time::Duration;
+
+/// The default limit on a QUIC handshake (one round trip plus certificate checks).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default idle timeout: a connection that hears nothing for this long is closed
+/// and reported as timed out. Both sides propose one; the smaller applies.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(6);
+/// The default keep-alive interval: an idle connection sends a PING this often, so
+/// a live peer is never idle for [`DEFAULT_IDLE_TIMEOUT`].
+pub const DEFAULT_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// The default connection receive window: what the peer may send us across all
+/// streams before we read it. Reserved from the connection's budget at dial/accept.
+pub const DEFAULT_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+/// The default stream receive window (what one stream may buffer, within the
+/// connection window).
+pub const DEFAULT_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+/// The window a connection keeps when its budget denies everything above it.
+pub const MIN_WINDOW: u32 = 256 * 1024;
+/// The default limit on concurrent bidirectional streams the peer may open.
+pub const DEFAULT_MAX_STREAMS: u32 = 256;
+/// The default socket buffer size requested (SO_RCVBUF and SO_SNDBUF).
+pub const DEFAULT_SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+/// The default limit on inbound handshakes in progress per listening socket.
+pub const DEFAULT_MAX_PENDING_INBOUND: usize = 256;
+/// The initial (and minimum) UDP payload size: the QUIC minimum, safe on every path.
+pub const INITIAL_MTU: u16 = 1200;
+
+/// Settings of a [`QuicEndpoints`](crate::QuicEndpoints).
+///
+/// Build it with [`Default`] and the `with_*` methods; fields may be added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// How long a handshake may take (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    pub handshake_timeout: Duration,
+    /// Silence after which a connection is closed as dead (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]).
+    pub idle_timeout: Duration,
+    /// How often an idle connection pings (default [`DEFAULT_KEEP_ALIVE_INTERVAL`]);
+    /// keep it well below the idle timeout.
+    pub keep_alive_interval: Duration,
+    /// The connection receive window asked of the budget (default
+    /// [`DEFAULT_CONNECTION_WINDOW`]).
+    pub connection_window: u32,
+    /// The stream receive window (default [`DEFAULT_STREAM_WINDOW`]); the connection
+    /// window granted bounds all streams together.
+    pub stream_window: u32,
+    /// Concurrent bidirectional streams the peer may open (default
+    /// [`DEFAULT_MAX_STREAMS`]); unidirectional streams are refused.
+    pub max_streams: u32,
+    /// SO_RCVBUF and SO_SNDBUF requested for each UDP socket (default
+    /// [`DEFAULT_SOCKET_BUFFER`]); the kernel may grant less (Linux caps it at
+    /// `net.core.rmem_max` / `wmem_max`).
+    pub socket_buffer: usize,
+    /// Inbound handshakes in progress per listening socket (default
+    /// [`DEFAULT_MAX_PENDING_INBOUND`]); beyond it new ones are refused.
+    pub max_pending_inbound: usize,
+    /// Whether path MTU discovery probes for packets above [`INITIAL_MTU`] (default on).
+    pub mtu_discovery: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            keep_alive_interval: DEFAULT_KEEP_ALIVE_INTERVAL,
+            connection_window: DEFAULT_CONNECTION_WINDOW,
+            stream_window: DEFAULT_STREAM_WINDOW,
+            max_streams: DEFAULT_MAX_STREAMS,
+            socket_buffer: DEFAULT_SOCKET_BUFFER,
+            max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
+            mtu_discovery: true,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the handshake timeout.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the keep-alive interval.
+    pub fn with_keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.keep_alive_interval = interval;
+        self
+    }
+
+    /// Sets the connection receive window asked of the budget.
+    pub fn with_connection_window(mut self, bytes: u32) -> Self {
+        self.connection_window = bytes;
+        self
+    }
+
+    /// Sets the stream receive window.
+    pub fn with_stream_window(mut self, bytes: u32) -> Self {
+        self.stream_window = bytes;
+        self
+    }
+
+    /// Sets the limit on concurrent streams the peer may open.
+    pub fn with_max_streams(mut self, streams: u32) -> Self {
+        self.max_streams = streams;
+        self
+    }
+
+    /// Sets the socket buffer size requested.
+    pub fn with_socket_buffer(mut self, bytes: usize) -> Self {
+        self.socket_buffer = bytes;
+        self
+    }
+
+    /// Sets the limit on inbound handshakes in progress per listening socket.
+    pub fn with_max_pending_inbound(mut self, handshakes: usize) -> Self {
+        self.max_pending_inbound = handshakes;
+        self
+    }
+
+    /// Turns path MTU discovery on or off.
+    pub fn with_mtu_discovery(mut self, on: bool) -> Self {
+        self.mtu_discovery = on;
+        self
+    }
+}

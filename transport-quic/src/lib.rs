@@ -1,0 +1,44 @@
+//! QUIC (RFC 9000, `/quic-v1`) with libp2p TLS for weft, on `quinn`.
+//!
+//! A QUIC connection comes secure and multiplexed on its own: the TLS 1.3 handshake
+//! inside QUIC (ALPN `"libp2p"`, the libp2p certificate of `weft-security-tls`)
+//! proves both peer ids, and QUIC's streams are the streams. So this crate yields a
+//! [`weft_upgrader::Connection`] directly, with no security or muxer negotiation
+//! ([`SECURITY_PROTOCOL`], [`MUXER_PROTOCOL`], `muxer_inlined`).
+//!
+//! - [`QuicEndpoints`]: the sockets of one identity. Listening sockets also carry
+//!   dials (port reuse); [`QuicEndpoints::dial`] checks the expected peer inside the
+//!   handshake; [`QuicListener::accept`] yields an [`Inbound`] whose
+//!   [`handshake`](Inbound::handshake) runs apart from the accept loop.
+//! - Receive windows are reserved from a [`weft_upgrader::Budget`] before the
+//!   handshake and shrink when it denies (see the README on windows and budgets).
+//! - [`Config`]: handshake timeout, idle timeout and keep-alive (a dead peer is
+//!   reported within about 6 s), windows, stream limit, socket buffers, MTU discovery.
+//! - [`multiaddr_to_socket`] / [`socket_to_multiaddr`] for `/ip4|ip6/../udp/../quic-v1`.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod addr;
+mod config;
+mod connection;
+mod endpoint;
+mod error;
+mod socket;
+mod stream;
+mod window;
+
+pub use addr::{multiaddr_to_socket, socket_to_multiaddr};
+pub use config::{
+    Config, DEFAULT_CONNECTION_WINDOW, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_PENDING_INBOUND, DEFAULT_MAX_STREAMS,
+    DEFAULT_SOCKET_BUFFER, DEFAULT_STREAM_WINDOW, INITIAL_MTU, MIN_WINDOW,
+};
+pub use connection::{QuicMuxed, MUXER_PROTOCOL, SECURITY_PROTOCOL};
+pub use endpoint::{Established, Inbound, QuicEndpoints, QuicListener};
+pub use error::QuicError;
+pub use stream::QuicStream;
+pub use window::{deferred_budget, WINDOW_PRIORITY};
+
+// The README example is a doctest (compiled and run: it needs only 127.0.0.1).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

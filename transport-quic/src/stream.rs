@@ -1,0 +1,67 @@
+//! One QUIC bidirectional stream as a [`MuxedStream`].
+
+use futures::io::{AsyncRead, AsyncWrite};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use weft_upgrader::MuxedStream;
+
+/// The application error code of a stream we reset or stop.
+const RESET_CODE: u32 = 0;
+
+/// A QUIC bidirectional stream: quinn's send and receive halves as one
+/// `AsyncRead + AsyncWrite`.
+///
+/// `poll_close` finishes the send half (the remote reads EOF) and keeps reading;
+/// [`reset`](MuxedStream::reset) resets the send half and asks the remote to stop
+/// sending (STOP_SENDING).
+#[derive(Debug)]
+pub struct QuicStream {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+}
+
+impl QuicStream {
+    /// Joins the two halves of one stream.
+    pub fn new(send: quinn::SendStream, recv: quinn::RecvStream) -> Self {
+        QuicStream { send, recv }
+    }
+}
+
+impl AsyncRead for QuicStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        AsyncRead::poll_read(Pin::new(&mut self.recv), cx, buf)
+    }
+}
+
+impl AsyncWrite for QuicStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_flush(Pin::new(&mut self.send), cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // It fails only for a half already finished or reset: closing twice is fine.
+        let _ = self.send.finish();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl MuxedStream for QuicStream {
+    fn reset(&mut self) {
+        // Either fails only when that half is already closed, which is what we want.
+        let _ = self.send.reset(quinn::VarInt::from_u32(RESET_CODE));
+        let _ = self.recv.stop(quinn::VarInt::from_u32(RESET_CODE));
+    }
+}

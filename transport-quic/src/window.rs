@@ -1,0 +1,181 @@
+//! Receive windows reserved from a connection's budget, and the quinn transport
+//! parameters built from what was granted.
+//!
+//! quinn does not auto-tune its windows: a connection may have its whole receive
+//! window filled by the peer from the start. So the window is reserved up front,
+//! before the handshake: the configured window if the budget grants it, otherwise
+//! the largest half, quarter, ... of it that it grants, down to [`MIN_WINDOW`]. A
+//! connection whose budget denies even that runs with [`MIN_WINDOW`] unreserved (the
+//! analogue of the initial window a yamux peer may fill without asking): a denial
+//! slows a connection down, it never fails it.
+
+use crate::config::{Config, INITIAL_MTU, MIN_WINDOW};
+use quinn::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
+use std::sync::Arc;
+use weft_upgrader::{Budget, BudgetDenied, MemoryBudget, Priority, Reservation};
+
+/// The priority of a connection window reservation: like the initial windows of
+/// the other muxers, the peer can fill it without the application reading.
+pub const WINDOW_PRIORITY: Priority = Priority::LOW;
+
+/// A connection's receive windows and the memory reserved for them.
+#[derive(Debug)]
+pub(crate) struct Windows {
+    /// The connection receive window.
+    pub(crate) connection: u32,
+    /// The stream receive window (as configured).
+    pub(crate) stream: u32,
+    /// The memory held for `connection` bytes (less when the budget denied even
+    /// [`MIN_WINDOW`]).
+    pub(crate) reservation: Reservation,
+}
+
+impl Windows {
+    /// Reserves the largest window of `config.connection_window`, its half, quarter,
+    /// ... down to [`MIN_WINDOW`], that `budget` grants.
+    pub(crate) fn reserve(config: &Config, budget: &Budget) -> Windows {
+        let wanted = config.connection_window.max(MIN_WINDOW);
+        let mut window = wanted;
+        let (connection, reservation) = loop {
+            match budget.reserve(window as usize, WINDOW_PRIORITY) {
+                Ok(reservation) => break (window, reservation),
+                Err(denied) if window <= MIN_WINDOW => {
+                    tracing::debug!(%denied, window, "budget denies the minimum QUIC window; running with it unreserved");
+                    break (MIN_WINDOW, budget.empty());
+                }
+                Err(_) => window = (window / 2).max(MIN_WINDOW),
+            }
+        };
+        if connection < wanted {
+            tracing::debug!(
+                wanted,
+                granted = connection,
+                "QUIC receive window shrunk by the budget"
+            );
+        }
+        Windows {
+            connection,
+            // Not capped by the connection window: that one bounds what all streams
+            // together buffer, and a connection that adopts a larger budget after the
+            // handshake cannot raise its stream window any more.
+            stream: config.stream_window.max(1),
+            reservation,
+        }
+    }
+
+    /// The quinn transport parameters of a connection with these windows.
+    pub(crate) fn transport_config(&self, config: &Config) -> Arc<TransportConfig> {
+        let mut transport = TransportConfig::default();
+        transport
+            .receive_window(VarInt::from_u32(self.connection))
+            .stream_receive_window(VarInt::from_u32(self.stream))
+            .send_window(u64::from(config.connection_window.max(MIN_WINDOW)))
+            .max_concurrent_bidi_streams(VarInt::from_u32(config.max_streams))
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .datagram_receive_buffer_size(None)
+            .keep_alive_interval(Some(config.keep_alive_interval))
+            .max_idle_timeout(IdleTimeout::try_from(config.idle_timeout).ok())
+            .initial_mtu(INITIAL_MTU)
+            .min_mtu(INITIAL_MTU)
+            .mtu_discovery_config(config.mtu_discovery.then(MtuDiscoveryConfig::default));
+        Arc::new(transport)
+    }
+}
+
+/// A budget that grants nothing: a connection dialed or accepted with it starts at
+/// [`MIN_WINDOW`] with nothing reserved, for a caller that hands it its real budget
+/// right after the handshake ([`MuxedConnection::adopt_budget`]).
+///
+/// [`MuxedConnection::adopt_budget`]: weft_upgrader::MuxedConnection::adopt_budget
+pub fn deferred_budget() -> Budget {
+    Budget::new(Arc::new(GrantsNothing))
+}
+
+/// The source of [`deferred_budget`].
+struct GrantsNothing;
+
+impl MemoryBudget for GrantsNothing {
+    fn try_reserve(&self, bytes: usize, _priority: Priority) -> Result<(), BudgetDenied> {
+        Err(BudgetDenied {
+            requested: bytes,
+            reason: "the connection's budget is adopted after the handshake".into(),
+        })
+    }
+
+    fn release(&self, _bytes: usize) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Grants reservations while the total stays within `limit` (any priority).
+    struct Limited {
+        limit: usize,
+        used: AtomicUsize,
+    }
+
+    impl MemoryBudget for Limited {
+        fn try_reserve(&self, bytes: usize, _priority: Priority) -> Result<(), BudgetDenied> {
+            let used = self.used.load(Ordering::SeqCst);
+            if used + bytes > self.limit {
+                return Err(BudgetDenied {
+                    requested: bytes,
+                    reason: "over the test limit".into(),
+                });
+            }
+            self.used.fetch_add(bytes, Ordering::SeqCst);
+            Ok(())
+        }
+
+        fn release(&self, bytes: usize) {
+            self.used.fetch_sub(bytes, Ordering::SeqCst);
+        }
+    }
+
+    fn limited(limit: usize) -> (Arc<Limited>, Budget) {
+        let source = Arc::new(Limited {
+            limit,
+            used: AtomicUsize::new(0),
+        });
+        (source.clone(), Budget::new(source))
+    }
+
+    #[test]
+    fn an_ample_budget_grants_the_configured_windows() {
+        let config = Config::default();
+        let (source, budget) = limited(64 << 20);
+        let windows = Windows::reserve(&config, &budget);
+        assert_eq!(windows.connection, config.connection_window);
+        assert_eq!(windows.stream, config.stream_window);
+        assert_eq!(
+            source.used.load(Ordering::SeqCst),
+            config.connection_window as usize
+        );
+        drop(windows);
+        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_tight_budget_halves_the_window_and_keeps_the_stream_window() {
+        let config = Config::default().with_connection_window(4 << 20);
+        let (source, budget) = limited(1536 << 10);
+        let windows = Windows::reserve(&config, &budget);
+        assert_eq!(windows.connection, 1 << 20, "4 MiB -> 2 MiB -> 1 MiB fits");
+        assert_eq!(
+            windows.stream, config.stream_window,
+            "bounded by the connection window anyway"
+        );
+        assert_eq!(source.used.load(Ordering::SeqCst), 1 << 20);
+    }
+
+    #[test]
+    fn a_denying_budget_leaves_the_minimum_window_unreserved() {
+        let (source, budget) = limited(0);
+        let windows = Windows::reserve(&Config::default(), &budget);
+        assert_eq!(windows.connection, MIN_WINDOW);
+        assert_eq!(windows.reservation.bytes(), 0);
+        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+    }
+}
