@@ -1,5 +1,6 @@
 //! `weft demo`: two hosts on 127.0.0.1 in one process, every security x muxer
-//! combination: dial, identify, ping, echo 1 MiB, and a table of what happened.
+//! combination over TCP and QUIC (its own TLS and streams): dial, identify, ping,
+//! echo 1 MiB, and a table of what happened.
 
 use crate::dial::{dial_with, DialOptions};
 use crate::echo;
@@ -9,36 +10,71 @@ use weft_host::{Keypair, Protocol};
 
 const ECHO_BYTES: usize = 1024 * 1024;
 
+/// How the two hosts of one row connect.
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    /// TCP, upgraded with the row's security protocol and yamux.
+    Tcp(Security),
+    /// QUIC: TLS 1.3 and streams of its own.
+    Quic,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp(_) => "tcp",
+            Transport::Quic => "quic",
+        }
+    }
+
+    fn listen_addr(self) -> &'static str {
+        match self {
+            Transport::Tcp(_) => "/ip4/127.0.0.1/tcp/0",
+            Transport::Quic => "/ip4/127.0.0.1/udp/0/quic-v1",
+        }
+    }
+
+    /// The security protocol the hosts are built with (QUIC ignores it).
+    fn security(self) -> Security {
+        match self {
+            Transport::Tcp(s) => s,
+            Transport::Quic => Security::Tls,
+        }
+    }
+}
+
 struct Row {
-    security: Security,
+    transport: Transport,
     lazy: bool,
     result: Result<crate::dial::DialReport, String>,
 }
 
 /// Runs the demo; fails if any combination fails.
 pub async fn run() -> Result<(), String> {
-    println!("weft demo: two hosts on 127.0.0.1, TCP, each security protocol with yamux");
-    println!("(dial, identify, 3 pings, echo of 1 MiB verified)\n");
+    println!("weft demo: two hosts on 127.0.0.1: TCP with each security protocol and yamux,");
+    println!("and QUIC (dial, identify, 3 pings, echo of 1 MiB verified)\n");
+    let mut transports: Vec<Transport> = Security::ALL.into_iter().map(Transport::Tcp).collect();
+    transports.push(Transport::Quic);
     let mut rows = Vec::new();
-    for security in Security::ALL {
+    for transport in transports {
         for lazy in [true, false] {
             rows.push(Row {
-                security,
+                transport,
                 lazy,
-                result: one(security, lazy).await,
+                result: one(transport, lazy).await,
             });
         }
     }
     println!(
-        "{:<6} {:<5} {:<12} {:<14} {:>10} {:>9} {:>11}  remote agent",
-        "sec", "lazy", "security", "muxer", "connect", "rtt", "echo"
+        "{:<5} {:<5} {:<12} {:<14} {:>10} {:>9} {:>11}  remote agent",
+        "via", "lazy", "security", "muxer", "connect", "rtt", "echo"
     );
     let mut failed = 0;
     for r in &rows {
         match &r.result {
             Ok(rep) => println!(
-                "{:<6} {:<5} {:<12} {:<14} {:>7.2} ms {:>6.3} ms {:>5.0} MiB/s  {}",
-                r.security.name(),
+                "{:<5} {:<5} {:<12} {:<14} {:>7.2} ms {:>6.3} ms {:>5.0} MiB/s  {}",
+                r.transport.name(),
                 if r.lazy { "yes" } else { "no" },
                 rep.security,
                 rep.muxer,
@@ -50,8 +86,8 @@ pub async fn run() -> Result<(), String> {
             Err(e) => {
                 failed += 1;
                 println!(
-                    "{:<6} {:<5} FAILED: {e}",
-                    r.security.name(),
+                    "{:<5} {:<5} FAILED: {e}",
+                    r.transport.name(),
                     if r.lazy { "yes" } else { "no" }
                 );
             }
@@ -64,11 +100,17 @@ pub async fn run() -> Result<(), String> {
     Ok(())
 }
 
-async fn one(security: Security, lazy: bool) -> Result<crate::dial::DialReport, String> {
+async fn one(transport: Transport, lazy: bool) -> Result<crate::dial::DialReport, String> {
+    let security = transport.security();
     let server = build_host(Keypair::generate_ed25519(), &[security], lazy)?;
     echo::serve(&server);
     let addrs = server
-        .listen(&"/ip4/127.0.0.1/tcp/0".parse().map_err(|e| format!("{e}"))?)
+        .listen(
+            &transport
+                .listen_addr()
+                .parse()
+                .map_err(|e| format!("{e}"))?,
+        )
         .await
         .map_err(|e| e.to_string())?;
     let addr = addrs

@@ -71,7 +71,10 @@ pub async fn run(
         host.enable_perf();
     }
     let mut addrs = if addrs.is_empty() && relays.is_empty() {
-        vec!["/ip4/127.0.0.1/tcp/0".parse().map_err(|e| format!("{e}"))?]
+        DEFAULT_LISTEN
+            .iter()
+            .map(|a| a.parse().map_err(|e| format!("{e}")))
+            .collect::<Result<Vec<Multiaddr>, String>>()?
     } else {
         addrs
     };
@@ -82,11 +85,9 @@ pub async fn run(
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         for a in actual {
-            println!("{}", a.with(Protocol::P2p(host.peer_id())));
+            print_addr(&a.with(Protocol::P2p(host.peer_id())));
         }
     }
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
     let announcer = tokio::spawn(announce_changes(host.clone()));
     tracing::info!(peer = %host.peer_id(), "serving; Ctrl-C to stop");
     wait_for_signal().await;
@@ -96,19 +97,29 @@ pub async fn run(
     Ok(())
 }
 
+/// What `weft listen` listens on without `--listen`: TCP first (the first line
+/// printed, which scripts read), then QUIC, both on an ephemeral loopback port.
+const DEFAULT_LISTEN: &[&str] = &["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"];
+
+/// Prints a full address on stdout as one line. A reader that went away (a script
+/// that took the first line and closed the pipe) is no error: serving goes on.
+fn print_addr(addr: &Multiaddr) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{addr}").and_then(|()| out.flush());
+}
+
 /// Prints each address gained later (an interface of a `0.0.0.0` or `::` listener got
 /// one) on stdout, as the first ones were printed, and each one lost on stderr.
 async fn announce_changes(host: weft_host::Host) {
-    use std::io::Write;
     use tokio::sync::broadcast::error::RecvError;
     let mut events = host.subscribe();
     loop {
         match events.recv().await {
             Ok(weft_host::Event::Listen { addrs }) => {
                 for a in addrs {
-                    println!("{}", a.with(Protocol::P2p(host.peer_id())));
+                    print_addr(&a.with(Protocol::P2p(host.peer_id())));
                 }
-                let _ = std::io::stdout().flush();
             }
             Ok(weft_host::Event::ListenClose { addrs }) => {
                 for a in addrs {

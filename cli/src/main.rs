@@ -71,8 +71,8 @@ struct ListenArgs {
     /// The TCP port for --ip (0: any free port).
     #[arg(long, default_value_t = 0, requires = "ip")]
     port: u16,
-    /// Reserve a slot at this relay (its address ending in /p2p/<relay id>) and listen
-    /// through it, at <relay address>/p2p-circuit (repeatable).
+    /// Reserve a slot at this relay (its address ending in /p2p/RELAY_ID) and listen
+    /// through it, at RELAY_ADDRESS/p2p-circuit (repeatable).
     #[arg(long = "relay", value_name = "MULTIADDR")]
     relay: Vec<Multiaddr>,
     /// Security protocols in order of preference.

@@ -25,14 +25,6 @@ pub enum Security {
 impl Security {
     /// Every choice, in the default order of preference.
     pub const ALL: [Security; 2] = [Security::Noise, Security::Tls];
-
-    /// A short name for tables.
-    pub fn name(self) -> &'static str {
-        match self {
-            Security::Noise => "noise",
-            Security::Tls => "tls",
-        }
-    }
 }
 
 impl FromStr for Security {
