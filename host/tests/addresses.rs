@@ -7,10 +7,32 @@
 use std::time::Duration;
 use weft_host::dial::classify::{AddrClass, Classifier};
 use weft_host::dial::DialConfig;
-use weft_host::{Event, Host, HostConfig, Multiaddr, PeerId, Protocol};
+use weft_host::{Event, Host, HostConfig, Multiaddr, PeerId, Protocol, RecvError};
 
 fn tcp_on(ip: &str) -> Multiaddr {
     format!("/ip4/{ip}/tcp/0").parse().unwrap()
+}
+
+/// The first event that `pick` takes, within 10 s.
+async fn first<T>(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    pick: impl Fn(Event) -> Option<T>,
+) -> T {
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(found) = pick(event) {
+                        return found;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => panic!("the event channel closed"),
+            }
+        }
+    })
+    .await;
+    found.expect("the event arrived within 10 s")
 }
 
 /// Waits until `peer`'s stored addresses satisfy `f`.
@@ -42,15 +64,11 @@ async fn an_external_address_is_advertised_pushed_and_withdrawn() {
         .dial(&listened[0].clone().with(Protocol::P2p(server.peer_id())))
         .await
         .unwrap();
-    let identified = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Ok(Event::PeerIdentified { listen_addrs, .. }) = events.recv().await {
-                return listen_addrs;
-            }
-        }
+    let identified = first(&mut events, |e| match e {
+        Event::PeerIdentified { listen_addrs, .. } => Some(listen_addrs),
+        _ => None,
     })
-    .await
-    .unwrap();
+    .await;
     assert_eq!(identified, listened);
 
     let external: Multiaddr = "/ip4/203.0.113.5/tcp/4001".parse().unwrap();
@@ -90,15 +108,11 @@ async fn with_port_reuse_every_peer_observes_our_listen_port() {
         us.dial(&at.with(Protocol::P2p(observer.peer_id())))
             .await
             .unwrap();
-        let observed = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if let Ok(Event::Connected { remote_addr, .. }) = events.recv().await {
-                    return remote_addr;
-                }
-            }
+        let observed = first(&mut events, |e| match e {
+            Event::Connected { remote_addr, .. } => Some(remote_addr),
+            _ => None,
         })
-        .await
-        .unwrap();
+        .await;
         seen.push(observed);
         observer.shutdown().await;
     }
@@ -149,15 +163,11 @@ async fn four_agreeing_observers_make_a_candidate_external_address() {
     for observer in &observers {
         observer.set_handler("/new/1.0.0", |_s| async {});
     }
-    let candidate = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Ok(Event::ExternalAddrCandidate { addr, observers }) = events.recv().await {
-                return (addr, observers);
-            }
-        }
+    let candidate = first(&mut events, |e| match e {
+        Event::ExternalAddrCandidate { addr, observers } => Some((addr, observers)),
+        _ => None,
     })
-    .await
-    .expect("a candidate external address was reported");
+    .await;
     assert_eq!(candidate, (ours.clone(), 4));
     assert!(us.add_external_addr(ours.clone()));
     assert_eq!(us.external_addrs(), [ours]);
