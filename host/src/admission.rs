@@ -62,8 +62,7 @@ pub(crate) fn budget(scope: &SharedScope) -> Budget {
 /// Whether a connection to `addr` holds a file descriptor of its own (TCP does; a
 /// relayed connection, the memory transport and QUIC's shared socket do not).
 pub(crate) fn uses_fd(addr: &Multiaddr) -> bool {
-    !addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
-        && addr.iter().any(|p| matches!(p, Protocol::Tcp(_)))
+    !crate::transport::is_circuit(addr) && addr.iter().any(|p| matches!(p, Protocol::Tcp(_)))
 }
 
 /// Counts the bytes read from a raw connection: how far its handshake got.

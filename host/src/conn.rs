@@ -129,8 +129,6 @@ impl ConnectionInfo {
     /// `/p2p-circuit`): such a connection is limited in duration and data by the
     /// relay, fit for signalling and hole punching, not bulk transfers.
     pub fn is_relayed(&self) -> bool {
-        self.remote_addr
-            .iter()
-            .any(|p| matches!(p, multiaddr::Protocol::P2pCircuit))
+        crate::transport::is_circuit(&self.remote_addr)
     }
 }

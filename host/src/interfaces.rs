@@ -18,14 +18,34 @@ pub(crate) fn expand(bound: &[Multiaddr]) -> Vec<Multiaddr> {
     if !any_unspecified(bound) {
         return bound.to_vec();
     }
-    match if_addrs::get_if_addrs() {
-        Ok(interfaces) => {
-            let ips: Vec<IpAddr> = interfaces.iter().map(|i| i.ip()).collect();
-            expand_with(bound, &ips)
+    Interfaces::read().expand(bound)
+}
+
+/// The interfaces' IPs as read once, to expand the addresses of several listeners.
+pub(crate) struct Interfaces {
+    /// `None`: listing them failed (already logged).
+    ips: Option<Vec<IpAddr>>,
+}
+
+impl Interfaces {
+    /// Lists the interfaces' IPs now.
+    pub(crate) fn read() -> Self {
+        match if_addrs::get_if_addrs() {
+            Ok(interfaces) => Interfaces {
+                ips: Some(interfaces.iter().map(|i| i.ip()).collect()),
+            },
+            Err(error) => {
+                warn!(%error, "listing the network interfaces failed; reporting the unspecified address");
+                Interfaces { ips: None }
+            }
         }
-        Err(error) => {
-            warn!(%error, "listing the network interfaces failed; reporting the unspecified address");
-            bound.to_vec()
+    }
+
+    /// [`expand`] with these IPs (the bound addresses as they are if listing failed).
+    pub(crate) fn expand(&self, bound: &[Multiaddr]) -> Vec<Multiaddr> {
+        match &self.ips {
+            Some(ips) => expand_with(bound, ips),
+            None => bound.to_vec(),
         }
     }
 }

@@ -74,7 +74,7 @@ impl Listeners {
     /// interfaces as they are now); returns the addresses gained and lost.
     fn refresh(
         &mut self,
-        expand: impl Fn(&[Multiaddr]) -> Vec<Multiaddr>,
+        mut expand: impl FnMut(&[Multiaddr]) -> Vec<Multiaddr>,
     ) -> (Vec<Multiaddr>, Vec<Multiaddr>) {
         let (mut gained, mut lost) = (Vec::new(), Vec::new());
         for entry in self
@@ -143,7 +143,13 @@ impl Inner {
     /// [`Event::Listen`], one it lost with [`Event::ListenClose`], and peers are told
     /// by identify push.
     pub(crate) fn refresh_listen_addrs(self: &Arc<Self>) {
-        let (gained, lost) = self.lock().listeners.refresh(crate::interfaces::expand);
+        // The interfaces are read once a tick (and only if a listener needs them).
+        let mut interfaces = None;
+        let (gained, lost) = self.lock().listeners.refresh(|bound| {
+            interfaces
+                .get_or_insert_with(crate::interfaces::Interfaces::read)
+                .expand(bound)
+        });
         if gained.is_empty() && lost.is_empty() {
             return;
         }

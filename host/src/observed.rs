@@ -9,10 +9,10 @@
 //! IPv6 customer with many addresses, counts once.
 
 use crate::conn::ConnState;
-use crate::dial::classify::{AddrClass, Classifier};
+use crate::dial::classify::{leading_ip, AddrClass, Classifier};
 use crate::events::Event;
 use crate::host::Inner;
-use multiaddr::{Multiaddr, Protocol};
+use multiaddr::Multiaddr;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,15 +59,6 @@ pub(crate) struct OwnAddrs {
     external: Vec<Multiaddr>,
 }
 
-/// The IP at the start of an address, if it has one.
-fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
-    match addr.iter().next() {
-        Some(Protocol::Ip4(ip)) => Some(IpAddr::V4(ip)),
-        Some(Protocol::Ip6(ip)) => Some(IpAddr::V6(ip)),
-        _ => None,
-    }
-}
-
 impl OwnAddrs {
     /// The peer at `observer` says it sees us at `observed`. Returns the address with
     /// its number of observer groups when this observation makes it a candidate:
@@ -84,7 +75,7 @@ impl OwnAddrs {
         known: &[Multiaddr],
     ) -> Option<(Multiaddr, usize)> {
         self.expire(now, OWN_OBSERVED_ADDR_TTL);
-        let observer_ip = ip_of(observer)?;
+        let observer_ip = leading_ip(observer)?;
         if classifier.addr(observed) != AddrClass::Public {
             return None;
         }

@@ -13,6 +13,17 @@ fn tcp_on(ip: &str) -> Multiaddr {
     format!("/ip4/{ip}/tcp/0").parse().unwrap()
 }
 
+/// A host listening on 127.0.0.`i` (an observer of its own address), and that address.
+async fn observer_on(i: u8) -> (Host, Multiaddr) {
+    let observer = Host::builder().build().unwrap();
+    let at = observer
+        .listen(&tcp_on(&format!("127.0.0.{i}")))
+        .await
+        .unwrap()[0]
+        .clone();
+    (observer, at)
+}
+
 /// The first event that `pick` takes, within 10 s.
 async fn first<T>(
     events: &mut tokio::sync::broadcast::Receiver<Event>,
@@ -98,12 +109,7 @@ async fn with_port_reuse_every_peer_observes_our_listen_port() {
     let ours = us.listen(&tcp_on("127.0.0.1")).await.unwrap()[0].clone();
     let mut seen = Vec::new();
     for i in 2..=5 {
-        let observer = Host::builder().build().unwrap();
-        let at = observer
-            .listen(&tcp_on(&format!("127.0.0.{i}")))
-            .await
-            .unwrap()[0]
-            .clone();
+        let (observer, at) = observer_on(i).await;
         let mut events = observer.subscribe();
         us.dial(&at.with(Protocol::P2p(observer.peer_id())))
             .await
@@ -138,12 +144,7 @@ async fn four_agreeing_observers_make_a_candidate_external_address() {
     let ours = us.listen(&tcp_on("127.0.0.1")).await.unwrap()[0].clone();
     let mut observers = Vec::new();
     for i in 2..=5 {
-        let observer = Host::builder().build().unwrap();
-        let at = observer
-            .listen(&tcp_on(&format!("127.0.0.{i}")))
-            .await
-            .unwrap()[0]
-            .clone();
+        let (observer, at) = observer_on(i).await;
         us.dial(&at.with(Protocol::P2p(observer.peer_id())))
             .await
             .unwrap();

@@ -158,11 +158,16 @@ impl Classifier {
     /// The class of the IP address a multiaddr starts with; [`AddrClass::Name`] for
     /// a name or a non-IP address.
     pub fn addr(&self, addr: &Multiaddr) -> AddrClass {
-        match addr.iter().next() {
-            Some(Protocol::Ip4(ip)) => self.ip(IpAddr::V4(ip)),
-            Some(Protocol::Ip6(ip)) => self.ip(IpAddr::V6(ip)),
-            _ => AddrClass::Name,
-        }
+        leading_ip(addr).map_or(AddrClass::Name, |ip| self.ip(ip))
+    }
+}
+
+/// The IP address a multiaddr starts with, if it starts with one.
+pub(crate) fn leading_ip(addr: &Multiaddr) -> Option<IpAddr> {
+    match addr.iter().next()? {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
     }
 }
 

@@ -11,7 +11,7 @@ use crate::handlers::HandlerOptions;
 use crate::host::Inner;
 use crate::stream::Stream;
 use libp2p_identity::PeerId;
-use multiaddr::{Multiaddr, Protocol};
+use multiaddr::Multiaddr;
 use std::sync::Arc;
 use tracing::{debug, warn};
 use weft_connmgr::ConnectionId;
@@ -125,7 +125,7 @@ impl Inner {
             return;
         };
         // Over a relayed connection the peer sees the relay's side, not us.
-        let relayed = conn.remote_addr.iter().any(|p| p == Protocol::P2pCircuit);
+        let relayed = crate::transport::is_circuit(&conn.remote_addr);
         if let Some(observed) = received.info.observed_addr.as_ref().filter(|_| !relayed) {
             self.on_observed(conn, observed);
         }

@@ -8,8 +8,6 @@ use crate::handlers::{Handler, HandlerOptions};
 use crate::host::Inner;
 use crate::stream::Stream;
 use libp2p_identity::PeerId;
-use multiaddr::{Multiaddr, Protocol};
-use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
@@ -50,15 +48,6 @@ pub(crate) fn install(inner: &Arc<Inner>, config: RelayConfig) {
     });
 }
 
-/// The IP address at the start of `addr`, if any.
-fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
-    match addr.iter().next()? {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-        _ => None,
-    }
-}
-
 async fn serve(weak: Weak<Inner>, relay: Arc<Relay>, stream: Stream) {
     let Some(inner) = weak.upgrade() else { return };
     let Some(conn) = inner.connection(&stream.connection()) else {
@@ -66,7 +55,7 @@ async fn serve(weak: Weak<Inner>, relay: Arc<Relay>, stream: Stream) {
     };
     let source = HopSource {
         peer: stream.peer(),
-        ip: ip_of(&conn.remote_addr),
+        ip: crate::dial::classify::leading_ip(&conn.remote_addr),
         relayed: is_relayed(&conn.remote_addr),
         relay_addrs: inner
             .listen_addrs()

@@ -139,6 +139,11 @@ pub trait Listener: Send + 'static {
     async fn accept(&mut self) -> Result<Transported, TransportError>;
 }
 
+/// Whether `addr` goes through a relay (it has `/p2p-circuit`).
+pub(crate) fn is_circuit(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
 /// Splits a trailing `/p2p/<peer id>` off an address.
 pub fn split_peer_id(addr: &Multiaddr) -> (Multiaddr, Option<libp2p_identity::PeerId>) {
     let mut addr = addr.clone();
