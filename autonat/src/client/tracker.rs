@@ -298,15 +298,27 @@ impl Tracker {
             }
             match self.pick_server(e, servers, now) {
                 Some(server) => {
-                    found = Some(Probe {
-                        addr: e.addr.clone(),
-                        server,
-                    });
+                    found = Some((i, server));
                     break;
                 }
                 None => starved.push(i),
             }
         }
+        let found = found.map(|(i, server)| {
+            let e = &mut self.entries[i];
+            // A server turned up for an address that had none.
+            if e.verdict.reason == Reason::NoServers {
+                e.verdict.reason = Reason::Probing;
+                changes.push(Change {
+                    addr: e.addr.clone(),
+                    verdict: e.verdict,
+                });
+            }
+            Probe {
+                addr: e.addr.clone(),
+                server,
+            }
+        });
         for i in starved {
             let e = &mut self.entries[i];
             if !e.verdict.is_confirmed() && e.verdict.reason != Reason::NoServers {
@@ -462,7 +474,9 @@ mod tests {
         // unreachable.
         let mut more = s.clone();
         more.push(PeerId::random());
-        run(&mut t, now, &more, |_| Some(Evidence::Unreachable));
+        let changes = run(&mut t, now, &more, |_| Some(Evidence::Unreachable));
+        let reasons: Vec<_> = changes.iter().map(|c| c.verdict.reason).collect();
+        assert_eq!(reasons, [Reason::Probing, Reason::Confirmed]);
         let v = t.verdict(&addr).unwrap();
         assert_eq!((v.reachability, v.failures), (Reachability::Unreachable, 3));
     }
