@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
@@ -25,6 +25,7 @@ use weft_autonat::{
     dial_back, Change, Evidence, Probe, ProbeConfig, Tracker, Verdict, DIAL_BACK_PROTOCOL,
     DIAL_REQUEST_PROTOCOL,
 };
+use weft_connmgr::ConnectionId;
 
 /// How often the loop looks at our addresses even without an event (accepted
 /// external addresses change without one).
@@ -120,16 +121,21 @@ async fn answer_dial_back(weak: Weak<Inner>, shared: Arc<ClientShared>, mut stre
     }
 }
 
-/// An open connection to `peer` that is not relayed (servers refuse requests over
-/// relayed connections).
-fn direct_connection(inner: &Inner, peer: &PeerId) -> Option<Arc<ConnState>> {
-    let state = inner.lock();
-    let found = state
-        .connections_of(peer)
+/// The connections each server was identified on as speaking AutoNAT v2. Kept per
+/// connection, not per peer: identify answers per connection, and a rust-libp2p
+/// server's own dial-back connection (same peer id, client handlers only) does not
+/// list the protocol.
+type Servers = HashMap<PeerId, Vec<ConnectionId>>;
+
+/// An open connection to `peer`, identified as an AutoNAT v2 server's and not
+/// relayed (servers refuse requests over relayed connections).
+fn server_connection(inner: &Inner, servers: &Servers, peer: &PeerId) -> Option<Arc<ConnState>> {
+    servers
+        .get(peer)?
+        .iter()
         .rev()
+        .filter_map(|id| inner.connection(id))
         .find(|c| c.is_usable() && !is_circuit(&c.remote_addr))
-        .cloned();
-    found
 }
 
 /// Our addresses to test, each with whether it is public: listen addresses with
@@ -151,9 +157,14 @@ fn our_addrs(inner: &Inner, candidates: &VecDeque<Multiaddr>) -> Vec<(Multiaddr,
 
 /// Runs one probe: a dial-request stream on a direct connection to the server, the
 /// nonce registered for the dial-back handler. `None` when it taught nothing.
-async fn run_probe(weak: Weak<Inner>, shared: Arc<ClientShared>, probe: Probe) -> Option<Evidence> {
+async fn run_probe(
+    weak: Weak<Inner>,
+    shared: Arc<ClientShared>,
+    probe: Probe,
+    conn: Option<Arc<ConnState>>,
+) -> Option<Evidence> {
     let inner = weak.upgrade()?;
-    let conn = direct_connection(&inner, &probe.server)?;
+    let conn = conn?;
     let stream = match inner.open_stream_on(&conn, &[DIAL_REQUEST_PROTOCOL]).await {
         Ok(s) => s,
         Err(e) => {
@@ -179,37 +190,35 @@ async fn run_probe(weak: Weak<Inner>, shared: Arc<ClientShared>, probe: Probe) -
     }
 }
 
-/// What the loop learnt from one event.
-fn on_event(
-    event: Event,
-    inner: &Inner,
-    servers: &mut HashSet<PeerId>,
-    candidates: &mut VecDeque<Multiaddr>,
-) {
+/// What the loop learnt from one event. A later identify without the protocol drops
+/// only its own connection; a push that removes it is not acted on (the next probe
+/// to that peer fails and backs it off for the address).
+fn on_event(event: Event, servers: &mut Servers, candidates: &mut VecDeque<Multiaddr>) {
     match event {
         Event::PeerIdentified {
-            peer, protocols, ..
-        } => {
-            if protocols.iter().any(|p| p == DIAL_REQUEST_PROTOCOL) {
-                servers.insert(peer);
-            } else {
-                servers.remove(&peer);
-            }
-        }
-        Event::PeerProtocolsChanged {
             peer,
-            added,
-            removed,
+            connection,
+            protocols,
+            ..
         } => {
-            if added.iter().any(|p| p == DIAL_REQUEST_PROTOCOL) {
-                servers.insert(peer);
+            let conns = servers.entry(peer).or_default();
+            conns.retain(|c| *c != connection);
+            if protocols.iter().any(|p| p == DIAL_REQUEST_PROTOCOL) {
+                conns.push(connection);
             }
-            if removed.iter().any(|p| p == DIAL_REQUEST_PROTOCOL) {
+            if conns.is_empty() {
                 servers.remove(&peer);
             }
         }
-        Event::Disconnected { peer, .. } if inner.connection_to(&peer).is_none() => {
-            servers.remove(&peer);
+        Event::Disconnected {
+            peer, connection, ..
+        } => {
+            if let Some(conns) = servers.get_mut(&peer) {
+                conns.retain(|c| *c != connection);
+                if conns.is_empty() {
+                    servers.remove(&peer);
+                }
+            }
         }
         Event::ExternalAddrCandidate { addr, .. } if !candidates.contains(&addr) => {
             if candidates.len() >= MAX_CANDIDATES {
@@ -240,7 +249,7 @@ async fn drive(
     shared: Arc<ClientShared>,
     mut events: tokio::sync::broadcast::Receiver<Event>,
 ) {
-    let mut servers: HashSet<PeerId> = HashSet::new();
+    let mut servers: Servers = HashMap::new();
     let mut candidates: VecDeque<Multiaddr> = VecDeque::new();
     let mut running: Option<(Probe, BoxFuture<'static, Option<Evidence>>)> = None;
     loop {
@@ -248,8 +257,8 @@ async fn drive(
         let now = Instant::now();
         let addrs = our_addrs(&inner, &candidates);
         let live: Vec<PeerId> = servers
-            .iter()
-            .filter(|p| direct_connection(&inner, p).is_some())
+            .keys()
+            .filter(|p| server_connection(&inner, &servers, p).is_some())
             .copied()
             .collect();
         let (changes, next, wakeup) = {
@@ -264,10 +273,13 @@ async fn drive(
             (changes, next, tracker.next_wakeup())
         };
         report(&inner, changes);
+        let conn = next
+            .as_ref()
+            .and_then(|p| server_connection(&inner, &servers, &p.server));
         drop(inner);
         if let Some(probe) = next {
             debug!(addr = %probe.addr, server = %probe.server, "probing");
-            let work = run_probe(weak.clone(), shared.clone(), probe.clone()).boxed();
+            let work = run_probe(weak.clone(), shared.clone(), probe.clone(), conn).boxed();
             running = Some((probe, work));
         }
         let sleep = wakeup
@@ -287,10 +299,7 @@ async fn drive(
         };
         match woke {
             Woke::Event(event) => match *event {
-                Ok(event) => {
-                    let Some(inner) = weak.upgrade() else { return };
-                    on_event(event, &inner, &mut servers, &mut candidates);
-                }
+                Ok(event) => on_event(event, &mut servers, &mut candidates),
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,
             },
