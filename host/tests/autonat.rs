@@ -277,3 +277,21 @@ async fn another_ip_than_the_clients_costs_dial_data_that_a_stingy_client_refuse
     assert_eq!(v.reachability, Reachability::Reachable, "{v}");
     client.shutdown().await;
 }
+
+#[cfg(feature = "quic")]
+#[tokio::test]
+async fn a_quic_address_is_dialed_back_over_quic() {
+    let servers = servers(3, ServerConfig::default()).await;
+    let client = client(loopback_public(), AutonatClientConfig::default());
+    let mut rx = client.subscribe();
+    let quic = client
+        .listen(&"/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap())
+        .await
+        .unwrap()
+        .remove(0);
+    connect_all(&client, &servers).await;
+    let v = verdict_on(&client, &mut rx, &quic, Verdict::is_confirmed).await;
+    assert_eq!(v.reachability, Reachability::Reachable, "{v}");
+    assert_eq!(v.successes, 3, "{v}");
+    client.shutdown().await;
+}
