@@ -100,7 +100,11 @@ impl HostBuilder {
     }
 
     /// Serves AutoNAT v2 dial requests within `config` (feature `autonat`; off by
-    /// default).
+    /// default). Dial-backs leave from a second host with a fresh identity, no
+    /// listener and the default transports, security protocols and muxers of the
+    /// features built in; [`build`](HostBuilder::build) fails with its
+    /// [`BuildError`] when those features give it none (no `noise` nor `tls`, or no
+    /// `yamux`).
     pub fn autonat_server(mut self, config: ServerConfig) -> Self {
         self.autonat.server = Some(config);
         self
