@@ -141,4 +141,16 @@ pub enum Event {
         /// The dial's error, as the caller saw it.
         error: String,
     },
+    /// AutoNAT v2 (feature `autonat`) reached a new verdict on one of our addresses,
+    /// or started tracking it: reachable or unreachable once enough servers agree,
+    /// unknown with the reason otherwise (a non-public address, probes under way,
+    /// no server left to ask). [`Host::reachability`](crate::Host::reachability)
+    /// lists them all.
+    #[cfg(feature = "autonat")]
+    AddrReachability {
+        /// The address.
+        addr: Multiaddr,
+        /// Its verdict now.
+        verdict: weft_autonat::Verdict,
+    },
 }

@@ -35,6 +35,8 @@ pub(crate) struct State {
     pub(crate) listeners: Listeners,
     pub(crate) ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
     pub(crate) own_addrs: crate::observed::OwnAddrs,
+    #[cfg(feature = "autonat")]
+    pub(crate) autonat: Option<Arc<crate::autonat::ClientShared>>,
 }
 
 impl State {

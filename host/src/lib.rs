@@ -25,6 +25,8 @@
 //! what `weft-metrics` counts with; without the feature the hook points compile to
 //! nothing. The `relay` feature (off by default) adds circuit relay v2 (module `relay`):
 //! dialing and listening on `/p2p-circuit` addresses, and an opt-in relay server.
+//! The `autonat` feature (off by default) adds AutoNAT v2 (module `autonat`): a
+//! client that gives each of our addresses a verdict, and an opt-in server.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,6 +55,8 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod admission;
+#[cfg(feature = "autonat")]
+pub mod autonat;
 mod book;
 mod builder;
 mod config;
