@@ -10,6 +10,9 @@
 //! A ping whose early data the listener rejected is sent again on a normal stream
 //! (and its time counts). The round trips are the time to the first byte over the
 //! transport's own RTT estimate after the attempt (QUIC: quinn's smoothed RTT).
+//! Each connection stays up two more round trips, so that the listener's session
+//! tickets reach us before it closes (a connection closed sooner leaves the next
+//! attempt without a ticket: a full handshake).
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use serde::Serialize;
@@ -126,6 +129,9 @@ pub async fn attempt(
         .session_info(info.id)
         .ok_or_else(|| format!("the connection to {addr} closed"))?;
     let rtt = session.rtt.unwrap_or(Duration::ZERO);
+    // The listener sends its session tickets once our Finished reached it: give
+    // them two round trips to arrive, or the next attempt may find none left.
+    tokio::time::sleep((rtt * 2).min(Duration::from_secs(1))).await;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let attempt = Attempt {
         attempt: number,
