@@ -381,8 +381,9 @@ impl Host {
     /// serves it early only with a handler that declares it safe
     /// ([`HandlerOptions::accepts_replayable`]), others after the handshake. If the
     /// remote rejects the early data, the stream's reads and writes fail
-    /// ([`SessionInfo::early_data`](crate::SessionInfo::early_data) then says `Rejected`): open a new one. On any
-    /// other connection it is [`new_stream`](Self::new_stream).
+    /// ([`SessionInfo::early_data`](crate::SessionInfo::early_data) then says
+    /// `Rejected`): open a new one. On any other connection it is
+    /// [`new_stream`](Self::new_stream).
     pub async fn new_early_stream(
         &self,
         peer: PeerId,
