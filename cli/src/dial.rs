@@ -41,6 +41,9 @@ pub struct DialReport {
     pub echo_bytes: usize,
     /// Echo throughput in MiB/s (both directions at once).
     pub echo_mib_per_s: f64,
+    /// With `--reconnect N`: the first connection (attempt 0) and N reconnects.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reconnects: Vec<crate::reconnect::Attempt>,
 }
 
 /// Options of one dial.
@@ -60,6 +63,8 @@ pub struct DialOptions {
     pub seed: Option<String>,
     /// Overall time limit.
     pub timeout: Duration,
+    /// Reconnects after the first connection (`--reconnect`), each measured.
+    pub reconnect: usize,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -88,10 +93,17 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
     let learned = peer_of(&opts.addr).is_none();
     let mut events = host.subscribe();
     let started = std::time::Instant::now();
-    let info = host
-        .dial(&opts.addr)
-        .await
-        .map_err(|e| explain::dial_failed(&opts.addr, &e))?;
+    let mut reconnects = Vec::new();
+    let info = if opts.reconnect > 0 {
+        // The first connection is measured as attempt 0.
+        let (first, info) = crate::reconnect::attempt(host, &opts.addr, 0).await?;
+        reconnects.push(first);
+        info
+    } else {
+        host.dial(&opts.addr)
+            .await
+            .map_err(|e| explain::dial_failed(&opts.addr, &e))?
+    };
     let connect_ms = started.elapsed().as_secs_f64() * 1e3;
     let peer = info.peer;
     let identified = tokio::time::timeout(Duration::from_secs(10), async {
@@ -133,6 +145,13 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
         let took = echo::check(host, peer, opts.echo_bytes).await?;
         echo_mib_per_s = opts.echo_bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64();
     }
+    if opts.reconnect > 0 {
+        let addr = crate::reconnect::with_peer(&opts.addr, peer);
+        for number in 1..=opts.reconnect {
+            crate::reconnect::disconnect(host, &peer).await?;
+            reconnects.push(crate::reconnect::attempt(host, &addr, number).await?.0);
+        }
+    }
     Ok(DialReport {
         ok: true,
         remote_peer: peer.to_string(),
@@ -148,6 +167,7 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
         rtts_ms,
         echo_bytes: opts.echo_bytes,
         echo_mib_per_s,
+        reconnects,
     })
 }
 
@@ -179,4 +199,5 @@ pub fn print_human(r: &DialReport) {
             r.echo_bytes, r.echo_mib_per_s
         );
     }
+    crate::reconnect::print_human(&r.reconnects);
 }

@@ -23,6 +23,7 @@ mod nat;
 mod options;
 mod perf;
 mod progress;
+mod reconnect;
 
 use clap::{Args, Parser, Subcommand};
 use options::{parse_security_list, SecurityList};
@@ -157,6 +158,11 @@ struct DialArgs {
     /// Propose protocols lazily (0-RTT) when there is a single choice.
     #[arg(long)]
     lazy: bool,
+    /// Then close and reconnect N times, each with early data and a ping on an
+    /// early stream, and report per attempt whether the session was resumed, whether
+    /// 0-RTT was accepted, and the time to the ping's first byte (ms and RTTs).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    reconnect: usize,
     /// A 32-byte Ed25519 secret in hex, for a fixed identity.
     #[arg(long, value_name = "HEX32")]
     seed: Option<String>,
@@ -244,6 +250,7 @@ async fn main() -> ExitCode {
                 lazy: a.lazy,
                 seed: a.seed,
                 timeout: Duration::from_secs(a.timeout_secs),
+                reconnect: a.reconnect,
             };
             dial::run(opts).await.map(|report| {
                 if json {

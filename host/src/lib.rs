@@ -102,6 +102,7 @@ pub use tokio::sync::broadcast::error::RecvError;
 pub use weft_connmgr::{ConnectionId, Direction};
 pub use weft_resource_manager::{Limits, ResourceError, ResourceManager};
 pub use weft_upgrader::UpgradeStep;
+pub use weft_upgrader::{EarlyData, SessionInfo};
 
 /// Why a ping failed.
 #[derive(Debug, thiserror::Error)]

@@ -72,7 +72,10 @@ impl Transport for QuicTransport {
     }
 
     /// Dials as the QUIC client. A forced responder role (hole punching) is not
-    /// supported yet: QUIC's roles follow who sends the first packet.
+    /// supported yet: QUIC's roles follow who sends the first packet. A dial that
+    /// knows the peer resumes a session of that peer id if one is kept; with
+    /// `early_data` it returns before the listener answered when the session allows
+    /// 0-RTT (see [`QuicEndpoints::dial_with`]).
     async fn dial(
         &self,
         addr: &Multiaddr,
@@ -83,7 +86,7 @@ impl Transport for QuicTransport {
             .ok_or_else(|| TransportError::Unsupported(addr.clone()))?;
         let established = self
             .endpoints
-            .dial(remote, opts.peer, deferred_budget())
+            .dial_with(remote, opts.peer, opts.early_data, deferred_budget())
             .await
             .map_err(|e| TransportError::Io(e.into()))?;
         Ok(transported(established))
