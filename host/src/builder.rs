@@ -40,6 +40,8 @@ pub struct HostBuilder {
     observer: Option<Arc<dyn crate::Observer>>,
     #[cfg(feature = "relay")]
     pub(crate) relay: crate::relay::RelaySetup,
+    #[cfg(feature = "dcutr")]
+    pub(crate) dcutr: crate::dcutr::DcutrSetup,
 }
 
 /// Which resolver the host gets.
@@ -77,6 +79,8 @@ impl HostBuilder {
             observer: None,
             #[cfg(feature = "relay")]
             relay: Default::default(),
+            #[cfg(feature = "dcutr")]
+            dcutr: Default::default(),
         }
     }
 
@@ -264,6 +268,8 @@ impl HostBuilder {
         });
         #[cfg(feature = "relay")]
         relay.install(&host.inner);
+        #[cfg(feature = "dcutr")]
+        self.dcutr.install(&host.inner);
         Ok(host)
     }
 }

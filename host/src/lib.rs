@@ -25,6 +25,8 @@
 //! what `weft-metrics` counts with; without the feature the hook points compile to
 //! nothing. The `relay` feature (off by default) adds circuit relay v2 (module `relay`):
 //! dialing and listening on `/p2p-circuit` addresses, and an opt-in relay server.
+//! The `dcutr` feature (off by default; it turns `relay` on) adds hole punching over
+//! relayed connections (module `dcutr`), reported with `Event::HolePunch`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -57,6 +59,8 @@ mod book;
 mod builder;
 mod config;
 mod conn;
+#[cfg(feature = "dcutr")]
+pub mod dcutr;
 pub mod dial;
 mod error;
 mod events;
