@@ -16,6 +16,7 @@ mod demo;
 mod dial;
 mod echo;
 mod explain;
+mod holepunch;
 mod listen;
 mod metrics;
 mod options;
