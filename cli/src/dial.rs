@@ -44,6 +44,10 @@ pub struct DialReport {
     /// With `--reconnect N`: the first connection (attempt 0) and N reconnects.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reconnects: Vec<crate::reconnect::Attempt>,
+    /// For a dial through `/p2p-circuit`: whether hole punching made it direct, and
+    /// how long it took (absent for a direct dial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hole_punch: Option<crate::holepunch::HolePunchReport>,
 }
 
 /// Options of one dial.
@@ -92,6 +96,7 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
     // Without `/p2p/`, whoever answers is the peer: the handshake proves who it is.
     let learned = peer_of(&opts.addr).is_none();
     let mut events = host.subscribe();
+    let mut punch_events = host.subscribe();
     let started = std::time::Instant::now();
     let mut reconnects = Vec::new();
     let info = if opts.reconnect > 0 {
@@ -105,6 +110,7 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
             .map_err(|e| explain::dial_failed(&opts.addr, &e))?
     };
     let connect_ms = started.elapsed().as_secs_f64() * 1e3;
+    let connected_at = std::time::Instant::now();
     let peer = info.peer;
     let identified = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -132,6 +138,17 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
         )
     })??;
     let (agent_version, protocol_version, protocols, listen_addrs) = identified;
+    // Through a relay the peer punches a hole (it accepted the relayed connection);
+    // the pings and the echo then go over the direct connection if there is one.
+    let hole_punch = if !info.is_relayed() {
+        None
+    } else if protocols.iter().any(|p| p == weft_host::dcutr::PROTOCOL) {
+        Some(crate::holepunch::wait(&mut punch_events, peer, connected_at).await)
+    } else {
+        Some(crate::holepunch::HolePunchReport::not_attempted(
+            "the peer does not speak /libp2p/dcutr",
+        ))
+    };
     let mut rtts_ms = Vec::new();
     for _ in 0..opts.pings {
         let rtt = host
@@ -168,6 +185,7 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
         echo_bytes: opts.echo_bytes,
         echo_mib_per_s,
         reconnects,
+        hole_punch,
     })
 }
 
@@ -200,4 +218,17 @@ pub fn print_human(r: &DialReport) {
         );
     }
     crate::reconnect::print_human(&r.reconnects);
+    if let Some(h) = &r.hole_punch {
+        match (&h.remote_addr, &h.reason) {
+            (Some(addr), _) if h.direct => println!(
+                "hole punch     direct after {:.1} ms (attempt {}) at {addr}",
+                h.after_ms, h.attempts
+            ),
+            (_, reason) => println!(
+                "hole punch     still relayed after {:.1} ms: {}",
+                h.after_ms,
+                reason.as_deref().unwrap_or("unknown")
+            ),
+        }
+    }
 }

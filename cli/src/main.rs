@@ -17,6 +17,7 @@ mod demo;
 mod dial;
 mod echo;
 mod explain;
+mod holepunch;
 mod listen;
 mod metrics;
 mod nat;

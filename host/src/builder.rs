@@ -42,6 +42,8 @@ pub struct HostBuilder {
     pub(crate) relay: crate::relay::RelaySetup,
     #[cfg(feature = "autonat")]
     pub(crate) autonat: crate::autonat::AutonatSetup,
+    #[cfg(feature = "dcutr")]
+    pub(crate) dcutr: crate::dcutr::DcutrSetup,
 }
 
 /// Which resolver the host gets.
@@ -81,6 +83,8 @@ impl HostBuilder {
             relay: Default::default(),
             #[cfg(feature = "autonat")]
             autonat: Default::default(),
+            #[cfg(feature = "dcutr")]
+            dcutr: Default::default(),
         }
     }
 
@@ -272,6 +276,8 @@ impl HostBuilder {
         relay.install(&host.inner);
         #[cfg(feature = "autonat")]
         autonat.install(&host.inner)?;
+        #[cfg(feature = "dcutr")]
+        self.dcutr.install(&host.inner);
         Ok(host)
     }
 }

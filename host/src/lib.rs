@@ -27,6 +27,8 @@
 //! dialing and listening on `/p2p-circuit` addresses, and an opt-in relay server.
 //! The `autonat` feature (off by default) adds AutoNAT v2 (module `autonat`): a
 //! client that gives each of our addresses a verdict, and an opt-in server.
+//! The `dcutr` feature (off by default; it turns `relay` on) adds hole punching over
+//! relayed connections (module `dcutr`), reported with `Event::HolePunch`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -61,6 +63,8 @@ mod book;
 mod builder;
 mod config;
 mod conn;
+#[cfg(feature = "dcutr")]
+pub mod dcutr;
 pub mod dial;
 mod error;
 mod events;

@@ -65,8 +65,8 @@ pub use error::{HarnessError, Result};
 pub use listener::{socket_addr_of, ListeningPeer, LISTEN_TIMEOUT};
 pub use participant::{Impl, Security, UnknownSecurity};
 pub use prepare::{
-    prepare, prepare_async, prepare_attacker, prepare_rust_relay, prepare_rust_relay_client,
-    prepare_weft_cli,
+    prepare, prepare_async, prepare_attacker, prepare_rust_dcutr, prepare_rust_relay,
+    prepare_rust_relay_client, prepare_weft_cli,
 };
 pub use relay::DelayRelay;
 pub use report::{DialReport, DialResult, ReportError};

@@ -75,6 +75,8 @@ struct Listening {
     id: u64,
     local_addr: SocketAddr,
     endpoint: quinn::Endpoint,
+    /// The endpoint's socket (a duplicate descriptor), for [`QuicEndpoints::punch`].
+    punch: Arc<std::net::UdpSocket>,
 }
 
 impl QuicEndpoints {
@@ -126,7 +128,7 @@ impl QuicEndpoints {
             .transport_config(
                 Windows::reserve(config, &Budget::unlimited()).transport_config(config),
             );
-        let endpoint = self.endpoint(addr, Some(server))?;
+        let (endpoint, punch) = self.endpoint_and_socket(addr, Some(server))?;
         let local_addr = endpoint.local_addr()?;
         let mut sockets = self.inner.lock();
         let id = sockets.next_id;
@@ -135,6 +137,7 @@ impl QuicEndpoints {
             id,
             local_addr,
             endpoint: endpoint.clone(),
+            punch: Arc::new(punch),
         });
         tracing::debug!(%local_addr, "QUIC listening");
         Ok(QuicListener {
@@ -265,25 +268,64 @@ impl QuicEndpoints {
         Ok(endpoint)
     }
 
-    /// A quinn endpoint on a fresh socket bound to `addr`.
-    fn endpoint(
+    /// Sends `payload` as one UDP datagram to `remote` from a listening socket that
+    /// can reach it: DCUtR's hole punching packets, sent by the peer that is to be the
+    /// QUIC server of the punched connection, so that its NAT lets the other peer's
+    /// dial in. The datagram is not QUIC; the other peer's endpoint drops it.
+    ///
+    /// # Errors
+    ///
+    /// [`QuicError::Io`] when no listening socket can reach `remote` or the send
+    /// failed (a full socket buffer included: the next packet tries again).
+    pub fn punch(&self, remote: SocketAddr, payload: &[u8]) -> Result<(), QuicError> {
+        let socket = self
+            .inner
+            .lock()
+            .listening
+            .iter()
+            .find(|l| socket::can_reach(l.local_addr, remote))
+            .map(|l| l.punch.clone())
+            .ok_or_else(|| {
+                QuicError::Io(std::io::Error::new(
+                    std::io::ErrorKind::AddrNotAvailable,
+                    format!("no listening QUIC socket can reach {remote}"),
+                ))
+            })?;
+        socket.send_to(payload, remote)?;
+        Ok(())
+    }
+
+    /// A quinn endpoint on a fresh socket bound to `addr`, with a duplicate of the
+    /// socket's descriptor.
+    fn endpoint_and_socket(
         &self,
         addr: SocketAddr,
         server: Option<quinn::ServerConfig>,
-    ) -> Result<quinn::Endpoint, QuicError> {
+    ) -> Result<(quinn::Endpoint, std::net::UdpSocket), QuicError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(QuicError::Io(std::io::Error::other(
                 "QUIC endpoints need a Tokio runtime",
             )));
         }
         let udp = socket::bind(addr, self.inner.config.socket_buffer)?;
+        let duplicate = udp.try_clone()?;
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             server,
             udp,
             Arc::new(quinn::TokioRuntime),
         )?;
-        Ok(endpoint)
+        Ok((endpoint, duplicate))
+    }
+
+    /// A quinn endpoint on a fresh socket bound to `addr`.
+    fn endpoint(
+        &self,
+        addr: SocketAddr,
+        server: Option<quinn::ServerConfig>,
+    ) -> Result<quinn::Endpoint, QuicError> {
+        self.endpoint_and_socket(addr, server)
+            .map(|(endpoint, _)| endpoint)
     }
 }
 

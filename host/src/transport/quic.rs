@@ -92,6 +92,14 @@ impl Transport for QuicTransport {
         Ok(transported(established))
     }
 
+    fn punch(&self, addr: &Multiaddr, payload: &[u8]) -> Result<(), TransportError> {
+        let remote =
+            multiaddr_to_socket(addr).ok_or_else(|| TransportError::Unsupported(addr.clone()))?;
+        self.endpoints
+            .punch(remote, payload)
+            .map_err(|e| TransportError::Io(e.into()))
+    }
+
     async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn Listener>, TransportError> {
         let socket =
             multiaddr_to_socket(addr).ok_or_else(|| TransportError::Unsupported(addr.clone()))?;
