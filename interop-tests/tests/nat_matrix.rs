@@ -94,9 +94,9 @@ async fn every_nat_pair_connects_through_a_weft_relay() {
     .unwrap();
     // Printed in the order listened on: TCP, then QUIC.
     let mut relay_addrs = BTreeMap::new();
-    for (transport, marker) in [(Transport::Tcp, "/tcp/"), (Transport::Quic, "/quic-v1/")] {
+    for transport in Transport::ALL {
         let line = relay
-            .line_matching(|l| l.contains(marker), WAIT)
+            .line_matching(|l| l.contains(transport.marker()), WAIT)
             .await
             .unwrap();
         relay_addrs.insert(transport, line.parse::<Multiaddr>().unwrap());
@@ -122,7 +122,10 @@ async fn every_nat_pair_connects_through_a_weft_relay() {
             )
             .unwrap();
             let line = listener
-                .line_matching(|l| l.contains("/p2p-circuit/"), WAIT)
+                .line_matching(
+                    |l| l.contains("/p2p-circuit/") && l.contains(transport.marker()),
+                    WAIT,
+                )
                 .await
                 .unwrap();
             circuits.insert((peer.kind(), transport), line.parse::<Multiaddr>().unwrap());

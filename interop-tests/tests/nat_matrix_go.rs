@@ -143,7 +143,10 @@ async fn go_libp2p_punches_through_every_punchable_pair() {
             )
             .unwrap();
             let line = listener
-                .line_matching(|l| l.contains("/p2p-circuit/"), WAIT)
+                .line_matching(
+                    |l| l.contains("/p2p-circuit/") && l.contains(transport.marker()),
+                    WAIT,
+                )
                 .await
                 .unwrap();
             circuits.insert((peer.kind(), transport), line.parse::<Multiaddr>().unwrap());

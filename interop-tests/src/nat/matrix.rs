@@ -34,6 +34,15 @@ impl Transport {
         }
     }
 
+    /// What a multiaddr of this transport contains (`/tcp/`, `/quic-v1/`), to pick
+    /// the line of a relay or a circuit printed among others.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Transport::Tcp => "/tcp/",
+            Transport::Quic => "/quic-v1/",
+        }
+    }
+
     /// A listen multiaddr on `ip`, any port (`/ip4/IP/tcp/0`, `/ip4/IP/udp/0/quic-v1`).
     pub fn listen_addr(self, ip: std::net::Ipv4Addr) -> String {
         match self {
