@@ -40,6 +40,12 @@
 //! The `hostile_*` tests attack `weft listen` (run with [`WeftListen`]) and hold it to
 //! its budgets: [`Attacker`] runs rust-libp2p peers that pin memory, [`procfs`] reads the
 //! listener's resident memory and open fds, [`run_weft`] runs an honest `weft dial`.
+//!
+//! # The NAT lab
+//!
+//! `nat` (Linux, as root) builds network namespaces with NAT routers of four kinds
+//! (full cone, address-restricted, port-restricted, symmetric) out of nftables rules,
+//! and runs peers behind them.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod attacker;
@@ -47,6 +53,8 @@ mod command;
 mod dialer;
 mod error;
 mod listener;
+#[cfg(target_os = "linux")]
+pub mod nat;
 mod output;
 mod participant;
 pub mod paths;

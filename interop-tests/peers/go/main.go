@@ -92,7 +92,10 @@ func main() {
 			os.Exit(1)
 		}
 	default:
-		usage()
+		// relay-server, relay-listen, relay-dial: relay.go.
+		if !relayMode(os.Args[1], os.Args[2:]) {
+			usage()
+		}
 	}
 }
 
