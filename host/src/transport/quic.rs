@@ -8,7 +8,7 @@
 //! concurrently, at most `max_pending_inbound` per listener (more are refused), and
 //! the host admits the connection after its handshake. Once half of those slots are
 //! taken, a peer that has not proven its address gets a stateless Retry first
-//! ([`handshake_admission`]): a flood of Initials from ports that never answer (spoofed,
+//! (`handshake_admission`): a flood of Initials from ports that never answer (spoofed,
 //! or abandoned) can hold at most half the slots, and an honest peer, which answers
 //! the Retry, still gets in, one round trip later. Listening sockets carry our dials
 //! too (port reuse).
