@@ -411,6 +411,22 @@ impl Inbound {
         self.incoming.refuse();
     }
 
+    /// Whether the peer proved that it receives at its address: its Initial carried a
+    /// token we issued (in a Retry, or on an earlier connection).
+    pub fn remote_address_validated(&self) -> bool {
+        self.incoming.remote_address_validated()
+    }
+
+    /// Answers with a stateless Retry and keeps nothing: a peer that receives at its
+    /// address comes back with the token, validated (one round trip later); a flood
+    /// from ports nobody reads costs no handshake state. A peer that was validated
+    /// already cannot be retried: it is refused.
+    pub fn retry(self) {
+        if let Err(error) = self.incoming.retry() {
+            error.into_incoming().refuse();
+        }
+    }
+
     /// Runs the handshake, with the receive window reserved from `budget` first
     /// (shrunk if it denies).
     ///
