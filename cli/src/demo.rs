@@ -127,6 +127,7 @@ async fn one(transport: Transport, lazy: bool) -> Result<crate::dial::DialReport
         lazy,
         seed: None,
         timeout: Duration::from_secs(30),
+        reconnect: 0,
     };
     let result = tokio::time::timeout(opts.timeout, dial_with(&client, &opts))
         .await

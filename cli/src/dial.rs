@@ -41,6 +41,13 @@ pub struct DialReport {
     pub echo_bytes: usize,
     /// Echo throughput in MiB/s (both directions at once).
     pub echo_mib_per_s: f64,
+    /// With `--reconnect N`: the first connection (attempt 0) and N reconnects.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reconnects: Vec<crate::reconnect::Attempt>,
+    /// For a dial through `/p2p-circuit`: whether hole punching made it direct, and
+    /// how long it took (absent for a direct dial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hole_punch: Option<crate::holepunch::HolePunchReport>,
 }
 
 /// Options of one dial.
@@ -60,6 +67,8 @@ pub struct DialOptions {
     pub seed: Option<String>,
     /// Overall time limit.
     pub timeout: Duration,
+    /// Reconnects after the first connection (`--reconnect`), each measured.
+    pub reconnect: usize,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -87,12 +96,21 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
     // Without `/p2p/`, whoever answers is the peer: the handshake proves who it is.
     let learned = peer_of(&opts.addr).is_none();
     let mut events = host.subscribe();
+    let mut punch_events = host.subscribe();
     let started = std::time::Instant::now();
-    let info = host
-        .dial(&opts.addr)
-        .await
-        .map_err(|e| explain::dial_failed(&opts.addr, &e))?;
+    let mut reconnects = Vec::new();
+    let info = if opts.reconnect > 0 {
+        // The first connection is measured as attempt 0.
+        let (first, info) = crate::reconnect::attempt(host, &opts.addr, 0).await?;
+        reconnects.push(first);
+        info
+    } else {
+        host.dial(&opts.addr)
+            .await
+            .map_err(|e| explain::dial_failed(&opts.addr, &e))?
+    };
     let connect_ms = started.elapsed().as_secs_f64() * 1e3;
+    let connected_at = std::time::Instant::now();
     let peer = info.peer;
     let identified = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -120,6 +138,17 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
         )
     })??;
     let (agent_version, protocol_version, protocols, listen_addrs) = identified;
+    // Through a relay the peer punches a hole (it accepted the relayed connection);
+    // the pings and the echo then go over the direct connection if there is one.
+    let hole_punch = if !info.is_relayed() {
+        None
+    } else if protocols.iter().any(|p| p == weft_host::dcutr::PROTOCOL) {
+        Some(crate::holepunch::wait(&mut punch_events, peer, connected_at).await)
+    } else {
+        Some(crate::holepunch::HolePunchReport::not_attempted(
+            "the peer does not speak /libp2p/dcutr",
+        ))
+    };
     let mut rtts_ms = Vec::new();
     for _ in 0..opts.pings {
         let rtt = host
@@ -132,6 +161,13 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
     if opts.echo_bytes > 0 {
         let took = echo::check(host, peer, opts.echo_bytes).await?;
         echo_mib_per_s = opts.echo_bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64();
+    }
+    if opts.reconnect > 0 {
+        let addr = crate::reconnect::with_peer(&opts.addr, peer);
+        for number in 1..=opts.reconnect {
+            crate::reconnect::disconnect(host, &peer).await?;
+            reconnects.push(crate::reconnect::attempt(host, &addr, number).await?.0);
+        }
     }
     Ok(DialReport {
         ok: true,
@@ -148,6 +184,8 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
         rtts_ms,
         echo_bytes: opts.echo_bytes,
         echo_mib_per_s,
+        reconnects,
+        hole_punch,
     })
 }
 
@@ -178,5 +216,19 @@ pub fn print_human(r: &DialReport) {
             "echo           {} bytes verified ({:.1} MiB/s)",
             r.echo_bytes, r.echo_mib_per_s
         );
+    }
+    crate::reconnect::print_human(&r.reconnects);
+    if let Some(h) = &r.hole_punch {
+        match (&h.remote_addr, &h.reason) {
+            (Some(addr), _) if h.direct => println!(
+                "hole punch     direct after {:.1} ms (attempt {}) at {addr}",
+                h.after_ms, h.attempts
+            ),
+            (_, reason) => println!(
+                "hole punch     still relayed after {:.1} ms: {}",
+                h.after_ms,
+                reason.as_deref().unwrap_or("unknown")
+            ),
+        }
     }
 }

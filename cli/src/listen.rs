@@ -23,6 +23,10 @@ pub struct ListenOptions {
     pub perf: bool,
     /// Where to serve Prometheus metrics.
     pub metrics: Option<SocketAddr>,
+    /// Whether to serve AutoNAT v2.
+    pub autonat_server: bool,
+    /// Address classes taken as public (test networks).
+    pub public: Vec<weft_host::dial::classify::AddrClass>,
 }
 
 /// Listens, prints each full address on stdout, serves until Ctrl-C; `/perf/1.0.0`
@@ -41,6 +45,8 @@ pub async fn run(
         relay_server,
         perf,
         metrics,
+        autonat_server,
+        public,
     } = options;
     tracing::info!(
         memory = limits.system.memory,
@@ -54,6 +60,13 @@ pub async fn run(
         } else {
             b
         };
+        let b = if autonat_server {
+            b.autonat_server(weft_host::autonat::ServerConfig::default())
+        } else {
+            b
+        };
+        let classifier = weft_host::dial::classify::Classifier::new().with_public(&public);
+        let b = b.dial_config(weft_host::DialConfig::default().with_classifier(classifier));
         match &exporter {
             Some(e) => e.observe(b),
             None => b,

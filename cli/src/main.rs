@@ -9,6 +9,7 @@
 //! weft dial /ip4/127.0.0.1/tcp/4001   # the peer id is learned from the handshake
 //! weft dial /ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooW... --echo 1048576
 //! weft perf /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --upload 0 --download 104857600
+//! weft nat --server /ip4/1.2.3.4/tcp/4001/p2p/12D3KooW... --server ...  # AutoNAT v2
 //! weft id --seed 000102...1f
 //! ```
 
@@ -16,11 +17,14 @@ mod demo;
 mod dial;
 mod echo;
 mod explain;
+mod holepunch;
 mod listen;
 mod metrics;
+mod nat;
 mod options;
 mod perf;
 mod progress;
+mod reconnect;
 
 use clap::{Args, Parser, Subcommand};
 use options::{parse_security_list, SecurityList};
@@ -57,6 +61,36 @@ enum Command {
     Perf(PerfArgs),
     /// Print the peer id (of --seed, or of a fresh key).
     Id(IdArgs),
+    /// Ask AutoNAT v2 servers whether each of our addresses is reachable, and print
+    /// the verdict per address.
+    Nat(NatArgs),
+}
+
+#[derive(Args)]
+struct NatArgs {
+    /// An AutoNAT v2 server to ask (repeatable; a verdict needs 3 that agree).
+    /// Without any, the peers that connect to us are asked, for the whole timeout.
+    #[arg(long = "server", value_name = "MULTIADDR")]
+    server: Vec<Multiaddr>,
+    /// Address to listen on (repeatable); default /ip4/0.0.0.0/tcp/0.
+    #[arg(long = "listen", value_name = "MULTIADDR")]
+    listen: Vec<Multiaddr>,
+    /// Another address of ours to test, such as a port mapping (repeatable).
+    #[arg(long = "external", value_name = "MULTIADDR")]
+    external: Vec<Multiaddr>,
+    /// Take these address classes as public, comma-separated (loopback, private,
+    /// link-local, shared, documentation, benchmarking): for test networks.
+    #[arg(long, value_name = "CLASSES", value_delimiter = ',', value_parser = nat::parse_class)]
+    public: Vec<weft_host::dial::classify::AddrClass>,
+    /// Security protocols in order of preference.
+    #[arg(long, default_value = "noise,tls", value_parser = parse_security_list)]
+    security: SecurityList,
+    /// A 32-byte Ed25519 secret in hex, for a fixed identity.
+    #[arg(long, value_name = "HEX32")]
+    seed: Option<String>,
+    /// Give up waiting for verdicts after this many seconds (and print those so far).
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
 }
 
 #[derive(Args)]
@@ -98,6 +132,14 @@ struct ListenArgs {
     /// 127.0.0.1:9464 (port 0: any free port; the address is printed on stderr).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Also serve AutoNAT v2 (dial requests within the default limits; dial-backs
+    /// from a second, listener-less host).
+    #[arg(long)]
+    autonat_server: bool,
+    /// Take these address classes as public, comma-separated (loopback, private,
+    /// link-local, shared, documentation, benchmarking): for test networks.
+    #[arg(long, value_name = "CLASSES", value_delimiter = ',', value_parser = nat::parse_class)]
+    public: Vec<weft_host::dial::classify::AddrClass>,
 }
 
 #[derive(Args)]
@@ -117,6 +159,11 @@ struct DialArgs {
     /// Propose protocols lazily (0-RTT) when there is a single choice.
     #[arg(long)]
     lazy: bool,
+    /// Then close and reconnect N times, each with early data and a ping on an
+    /// early stream, and report per attempt whether the session was resumed, whether
+    /// 0-RTT was accepted, and the time to the ping's first byte (ms and RTTs).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    reconnect: usize,
     /// A 32-byte Ed25519 secret in hex, for a fixed identity.
     #[arg(long, value_name = "HEX32")]
     seed: Option<String>,
@@ -171,6 +218,8 @@ async fn listen(a: ListenArgs, relay_server: bool) -> Result<(), String> {
         relay_server,
         perf: a.perf,
         metrics: a.metrics,
+        autonat_server: a.autonat_server,
+        public: a.public,
     };
     listen::run(options, a.security.0, a.seed, limits).await
 }
@@ -202,6 +251,7 @@ async fn main() -> ExitCode {
                 lazy: a.lazy,
                 seed: a.seed,
                 timeout: Duration::from_secs(a.timeout_secs),
+                reconnect: a.reconnect,
             };
             dial::run(opts).await.map(|report| {
                 if json {
@@ -211,6 +261,23 @@ async fn main() -> ExitCode {
                 }
             })
         }
+        Command::Nat(a) => nat::run(nat::NatOptions {
+            servers: a.server,
+            listen: a.listen,
+            external: a.external,
+            public: a.public,
+            security: a.security.0,
+            seed: a.seed,
+            timeout: Duration::from_secs(a.timeout_secs),
+        })
+        .await
+        .map(|report| {
+            if json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            } else {
+                nat::print_human(&report);
+            }
+        }),
         Command::Perf(a) => perf::run(
             a.addr,
             a.security.0,

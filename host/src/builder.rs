@@ -40,6 +40,10 @@ pub struct HostBuilder {
     observer: Option<Arc<dyn crate::Observer>>,
     #[cfg(feature = "relay")]
     pub(crate) relay: crate::relay::RelaySetup,
+    #[cfg(feature = "autonat")]
+    pub(crate) autonat: crate::autonat::AutonatSetup,
+    #[cfg(feature = "dcutr")]
+    pub(crate) dcutr: crate::dcutr::DcutrSetup,
 }
 
 /// Which resolver the host gets.
@@ -77,6 +81,10 @@ impl HostBuilder {
             observer: None,
             #[cfg(feature = "relay")]
             relay: Default::default(),
+            #[cfg(feature = "autonat")]
+            autonat: Default::default(),
+            #[cfg(feature = "dcutr")]
+            dcutr: Default::default(),
         }
     }
 
@@ -212,6 +220,8 @@ impl HostBuilder {
         };
         #[cfg(feature = "relay")]
         let relay = self.relay.prepare(&mut transports);
+        #[cfg(feature = "autonat")]
+        let autonat = self.autonat;
         let mut upgrader = Upgrader::builder()
             .timeout(self.upgrade_timeout)
             .inline_muxer_negotiation(self.inline_muxer_negotiation)
@@ -264,6 +274,10 @@ impl HostBuilder {
         });
         #[cfg(feature = "relay")]
         relay.install(&host.inner);
+        #[cfg(feature = "autonat")]
+        autonat.install(&host.inner)?;
+        #[cfg(feature = "dcutr")]
+        self.dcutr.install(&host.inner);
         Ok(host)
     }
 }

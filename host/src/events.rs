@@ -141,4 +141,37 @@ pub enum Event {
         /// The dial's error, as the caller saw it.
         error: String,
     },
+    /// AutoNAT v2 (feature `autonat`) reached a new verdict on one of our addresses,
+    /// or started tracking it: reachable or unreachable once enough servers agree,
+    /// unknown with the reason otherwise (a non-public address, probes under way,
+    /// no server left to ask). [`Host::reachability`](crate::Host::reachability)
+    /// lists them all.
+    #[cfg(feature = "autonat")]
+    AddrReachability {
+        /// The address.
+        addr: Multiaddr,
+        /// Its verdict now.
+        verdict: weft_autonat::Verdict,
+    },
+    /// A hole punch over a relayed connection ended (feature `dcutr`). The side that
+    /// accepted the relayed connection ([`Side::Initiator`](crate::dcutr::Side))
+    /// reports once per hole punch, after its last attempt; the other side once per
+    /// attempt it answered. On success the relayed connection closes after
+    /// [`HostBuilder::relayed_grace`](crate::HostBuilder::relayed_grace); on failure it
+    /// stays.
+    #[cfg(feature = "dcutr")]
+    HolePunch {
+        /// The peer.
+        peer: PeerId,
+        /// The relayed connection it ran over.
+        relayed: ConnectionId,
+        /// Our side.
+        side: crate::dcutr::Side,
+        /// The direct connection, or why there is none.
+        outcome: Result<crate::dcutr::DirectConnection, crate::dcutr::Failure>,
+        /// Attempts made (as the responder: the number of this attempt).
+        attempts: u8,
+        /// From the start of the first attempt to the end.
+        elapsed: std::time::Duration,
+    },
 }

@@ -41,6 +41,9 @@ pub(crate) struct Entry {
     pub(crate) active: Arc<AtomicUsize>,
     /// At most this many inbound streams per peer (None: unbounded).
     pub(crate) per_peer: Option<PerPeerLimit>,
+    /// Whether its requests are safe to run twice, so it may serve early (0-RTT,
+    /// replayable) streams before the handshake completes.
+    pub(crate) replayable: bool,
 }
 
 impl Entry {
@@ -118,6 +121,14 @@ pub struct HandlerOptions {
     /// At most this many inbound streams of this protocol per peer at once (default
     /// [`DEFAULT_MAX_INBOUND_STREAMS_PER_PEER`]).
     pub max_inbound_streams_per_peer: Option<usize>,
+    /// Whether the handler's requests are safe to run twice (default false).
+    ///
+    /// A stream a peer opened with early data (QUIC 0-RTT on a resumed session) may
+    /// be a recording an attacker replays. Only a handler that accepts replayable
+    /// requests gets such a stream at once; any other gets it once the connection's
+    /// handshake has completed (which a replayed one never does). Ping and perf
+    /// accept them; identify push does not.
+    pub accepts_replayable: bool,
 }
 
 impl Default for HandlerOptions {
@@ -125,6 +136,7 @@ impl Default for HandlerOptions {
         HandlerOptions {
             max_inbound_streams: None,
             max_inbound_streams_per_peer: Some(DEFAULT_MAX_INBOUND_STREAMS_PER_PEER),
+            accepts_replayable: false,
         }
     }
 }
@@ -139,6 +151,13 @@ impl HandlerOptions {
     /// Bounds the inbound streams of this protocol per peer (`None`: unbounded).
     pub fn with_max_inbound_streams_per_peer(mut self, limit: Option<usize>) -> Self {
         self.max_inbound_streams_per_peer = limit;
+        self
+    }
+
+    /// Declares whether the handler's requests are safe to run twice, so that it may
+    /// serve early (0-RTT, replayable) streams ([`HandlerOptions::accepts_replayable`]).
+    pub fn with_replayable(mut self, accepts: bool) -> Self {
+        self.accepts_replayable = accepts;
         self
     }
 }
@@ -218,6 +237,7 @@ impl Handlers {
             max_inbound: options.max_inbound_streams,
             active: Arc::new(AtomicUsize::new(0)),
             per_peer: options.max_inbound_streams_per_peer.map(PerPeerLimit::new),
+            replayable: options.accepts_replayable,
         };
         if let Ok(mut map) = self.exact.write() {
             map.insert(id, entry);
@@ -238,6 +258,7 @@ impl Handlers {
             max_inbound: options.max_inbound_streams,
             active: Arc::new(AtomicUsize::new(0)),
             per_peer: options.max_inbound_streams_per_peer.map(PerPeerLimit::new),
+            replayable: options.accepts_replayable,
         };
         if let Ok(mut list) = self.functions.write() {
             list.retain(|e| e.id != id);

@@ -35,6 +35,8 @@ pub(crate) struct State {
     pub(crate) listeners: Listeners,
     pub(crate) ping_locks: HashMap<PeerId, Arc<tokio::sync::Mutex<()>>>,
     pub(crate) own_addrs: crate::observed::OwnAddrs,
+    #[cfg(feature = "autonat")]
+    pub(crate) autonat: Option<Arc<crate::autonat::ClientShared>>,
 }
 
 impl State {
@@ -370,6 +372,47 @@ impl Host {
         }
         let conn = self.inner.connect(peer, DialOpts::default()).await?;
         self.inner.open_stream_on(&conn, protocols).await
+    }
+
+    /// [`new_stream`](Self::new_stream) for a request that is safe to run twice (a
+    /// ping, a perf run), connecting with early data if there is no connection yet.
+    ///
+    /// On a connection whose handshake still runs (QUIC dialed with
+    /// [`DialOpts::with_early_data`] on a resumed session) the stream leaves at once
+    /// as early (0-RTT) data, which an attacker may record and replay; the remote
+    /// serves it early only with a handler that declares it safe
+    /// ([`HandlerOptions::accepts_replayable`]), others after the handshake. If the
+    /// remote rejects the early data, the stream's reads and writes fail
+    /// ([`SessionInfo::early_data`](crate::SessionInfo::early_data) then says
+    /// `Rejected`): open a new one. On any other connection it is
+    /// [`new_stream`](Self::new_stream).
+    pub async fn new_early_stream(
+        &self,
+        peer: PeerId,
+        protocols: &[&str],
+    ) -> Result<Stream, StreamError> {
+        if protocols.is_empty() {
+            return Err(StreamError::NoProtocols);
+        }
+        let opts = DialOpts::default().with_early_data(true);
+        let conn = self.inner.connect(peer, opts).await?;
+        self.inner.open_early_stream_on(&conn, protocols).await
+    }
+
+    /// What the handshake of an open connection did (resumed, early data accepted)
+    /// and its transport's RTT estimate; `None` if no open connection has this id.
+    pub fn session_info(&self, connection: ConnectionId) -> Option<crate::SessionInfo> {
+        Some(self.inner.connection(&connection)?.muxed.session_info())
+    }
+
+    /// Waits until the handshake of an open connection has completed (at once for
+    /// all but early QUIC connections): false if it failed or no open connection has
+    /// this id.
+    pub async fn handshake_complete(&self, connection: ConnectionId) -> bool {
+        match self.inner.connection(&connection) {
+            Some(conn) => conn.muxed.handshake_complete().await,
+            None => false,
+        }
     }
 
     /// Pings a peer once over `/ipfs/ping/1.0.0` and returns the round-trip time. At

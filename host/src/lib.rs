@@ -25,6 +25,10 @@
 //! what `weft-metrics` counts with; without the feature the hook points compile to
 //! nothing. The `relay` feature (off by default) adds circuit relay v2 (module `relay`):
 //! dialing and listening on `/p2p-circuit` addresses, and an opt-in relay server.
+//! The `autonat` feature (off by default) adds AutoNAT v2 (module `autonat`): a
+//! client that gives each of our addresses a verdict, and an opt-in server.
+//! The `dcutr` feature (off by default; it turns `relay` on) adds hole punching over
+//! relayed connections (module `dcutr`), reported with `Event::HolePunch`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,10 +57,14 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod admission;
+#[cfg(feature = "autonat")]
+pub mod autonat;
 mod book;
 mod builder;
 mod config;
 mod conn;
+#[cfg(feature = "dcutr")]
+pub mod dcutr;
 pub mod dial;
 mod error;
 mod events;
@@ -98,6 +106,7 @@ pub use tokio::sync::broadcast::error::RecvError;
 pub use weft_connmgr::{ConnectionId, Direction};
 pub use weft_resource_manager::{Limits, ResourceError, ResourceManager};
 pub use weft_upgrader::UpgradeStep;
+pub use weft_upgrader::{EarlyData, SessionInfo};
 
 /// Why a ping failed.
 #[derive(Debug, thiserror::Error)]

@@ -134,6 +134,29 @@ impl OwnAddrs {
         }
     }
 
+    /// The observed addresses (public ones, confirmed or not) with an observation
+    /// younger than the TTL at `now`, the most observed first.
+    #[cfg_attr(not(feature = "dcutr"), allow(dead_code))]
+    pub(crate) fn observed(&self, now: Instant) -> Vec<Multiaddr> {
+        let mut live: Vec<(usize, &Multiaddr)> = self
+            .tracked
+            .iter()
+            .map(|t| {
+                let fresh = t
+                    .observers
+                    .iter()
+                    .filter(|(_, seen)| {
+                        now.saturating_duration_since(*seen) < OWN_OBSERVED_ADDR_TTL
+                    })
+                    .count();
+                (fresh, &t.addr)
+            })
+            .filter(|(fresh, _)| *fresh > 0)
+            .collect();
+        live.sort_by_key(|(fresh, _)| std::cmp::Reverse(*fresh));
+        live.into_iter().map(|(_, a)| a.clone()).collect()
+    }
+
     /// Accepts an external address; false if it was already accepted.
     pub(crate) fn add_external(&mut self, addr: Multiaddr) -> bool {
         if self.external.contains(&addr) {
@@ -292,6 +315,31 @@ mod tests {
         let lab = Classifier::new().with_public(&[AddrClass::Documentation]);
         let doc = a("/ip4/203.0.113.7/tcp/4001");
         assert_eq!(own.observe(t, &lab, &from, &doc, 1, &[]), Some((doc, 1)));
+    }
+
+    #[test]
+    fn observed_addresses_count_before_confirmation_most_observed_first() {
+        let c = Classifier::new();
+        let mut own = OwnAddrs::default();
+        let t = Instant::now();
+        let (one, two) = (a("/ip4/8.8.8.8/tcp/1"), a("/ip4/8.8.8.8/tcp/2"));
+        own.observe(t, &c, &a("/ip4/1.1.1.1/tcp/1"), &one, 4, &[]);
+        own.observe(t, &c, &a("/ip4/1.1.1.1/tcp/1"), &two, 4, &[]);
+        own.observe(t, &c, &a("/ip4/2.2.2.2/tcp/1"), &two, 4, &[]);
+        own.observe(
+            t,
+            &c,
+            &a("/ip4/2.2.2.2/tcp/1"),
+            &a("/ip4/10.0.0.1/tcp/1"),
+            4,
+            &[],
+        );
+        assert_eq!(
+            own.observed(t),
+            vec![two, one],
+            "private ones are never tracked"
+        );
+        assert!(own.observed(t + OWN_OBSERVED_ADDR_TTL).is_empty());
     }
 
     #[test]

@@ -86,8 +86,10 @@ impl Inner {
                     }
                 })
             }),
+            // Echoing 32 bytes is safe to run twice: ping may be served in 0-RTT.
             HandlerOptions::default()
-                .with_max_inbound_streams_per_peer(Some(MAX_INBOUND_STREAMS_PER_PEER)),
+                .with_max_inbound_streams_per_peer(Some(MAX_INBOUND_STREAMS_PER_PEER))
+                .with_replayable(true),
         );
     }
 

@@ -18,6 +18,7 @@ use tracing::debug;
 use weft_connmgr::Direction;
 use weft_mss::{Negotiated, NegotiationError, Version};
 use weft_resource_manager::StreamScope;
+use weft_upgrader::BoxedStream;
 
 /// Inbound perf streams one peer may have open at once.
 const PERF_STREAMS_PER_PEER: usize = 2;
@@ -120,11 +121,37 @@ impl Inner {
         conn: &ConnState,
         protocols: &[&str],
     ) -> Result<Stream, StreamError> {
+        self.open_negotiated(conn, protocols, false).await
+    }
+
+    /// [`open_stream_on`](Self::open_stream_on) for a request that is safe to run
+    /// twice: on a connection still in its handshake it leaves as early (0-RTT,
+    /// replayable) data ([`MuxedConnection::open_early_stream`]).
+    ///
+    /// [`MuxedConnection::open_early_stream`]: weft_upgrader::MuxedConnection::open_early_stream
+    pub(crate) async fn open_early_stream_on(
+        &self,
+        conn: &ConnState,
+        protocols: &[&str],
+    ) -> Result<Stream, StreamError> {
+        self.open_negotiated(conn, protocols, true).await
+    }
+
+    async fn open_negotiated(
+        &self,
+        conn: &ConnState,
+        protocols: &[&str],
+        early: bool,
+    ) -> Result<Stream, StreamError> {
         let known = book::first_supported(&self.writer, &conn.peer, protocols).await;
         let (proposals, version) = proposals(known.as_deref(), protocols);
         let mut scope =
             lock_scope(&conn.scope).open_stream(weft_resource_manager::Direction::Outbound)?;
-        let raw = conn.muxed.open_stream().await?;
+        let raw = if early {
+            conn.muxed.open_early_stream().await?
+        } else {
+            conn.muxed.open_stream().await?
+        };
         let timeout = self.config.negotiation_timeout;
         let (protocol, negotiated) =
             tokio::time::timeout(timeout, weft_mss::dialer_select(raw, proposals, version))
@@ -177,8 +204,10 @@ impl Inner {
 
     /// Serves `/perf/1.0.0`.
     pub(crate) fn enable_perf(self: &Arc<Self>) {
+        // A replayed perf request costs bandwidth, not state: it may run in 0-RTT.
         let options = HandlerOptions::default()
-            .with_max_inbound_streams_per_peer(Some(PERF_STREAMS_PER_PEER));
+            .with_max_inbound_streams_per_peer(Some(PERF_STREAMS_PER_PEER))
+            .with_replayable(true);
         let handler: Handler = Arc::new(|mut stream: Stream| {
             Box::pin(async move {
                 if let Err(e) = crate::perf::serve(&mut stream).await {
@@ -218,6 +247,9 @@ pub(crate) async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
                         return debug!(conn = %c.id, error = %e, "inbound stream refused");
                     }
                 };
+            // Early (0-RTT) data may be a replay: only a handler that declares its
+            // requests safe to run twice gets it before the handshake completes.
+            let early = raw.is_early();
             let routed = route_inbound(&inner.handlers, c.peer, Some(scope), raw, timeout).await;
             let (protocol, io, admitted, scope) = match routed {
                 Ok(Routed {
@@ -235,22 +267,43 @@ pub(crate) async fn accept_streams(weak: Weak<Inner>, conn: Arc<ConnState>) {
                     return debug!(conn = %c.id, error = %e, "inbound stream refused");
                 }
             };
-            let tracker =
-                inner.tracker(&c, &protocol, Some(&admitted.entry.id), Direction::Inbound);
-            let stream = Stream::new(
-                io,
-                protocol,
-                c.peer,
-                c.id,
-                Direction::Inbound,
-                tracker,
-                scope,
-            );
-            drop(inner);
-            (admitted.entry.handler)(stream).await;
-            drop(admitted);
+            if early && !admitted.entry.replayable {
+                drop(inner);
+                debug!(conn = %c.id, %protocol, "early stream waits for the handshake");
+                if !c.muxed.handshake_complete().await {
+                    return debug!(conn = %c.id, %protocol, "handshake failed; early stream dropped");
+                }
+                let Some(again) = weak.upgrade() else { return };
+                return serve_routed(again, &c, protocol, io, admitted, scope).await;
+            }
+            serve_routed(inner, &c, protocol, io, admitted, scope).await;
         });
     }
+}
+
+/// Hands a negotiated inbound stream to its handler, in the calling task, without
+/// keeping the host alive while the handler runs.
+async fn serve_routed(
+    inner: Arc<Inner>,
+    c: &ConnState,
+    protocol: String,
+    io: Negotiated<BoxedStream>,
+    admitted: Admitted,
+    scope: StreamScope,
+) {
+    let tracker = inner.tracker(c, &protocol, Some(&admitted.entry.id), Direction::Inbound);
+    let stream = Stream::new(
+        io,
+        protocol,
+        c.peer,
+        c.id,
+        Direction::Inbound,
+        tracker,
+        scope,
+    );
+    drop(inner);
+    (admitted.entry.handler)(stream).await;
+    drop(admitted);
 }
 
 #[cfg(test)]

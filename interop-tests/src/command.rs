@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use multiaddr::Multiaddr;
 
-use crate::participant::Security;
+use crate::participant::{Security, Transport};
 
 /// How to run one participant: a program plus leading arguments, to which the
 /// contract's `listen ...` / `dial ...` arguments are appended.
@@ -64,6 +64,20 @@ impl PeerCommand {
             ]
             .map(OsString::from),
         );
+        args
+    }
+
+    /// `listen --security S --ip IP --port PORT --transport T`: the same, on a chosen
+    /// transport (the QUIC cells; every reference peer takes `--transport tcp|quic`).
+    pub fn listen_args_on(
+        &self,
+        transport: Transport,
+        security: Security,
+        ip: Ipv4Addr,
+        port: u16,
+    ) -> Vec<OsString> {
+        let mut args = self.listen_args(security, ip, port);
+        args.extend(["--transport", transport.as_arg()].map(OsString::from));
         args
     }
 

@@ -6,13 +6,14 @@
 //! Every participant is a program that understands:
 //!
 //! ```text
-//! PEER listen --security noise|tls [--ip 127.0.0.1] [--port 0]
+//! PEER listen --security noise|tls [--ip 127.0.0.1] [--port 0] [--transport tcp|quic]
 //!     prints exactly one stdout line, the listen multiaddr ending in /p2p/<peer id>,
 //!     then serves /ipfs/ping/1.0.0, /ipfs/id/1.0.0 (agentVersion "<impl>-interop-peer")
 //!     and /echo/1.0.0 until killed; logs go to stderr.
 //! PEER dial MULTIADDR --security noise|tls [--echo-bytes N] [--timeout-secs S]
-//!     connects, waits for identify, pings once, echoes N random bytes through
-//!     /echo/1.0.0 and prints one JSON line (see [`DialResult`]); exit 0 on success.
+//!     connects (over TCP or QUIC, as the address says), waits for identify, pings
+//!     once, echoes N random bytes through /echo/1.0.0 and prints one JSON line (see
+//!     [`DialResult`]); exit 0 on success.
 //! ```
 //!
 //! The reference peers live in `interop-tests/peers/{go,js,rust}`; [`prepare`] builds
@@ -33,13 +34,20 @@
 //! ```
 //!
 //! [`DelayRelay`] adds a fixed one-way delay to a TCP path (also as the `delay-relay`
-//! binary) and can play a dead link ([`DelayRelay::stall`]).
+//! binary) and can play a dead link ([`DelayRelay::stall`]); [`UdpRelay`] does the
+//! same for UDP (QUIC), and can drop or reorder a seeded fraction of the datagrams.
 //!
 //! # Hostile peers
 //!
 //! The `hostile_*` tests attack `weft listen` (run with [`WeftListen`]) and hold it to
 //! its budgets: [`Attacker`] runs rust-libp2p peers that pin memory, [`procfs`] reads the
 //! listener's resident memory and open fds, [`run_weft`] runs an honest `weft dial`.
+//!
+//! # The NAT lab
+//!
+//! `nat` (Linux, as root) builds network namespaces with NAT routers of four kinds
+//! (full cone, address-restricted, port-restricted, symmetric) out of nftables rules,
+//! and runs peers behind them.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod attacker;
@@ -47,6 +55,8 @@ mod command;
 mod dialer;
 mod error;
 mod listener;
+#[cfg(target_os = "linux")]
+pub mod nat;
 mod output;
 mod participant;
 pub mod paths;
@@ -56,19 +66,21 @@ mod relay;
 mod report;
 mod tools;
 pub mod transport_interop;
+pub mod udp_relay;
 mod weft_cli;
 
 pub use attacker::{AttackPlan, AttackProgress, Attacker};
 pub use command::PeerCommand;
 pub use dialer::{run_dialer, run_dialer_command, DialOptions, DEFAULT_ECHO_BYTES};
 pub use error::{HarnessError, Result};
-pub use listener::{socket_addr_of, ListeningPeer, LISTEN_TIMEOUT};
-pub use participant::{Impl, Security, UnknownSecurity};
+pub use listener::{quic_socket_addr_of, socket_addr_of, ListeningPeer, LISTEN_TIMEOUT};
+pub use participant::{Impl, Security, Transport, UnknownSecurity, UnknownTransport};
 pub use prepare::{
-    prepare, prepare_async, prepare_attacker, prepare_rust_relay, prepare_rust_relay_client,
-    prepare_weft_cli,
+    prepare, prepare_async, prepare_attacker, prepare_rust_dcutr, prepare_rust_relay,
+    prepare_rust_relay_client, prepare_weft_cli,
 };
 pub use relay::DelayRelay;
 pub use report::{DialReport, DialResult, ReportError};
 pub use tools::{missing_tools, require_impls, running_in_ci, tool_available};
+pub use udp_relay::{UdpRelay, UdpRelayConfig};
 pub use weft_cli::{run_weft, weft_binary, WeftListen, WeftRun};

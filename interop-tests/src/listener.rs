@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 use crate::command::PeerCommand;
 use crate::error::{HarnessError, Result};
 use crate::output::OutputTail;
-use crate::participant::{Impl, Security};
+use crate::participant::{Impl, Security, Transport};
 use crate::prepare::prepare_async;
 
 /// How long a listener may take to print its address (node needs about a second).
@@ -40,6 +40,14 @@ impl ListeningPeer {
     pub async fn spawn(imp: Impl, security: Security) -> Result<Self> {
         let command = prepare_async(imp).await?;
         Self::spawn_command(&command, security).await
+    }
+
+    /// Prepares the peer of `imp` and starts it listening on `transport`
+    /// (`--transport tcp|quic`), `127.0.0.1`, any port.
+    pub async fn spawn_on(imp: Impl, transport: Transport, security: Security) -> Result<Self> {
+        let command = prepare_async(imp).await?;
+        let args = command.listen_args_on(transport, security, Ipv4Addr::LOCALHOST, 0);
+        Self::spawn_program(&command.label, &command.program, args).await
     }
 
     /// Starts any contract-following program listening on `127.0.0.1`, any port.
@@ -157,6 +165,22 @@ impl ListeningPeer {
             .with(Protocol::P2p(self.peer_id))
     }
 
+    /// The UDP socket address of its QUIC address (`/ip4/../udp/../quic-v1`), if it
+    /// listens on QUIC.
+    pub fn quic_socket_addr(&self) -> Option<SocketAddr> {
+        quic_socket_addr_of(&self.addr)
+    }
+
+    /// Its QUIC address with the IP and UDP port replaced by `via` (e.g. a
+    /// [`UdpRelay`](crate::UdpRelay) in front of it), keeping `/p2p/<peer id>`.
+    pub fn quic_addr_via(&self, via: SocketAddr) -> Multiaddr {
+        Multiaddr::empty()
+            .with(via.ip().into())
+            .with(Protocol::Udp(via.port()))
+            .with(Protocol::QuicV1)
+            .with(Protocol::P2p(self.peer_id))
+    }
+
     /// What the process wrote on stderr so far (the last 64 KiB).
     pub fn stderr(&self) -> String {
         self.stderr.text()
@@ -176,6 +200,20 @@ impl ListeningPeer {
 /// Whether the multiaddr is a QUIC one (`/udp/.../quic-v1`).
 fn is_quic(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::QuicV1))
+}
+
+/// The `ip:port` in an `/ip4|ip6/.../udp/.../quic-v1` multiaddr.
+pub fn quic_socket_addr_of(addr: &Multiaddr) -> Option<SocketAddr> {
+    let mut iter = addr.iter();
+    let ip = match iter.next()? {
+        Protocol::Ip4(ip) => std::net::IpAddr::V4(ip),
+        Protocol::Ip6(ip) => std::net::IpAddr::V6(ip),
+        _ => return None,
+    };
+    match (iter.next()?, iter.next()?) {
+        (Protocol::Udp(port), Protocol::QuicV1) => Some(SocketAddr::new(ip, port)),
+        _ => None,
+    }
 }
 
 /// The `ip:port` in an `/ip4|ip6/.../tcp/...` multiaddr.

@@ -1,4 +1,4 @@
-//! Which peer implementation and which security protocol a test cell uses.
+//! Which peer implementation, transport and security protocol a test cell uses.
 
 use std::fmt;
 use std::str::FromStr;
@@ -102,6 +102,52 @@ impl FromStr for Security {
     }
 }
 
+/// The transport a peer listens on (`--transport`); a dialer follows its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// TCP, upgraded with the chosen [`Security`] and yamux (`/tcp/<port>`).
+    Tcp,
+    /// QUIC v1 (`/udp/<port>/quic-v1`): libp2p TLS and QUIC's own streams, so the
+    /// `--security` flag does not apply.
+    Quic,
+}
+
+impl Transport {
+    /// Both transports.
+    pub const ALL: [Transport; 2] = [Transport::Tcp, Transport::Quic];
+
+    /// The value of the `--transport` flag: `"tcp"` or `"quic"`.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Quic => "quic",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_arg())
+    }
+}
+
+/// A `--transport` value that is neither `tcp` nor `quic`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transport {0:?} (want tcp or quic)")]
+pub struct UnknownTransport(pub String);
+
+impl FromStr for Transport {
+    type Err = UnknownTransport;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tcp" => Ok(Transport::Tcp),
+            "quic" => Ok(Transport::Quic),
+            other => Err(UnknownTransport(other.to_owned())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +160,17 @@ mod tests {
         assert_eq!(
             "quic".parse::<Security>(),
             Err(UnknownSecurity("quic".into()))
+        );
+    }
+
+    #[test]
+    fn transport_round_trips_through_its_flag_value() {
+        for t in Transport::ALL {
+            assert_eq!(t.as_arg().parse::<Transport>(), Ok(t));
+        }
+        assert_eq!(
+            "quic-v1".parse::<Transport>(),
+            Err(UnknownTransport("quic-v1".into()))
         );
     }
 

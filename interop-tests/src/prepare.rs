@@ -277,6 +277,21 @@ pub fn prepare_rust_relay_client() -> Result<PathBuf> {
         })
 }
 
+/// The rust-libp2p DCUtR peer (`peers/rust-dcutr`, the `rust-libp2p-dcutr`
+/// example), built once per process when missing or older than its sources.
+///
+/// Blocking, like [`prepare`]; the outcome is cached for the life of the process.
+pub fn prepare_rust_dcutr() -> Result<PathBuf> {
+    static DCUTR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DCUTR
+        .get_or_init(|| build_example("rust-libp2p-dcutr", "rust-dcutr"))
+        .clone()
+        .map_err(|message| HarnessError::Prepare {
+            participant: "rust-libp2p-dcutr".to_owned(),
+            message,
+        })
+}
+
 /// The `weft` command-line binary of this build (`cli/`, package `weft-cli`).
 ///
 /// Used as it is when it is newer than every source of the workspace; otherwise built,

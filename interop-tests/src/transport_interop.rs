@@ -12,6 +12,10 @@
 //!   ..}` (the triple `l` is the contract's spelling), then exits 0; any error exits
 //!   non-zero. Diagnostics go to stderr only.
 //!
+//! Transports: `tcp` (with `security=noise|tls` and `muxer=yamux`) and `quic-v1`
+//! (libp2p TLS and QUIC's own streams: test-plans sets neither `security` nor
+//! `muxer` for it, and both are ignored if set); see [`Params::stack`].
+//!
 //! This module holds the parts every participant shares (the parameters, the redis
 //! exchange, the JSON line); `weft-transport-interop` (weft) and the reference peers'
 //! `transport-interop` modes (`peers/{go,js,rust}`) are built on the same contract,
@@ -20,8 +24,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use multiaddr::Multiaddr;
+use multiaddr::{Multiaddr, Protocol};
 use serde::{Deserialize, Serialize};
+
+use crate::participant::Security;
 
 /// The redis list the listener pushes its address to and the dialer pops it from.
 pub const LISTENER_ADDR_KEY: &str = "listenerAddr";
@@ -52,6 +58,17 @@ pub enum ContractError {
         /// Why it is refused.
         reason: String,
     },
+    /// A variable names something this participant does not implement (test-plans
+    /// counts the cell as failed).
+    #[error("{name}={value:?} is not supported (supported: {supported})")]
+    Unsupported {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is.
+        supported: &'static str,
+    },
     /// Talking to redis failed.
     #[error("redis at {addr}: {source}")]
     Redis {
@@ -72,6 +89,29 @@ pub enum ContractError {
         /// The parse error.
         reason: String,
     },
+}
+
+/// The stack a cell asks for, from `transport`, `security` and `muxer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// `transport=tcp`, `security=noise|tls`, `muxer=yamux`.
+    Tcp {
+        /// The security protocol.
+        security: Security,
+    },
+    /// `transport=quic-v1`: secure and multiplexed on its own.
+    Quic,
+}
+
+impl Stack {
+    /// The address a listener binds: `/ip4|ip6/<ip>/tcp/0` or `/ip4|ip6/<ip>/udp/0/quic-v1`.
+    pub fn listen_addr(self, ip: IpAddr) -> Multiaddr {
+        let addr = Multiaddr::empty().with(Protocol::from(ip));
+        match self {
+            Stack::Tcp { .. } => addr.with(Protocol::Tcp(0)),
+            Stack::Quic => addr.with(Protocol::Udp(0)).with(Protocol::QuicV1),
+        }
+    }
 }
 
 /// The parameters of one participant, from the environment.
@@ -151,6 +191,40 @@ impl Params {
             redis_addr,
             timeout,
         })
+    }
+
+    /// The stack this cell asks for, or [`ContractError::Unsupported`] for a
+    /// transport, security or muxer outside `tcp` x `noise|tls` x `yamux` and
+    /// `quic-v1`.
+    pub fn stack(&self) -> Result<Stack, ContractError> {
+        match self.transport.as_str() {
+            "quic-v1" => Ok(Stack::Quic),
+            "tcp" => {
+                let muxer = self.muxer.as_deref().unwrap_or("");
+                if muxer != "yamux" {
+                    return Err(ContractError::Unsupported {
+                        name: "muxer",
+                        value: muxer.to_owned(),
+                        supported: "yamux",
+                    });
+                }
+                let security = self.security.as_deref().unwrap_or("");
+                let security =
+                    security
+                        .parse::<Security>()
+                        .map_err(|_| ContractError::Unsupported {
+                            name: "security",
+                            value: security.to_owned(),
+                            supported: "noise, tls",
+                        })?;
+                Ok(Stack::Tcp { security })
+            }
+            other => Err(ContractError::Unsupported {
+                name: "transport",
+                value: other.to_owned(),
+                supported: "tcp, quic-v1",
+            }),
+        }
     }
 
     /// Connects to redis, retrying until it answers or the test timeout passes (under
@@ -271,7 +345,6 @@ impl DialerReport {
 /// reports: an unspecified bind (`0.0.0.0`) is published as the first non-loopback
 /// interface address (what a container's peer can reach), or loopback if there is none.
 pub fn publishable_addr(reported: &[Multiaddr]) -> Option<Multiaddr> {
-    use multiaddr::Protocol;
     let ip_of = |a: &Multiaddr| {
         a.iter().find_map(|p| match p {
             Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
@@ -353,6 +426,52 @@ mod tests {
         assert_eq!(p.redis_addr, "127.0.0.1:6380");
         assert_eq!(p.timeout, Duration::from_secs(30));
         assert_eq!((p.security, p.muxer), (None, None));
+    }
+
+    #[test]
+    fn stacks_follow_the_transport() {
+        let tcp = |security: &str, muxer: &str| {
+            params(&[
+                ("transport", "tcp"),
+                ("security", security),
+                ("muxer", muxer),
+                ("is_dialer", "true"),
+            ])
+            .unwrap()
+            .stack()
+        };
+        assert_eq!(
+            tcp("tls", "yamux").unwrap(),
+            Stack::Tcp {
+                security: Security::Tls
+            }
+        );
+        assert!(matches!(
+            tcp("plaintext", "yamux"),
+            Err(ContractError::Unsupported {
+                name: "security",
+                ..
+            })
+        ));
+        assert!(matches!(
+            tcp("noise", "mplex"),
+            Err(ContractError::Unsupported { name: "muxer", .. })
+        ));
+        // test-plans sets neither security nor muxer for QUIC.
+        let quic = params(&[("transport", "quic-v1"), ("is_dialer", "false")]).unwrap();
+        assert_eq!(quic.stack().unwrap(), Stack::Quic);
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(
+            Stack::Quic.listen_addr(ip).to_string(),
+            "/ip4/127.0.0.1/udp/0/quic-v1"
+        );
+        assert_eq!(
+            tcp("noise", "yamux").unwrap().listen_addr(ip).to_string(),
+            "/ip4/127.0.0.1/tcp/0"
+        );
+        let ws = params(&[("transport", "ws"), ("is_dialer", "true")]).unwrap();
+        let err = ws.stack().unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,10 @@ const MAX_OUTPUT: u64 = 1024 * 1024;
 pub struct WeftListen {
     /// Arguments after `weft listen --ip 127.0.0.1 --port 0`, e.g. `["--perf"]`.
     pub args: Vec<String>,
+    /// Listen on these multiaddrs (`--listen`, e.g. `/ip4/127.0.0.1/udp/0/quic-v1`)
+    /// instead of `--ip 127.0.0.1 --port 0` (TCP); the first one is the address the
+    /// [`ListeningPeer`] reports.
+    pub listen: Vec<String>,
     /// Run it under `prlimit --nofile=N:N`, so it may open at most `N` files.
     pub nofile: Option<u64>,
 }
@@ -37,6 +41,12 @@ impl WeftListen {
         self
     }
 
+    /// Listens on `addr` (`--listen ADDR`, repeatable) instead of TCP on 127.0.0.1.
+    pub fn listen_on(mut self, addr: impl Into<String>) -> Self {
+        self.listen.push(addr.into());
+        self
+    }
+
     /// Lowers the open-files limit (soft and hard) to `limit`.
     pub fn nofile(mut self, limit: u64) -> Self {
         self.nofile = Some(limit);
@@ -44,7 +54,7 @@ impl WeftListen {
     }
 
     /// Builds the binary if needed (once per process) and starts the listener on
-    /// `127.0.0.1`, any port.
+    /// `127.0.0.1`, any port (or on the [`listen_on`](Self::listen_on) addresses).
     pub async fn spawn(&self) -> Result<ListeningPeer> {
         let weft = weft_binary().await?;
         let mut args: Vec<OsString> = Vec::new();
@@ -56,11 +66,13 @@ impl WeftListen {
             }
             None => weft,
         };
-        args.extend(
-            ["listen", "--ip", "127.0.0.1", "--port", "0"]
-                .into_iter()
-                .map(OsString::from),
-        );
+        args.push("listen".into());
+        if self.listen.is_empty() {
+            args.extend(["--ip", "127.0.0.1", "--port", "0"].map(OsString::from));
+        }
+        for addr in &self.listen {
+            args.extend(["--listen", addr].map(OsString::from));
+        }
         args.extend(self.args.iter().map(OsString::from));
         ListeningPeer::spawn_program("weft listen", &program, args).await
     }

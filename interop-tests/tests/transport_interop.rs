@@ -1,7 +1,8 @@
 //! The test-plans transport-interop matrix, run here the way libp2p/test-plans runs
 //! it (minus docker): for every dialer x listener pair with weft on at least one side
-//! (weft, rust-libp2p, go-libp2p, js-libp2p), over TCP, crossing Noise and TLS with
-//! yamux, each test gets its own real `redis-server`, a listener and a dialer started
+//! (weft, rust-libp2p, go-libp2p, js-libp2p), over TCP crossing Noise and TLS with
+//! yamux, and over QUIC v1 (secure and multiplexed on its own: test-plans sets neither
+//! `security` nor `muxer` for it), each test gets its own real `redis-server`, a listener and a dialer started
 //! with the contract's environment variables, and a timeout. The dialer must exit 0
 //! with exactly one JSON line (`weft_interop_tests::transport_interop::DialerReport`).
 //!
@@ -27,10 +28,51 @@ const TEST_TIMEOUT_SECS: u64 = 60;
 const RUNNER_TIMEOUT: Duration = Duration::from_secs(TEST_TIMEOUT_SECS + 15);
 /// How long redis-server may take to accept connections.
 const REDIS_START: Duration = Duration::from_secs(10);
-/// The securities crossed with every pair (TCP + yamux).
-const SECURITIES: [&str; 2] = ["noise", "tls"];
+/// The stacks every pair runs: TCP x {noise, tls} x yamux, and QUIC.
+const CELLS: [Cell; 3] = [Cell::Tcp("noise"), Cell::Tcp("tls"), Cell::Quic];
 const README_BEGIN: &str = "<!-- transport-interop:begin -->";
 const README_END: &str = "<!-- transport-interop:end -->";
+
+/// One cell's stack, as test-plans names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    /// `transport=tcp`, this `security`, `muxer=yamux`.
+    Tcp(&'static str),
+    /// `transport=quic-v1`, no `security` or `muxer`.
+    Quic,
+}
+
+impl Cell {
+    fn transport(self) -> &'static str {
+        match self {
+            Cell::Tcp(_) => "tcp",
+            Cell::Quic => "quic-v1",
+        }
+    }
+
+    fn security(self) -> Option<&'static str> {
+        match self {
+            Cell::Tcp(security) => Some(security),
+            Cell::Quic => None,
+        }
+    }
+
+    fn muxer(self) -> Option<&'static str> {
+        match self {
+            Cell::Tcp(_) => Some("yamux"),
+            Cell::Quic => None,
+        }
+    }
+
+    /// `tcp, noise, yamux` or `quic-v1`, as in test-plans' test names.
+    fn label(self) -> String {
+        [Some(self.transport()), self.security(), self.muxer()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
 
 /// One side of a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +168,7 @@ struct Outcome {
     name: String,
     dialer: Participant,
     listener: Participant,
-    security: &'static str,
+    cell: Cell,
     result: Result<DialerReport, String>,
 }
 
@@ -142,16 +184,23 @@ fn log_file(name: &str) -> std::fs::File {
 
 fn spawn(
     program: &Program,
-    security: &str,
+    cell: Cell,
     is_dialer: bool,
     redis: SocketAddr,
     log: &str,
 ) -> std::io::Result<Child> {
-    Command::new(&program.program)
+    let mut command = Command::new(&program.program);
+    command
         .args(&program.leading)
-        .env("transport", "tcp")
-        .env("security", security)
-        .env("muxer", "yamux")
+        .env("transport", cell.transport());
+    // Unset, as test-plans leaves them for QUIC (and not inherited from our own env).
+    for (name, value) in [("security", cell.security()), ("muxer", cell.muxer())] {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command
         .env("is_dialer", if is_dialer { "true" } else { "false" })
         .env("ip", "127.0.0.1")
         .env("redis_addr", redis.to_string())
@@ -170,12 +219,13 @@ fn spawn(
 async fn run_one(
     dialer: (Participant, &Program),
     listener: (Participant, &Program),
-    security: &'static str,
+    cell: Cell,
 ) -> Outcome {
     let name = format!(
-        "{} x {} (tcp, {security}, yamux)",
+        "{} x {} ({})",
         dialer.0.name(),
-        listener.0.name()
+        listener.0.name(),
+        cell.label()
     );
     let slug: String = name
         .chars()
@@ -185,7 +235,7 @@ async fn run_one(
         let redis = RedisServer::start().await;
         let _listener = spawn(
             listener.1,
-            security,
+            cell,
             false,
             redis.addr,
             &format!("{slug}.listener.log"),
@@ -193,7 +243,7 @@ async fn run_one(
         .map_err(|e| format!("start the listener: {e}"))?;
         let mut child = spawn(
             dialer.1,
-            security,
+            cell,
             true,
             redis.addr,
             &format!("{slug}.dialer.log"),
@@ -230,7 +280,7 @@ async fn run_one(
         name,
         dialer: dialer.0,
         listener: listener.0,
-        security,
+        cell,
         result,
     }
 }
@@ -257,10 +307,12 @@ fn results_table(outcomes: &[Outcome], with_timings: bool) -> String {
         } else {
             let _ = writeln!(
                 table,
-                "| {} | {} | tcp | {} | yamux | {verdict} |",
+                "| {} | {} | {} | {} | {} | {verdict} |",
                 o.dialer.name(),
                 o.listener.name(),
-                o.security
+                o.cell.transport(),
+                o.cell.security().unwrap_or("-"),
+                o.cell.muxer().unwrap_or("-"),
             );
         }
     }
@@ -313,9 +365,9 @@ async fn weft_in_the_test_plans_matrix() {
     }
     let mut outcomes = Vec::new();
     for (d, l) in pairs {
-        for security in SECURITIES {
+        for cell in CELLS {
             let (dialer, listener) = (&programs[d], &programs[l]);
-            let outcome = run_one((dialer.0, &dialer.1), (listener.0, &listener.1), security).await;
+            let outcome = run_one((dialer.0, &dialer.1), (listener.0, &listener.1), cell).await;
             eprintln!("{}: {:?}", outcome.name, outcome.result);
             outcomes.push(outcome);
         }
@@ -333,7 +385,7 @@ async fn weft_in_the_test_plans_matrix() {
         &results_table(&outcomes, false),
     );
 
-    assert_eq!(outcomes.len(), 14, "7 pairs x 2 securities");
+    assert_eq!(outcomes.len(), 21, "7 pairs x 3 cells");
     let failed: Vec<String> = outcomes
         .iter()
         .filter_map(|o| o.result.as_ref().err().map(|e| format!("{}: {e}", o.name)))
@@ -347,7 +399,7 @@ async fn weft_in_the_test_plans_matrix() {
 async fn weft_refuses_unsupported_parameters() {
     let weft = PathBuf::from(env!("CARGO_BIN_EXE_weft-transport-interop"));
     for (var, value) in [
-        ("transport", "quic-v1"),
+        ("transport", "ws"),
         ("muxer", "mplex"),
         ("security", "plaintext"),
     ] {

@@ -13,8 +13,10 @@ use prost::Message;
 
 /// The signature domain of reservation vouchers.
 pub const DOMAIN: &str = "libp2p-relay-rsvp";
-/// The payload type: multicodec `0x0302` as an unsigned varint.
-pub const PAYLOAD_TYPE: [u8; 2] = [0x82, 0x06];
+/// The payload type: multicodec `0x0302` as its two bytes, as go-libp2p writes it
+/// (`RecordCodec`) and as signed peer records carry `0x0301`; not a varint
+/// (`[0x82, 0x06]` is refused by go-libp2p clients: "payload type is not registered").
+pub const PAYLOAD_TYPE: [u8; 2] = [0x03, 0x02];
 
 /// A voucher checked by [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +191,7 @@ mod tests {
         let bytes = signed_bytes(b"xy");
         let mut expected = vec![17];
         expected.extend_from_slice(b"libp2p-relay-rsvp");
-        expected.extend_from_slice(&[2, 0x82, 0x06, 2, b'x', b'y']);
+        expected.extend_from_slice(&[2, 0x03, 0x02, 2, b'x', b'y']);
         assert_eq!(bytes, expected);
     }
 }

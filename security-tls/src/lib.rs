@@ -17,7 +17,8 @@
 //!
 //! For transports with TLS built in (QUIC), [`SharedTlsConfigs`] holds a rustls client
 //! and server configuration per identity with the same checks, the expected peer
-//! carried in the server name of each dial ([`expected_peer_server_name`]).
+//! carried in the server name of each dial ([`SharedTlsConfigs::dial_name`]), and
+//! TLS 1.3 session tickets kept per remote peer id for resumption (0-RTT in QUIC).
 //!
 //! Failures are [`weft_upgrader::SecurityError`]s; the detailed cause is a boxed
 //! [`TlsError`] inside `Authentication` or `Protocol`.
@@ -30,6 +31,7 @@ pub mod certificate;
 mod config;
 mod error;
 mod provider;
+mod sessions;
 mod shared;
 mod signed_key;
 mod upgrade;
@@ -41,8 +43,10 @@ pub use certificate::{generate_certificate, GeneratedCertificate, Libp2pCertific
 pub use config::{TlsConfig, DEFAULT_CERTIFICATE_LIFETIME, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use error::TlsError;
 pub use rustls::pki_types::UnixTime;
+pub use sessions::{DialName, MAX_TICKETS_PER_PEER, MAX_TICKET_PEERS};
 pub use shared::{
     expected_peer_server_name, peer_public_key, SharedTlsConfigs, ANY_PEER_SERVER_NAME,
+    MAX_SERVER_SESSIONS, TICKETS_PER_HANDSHAKE,
 };
 pub use signed_key::SignedKey;
 pub use upgrade::{TlsUpgrade, PROTOCOL_ID};

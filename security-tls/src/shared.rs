@@ -1,14 +1,19 @@
 //! rustls configurations shared by every connection of one identity, for transports
-//! that run TLS inside themselves (QUIC).
+//! that run TLS inside themselves (QUIC), with TLS 1.3 session resumption.
 //!
-//! A QUIC endpoint keeps one client and one server configuration per identity (the
-//! precondition for session resumption later: rustls keys its ticket cache by the
-//! server name of a configuration it keeps). The peer a dial expects is therefore
-//! not part of the configuration; it travels in the server name the client passes to
-//! rustls ([`expected_peer_server_name`]), which is never sent (SNI is off) but is
-//! handed to the certificate verifier. So a wrong peer fails inside the handshake,
-//! before any stream opens, and a ticket cache keyed by server name holds the
-//! tickets of one peer id per entry.
+//! A QUIC endpoint keeps one client and one server configuration per identity:
+//! rustls resumes a session only with the very verifier and certificate resolver
+//! objects of the original one. The peer a dial expects is therefore not part of the
+//! configuration; it travels in the server name the client passes to rustls
+//! ([`SharedTlsConfigs::dial_name`]), which is never sent (SNI is off) but is handed
+//! to the certificate verifier and to the session store. So a wrong peer fails
+//! inside the handshake, before any stream opens, and the store files each ticket
+//! under the peer id it was issued for (see [`DialName`]).
+//!
+//! The server keeps its sessions in memory (stateful tickets, each usable once) and
+//! allows early data on them: rustls accepts 0-RTT only with stateful storage, whose
+//! single-use tickets are the anti-replay within one process. The client allows
+//! early data too; whether any is sent is up to the transport.
 //!
 //! The certificate is generated once per configuration pair: the spec allows its
 //! reuse, and it saves a key generation and two signatures per connection.
@@ -17,36 +22,44 @@ use crate::alpn::LIBP2P_ALPN;
 use crate::certificate::{generate_certificate, Libp2pCertificate};
 use crate::error::TlsError;
 use crate::provider::libp2p_provider;
+use crate::sessions::{server_name, DialName, PeerSessions, VerifiedClients, ANY_PEER};
 use crate::verifier::Libp2pCertVerifier;
 use libp2p_identity::{Keypair, PeerId, PublicKey};
-use rustls::client::Resumption;
+use rustls::client::{Resumption, Tls12Resumption};
 use rustls::pki_types::CertificateDer;
-use rustls::server::NoServerSessionStorage;
+use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, ServerConfig};
 use std::sync::Arc;
 
 /// The server name of a dial that expects no particular peer.
-pub const ANY_PEER_SERVER_NAME: &str = "libp2p.invalid";
+pub const ANY_PEER_SERVER_NAME: &str = ANY_PEER;
 
-/// The suffix of a server name that names the expected peer.
-const PEER_SERVER_NAME_SUFFIX: &str = ".peer.libp2p.invalid";
+/// Sessions a server keeps for resumption (each a few hundred bytes plus the
+/// client's certificate); beyond it the oldest are forgotten (their tickets then
+/// get a full handshake).
+pub const MAX_SERVER_SESSIONS: usize = 1024;
 
-/// The longest DNS label we emit (the limit is 63).
-const LABEL_LEN: usize = 60;
+/// Tickets a server sends after each handshake.
+pub const TICKETS_PER_HANDSHAKE: usize = 2;
 
 /// A client and a server configuration of libp2p TLS for one identity, with ALPN
 /// `"libp2p"` only (QUIC has its own streams: no muxer is negotiated).
 ///
 /// Both require and verify exactly one peer certificate as [`Libp2pCertificate`]
-/// describes; TLS 1.3 only; no SNI; session resumption off for now (no tickets
-/// sent, none stored).
+/// describes; TLS 1.3 only; no SNI. Session resumption is on: the client keeps
+/// tickets per remote peer id (in memory), the server keeps its sessions in memory
+/// and issues [`TICKETS_PER_HANDSHAKE`] single-use tickets per handshake; both allow
+/// early data (`max_early_data_size` is `u32::MAX`, as QUIC requires).
 #[derive(Debug, Clone)]
 pub struct SharedTlsConfigs {
-    /// For dials: pass [`expected_peer_server_name`] as the server name.
+    /// For dials: pass a [`DialName`] from [`SharedTlsConfigs::dial_name`] as the
+    /// server name.
     pub client: Arc<ClientConfig>,
     /// For inbound connections.
     pub server: Arc<ServerConfig>,
+    sessions: Arc<PeerSessions>,
+    clients: Arc<VerifiedClients>,
 }
 
 impl SharedTlsConfigs {
@@ -64,6 +77,8 @@ impl SharedTlsConfigs {
             .map_err(|e| TlsError::CertificateGeneration(e.to_string()))?;
         let certified = Arc::new(CertifiedKey::new(vec![generated.certificate], key));
         let algorithms = provider.signature_verification_algorithms;
+        let sessions = Arc::new(PeerSessions::default());
+        let clients = Arc::new(VerifiedClients::default());
 
         let mut client = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -71,58 +86,72 @@ impl SharedTlsConfigs {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Libp2pCertVerifier::from_server_name(
                 algorithms,
+                sessions.clone(),
             )))
             .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified.clone())));
         client.enable_sni = false;
         client.alpn_protocols = vec![LIBP2P_ALPN.to_vec()];
-        client.resumption = Resumption::disabled();
+        client.resumption =
+            Resumption::store(sessions.clone()).tls12_resumption(Tls12Resumption::Disabled);
+        client.enable_early_data = true;
 
         let mut server = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_client_cert_verifier(Arc::new(Libp2pCertVerifier::new(algorithms, None)))
+            .with_client_cert_verifier(Arc::new(Libp2pCertVerifier::recording_clients(
+                algorithms,
+                clients.clone(),
+            )))
             .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
         server.alpn_protocols = vec![LIBP2P_ALPN.to_vec()];
-        server.send_tls13_tickets = 0;
-        server.session_storage = Arc::new(NoServerSessionStorage {});
+        server.send_tls13_tickets = TICKETS_PER_HANDSHAKE;
+        server.session_storage = ServerSessionMemoryCache::new(MAX_SERVER_SESSIONS);
+        server.max_early_data_size = u32::MAX;
 
         Ok(SharedTlsConfigs {
             client: Arc::new(client),
             server: Arc::new(server),
+            sessions,
+            clients,
         })
+    }
+
+    /// The server name of a new dial expecting `expected` (none: any peer, and no
+    /// resumption), with a record of what the handshake did ([`DialName::resumed`]).
+    pub fn dial_name(&self, expected: Option<PeerId>) -> DialName {
+        self.sessions.dial_name(expected)
+    }
+
+    /// The host key a full handshake with `peer` proved, while the client keeps its
+    /// entry: a dial that resumes a session of `peer` knows this key before the
+    /// server answers.
+    pub fn proven_key(&self, peer: &PeerId) -> Option<PublicKey> {
+        self.sessions.key_of(peer)
+    }
+
+    /// For a listener: whether the connection whose client presented `chain` ran a
+    /// full handshake (its certificate was verified, and this claims that record);
+    /// false means the session was resumed. Ask once per connection, after the
+    /// certificate is known; two connections of one client at the same moment, one
+    /// full and one resumed, may be told apart the wrong way round.
+    pub fn claim_full_handshake(&self, chain: &[CertificateDer<'_>]) -> bool {
+        chain
+            .first()
+            .is_some_and(|certificate| self.clients.claim(certificate.as_ref()))
+    }
+
+    /// How many unused session tickets of `peer` the client holds.
+    pub fn tickets(&self, peer: &PeerId) -> usize {
+        self.sessions.tickets_of(peer)
     }
 }
 
 /// The server name a dial passes to rustls with a [`SharedTlsConfigs::client`]: it
 /// carries the expected peer id (hex, in DNS labels under `peer.libp2p.invalid`), or
-/// is [`ANY_PEER_SERVER_NAME`] when any peer will do.
+/// is [`ANY_PEER_SERVER_NAME`] when any peer will do. Prefer
+/// [`SharedTlsConfigs::dial_name`], which also reports whether the dial resumed.
 pub fn expected_peer_server_name(expected: Option<PeerId>) -> String {
-    let Some(peer) = expected else {
-        return ANY_PEER_SERVER_NAME.to_string();
-    };
-    let hex = hex::encode(peer.to_bytes());
-    let labels: Vec<&str> = hex
-        .as_bytes()
-        .chunks(LABEL_LEN)
-        .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
-        .collect();
-    format!("{}{PEER_SERVER_NAME_SUFFIX}", labels.join("."))
-}
-
-/// The peer a server name from [`expected_peer_server_name`] expects: `Ok(None)` for
-/// [`ANY_PEER_SERVER_NAME`].
-///
-/// # Errors
-///
-/// [`TlsError::Config`] for any other name: a verifier fails closed on it.
-pub(crate) fn expected_peer_from_server_name(name: &str) -> Result<Option<PeerId>, TlsError> {
-    if name == ANY_PEER_SERVER_NAME {
-        return Ok(None);
-    }
-    let bad = || TlsError::Config(format!("server name {name:?} names no peer"));
-    let labels = name.strip_suffix(PEER_SERVER_NAME_SUFFIX).ok_or_else(bad)?;
-    let bytes = hex::decode(labels.replace('.', "")).map_err(|_| bad())?;
-    PeerId::from_bytes(&bytes).map(Some).map_err(|_| bad())
+    server_name(None, expected)
 }
 
 /// The host key a verified peer certificate chain carries (as a QUIC library reports
@@ -142,7 +171,12 @@ pub fn peer_public_key(chain: &[CertificateDer<'_>]) -> Result<PublicKey, TlsErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sessions::parse_server_name;
     use rustls::pki_types::ServerName;
+
+    fn expected_peer_from_server_name(name: &str) -> Result<Option<PeerId>, ()> {
+        parse_server_name(name).map(|parsed| parsed.peer).ok_or(())
+    }
 
     #[test]
     fn server_names_carry_the_expected_peer_and_are_valid_dns_names() {

@@ -8,14 +8,14 @@
 
 use crate::certificate::Libp2pCertificate;
 use crate::error::TlsError;
-use crate::shared::expected_peer_from_server_name;
+use crate::sessions::{parse_server_name, PeerSessions, VerifiedClients};
 use libp2p_identity::{PeerId, PublicKey};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls13_signature_with_raw_key, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Verifies the peer's certificate for one handshake and remembers the proven key.
 pub(crate) struct Libp2pCertVerifier {
@@ -24,6 +24,10 @@ pub(crate) struct Libp2pCertVerifier {
     /// Whether a server certificate is checked against the peer the server name
     /// carries (a configuration shared by many dials) instead of `expected`.
     expected_from_server_name: bool,
+    /// The client's session store, told which key each peer's certificate proved.
+    sessions: Option<Arc<PeerSessions>>,
+    /// A listener's record of the client certificates verified in full handshakes.
+    clients: Option<Arc<VerifiedClients>>,
     verified: Mutex<Option<PublicKey>>,
 }
 
@@ -42,16 +46,35 @@ impl Libp2pCertVerifier {
             algorithms,
             expected,
             expected_from_server_name: false,
+            sessions: None,
+            clients: None,
             verified: Mutex::new(None),
         }
     }
 
     /// A verifier for a client configuration shared by many dials: each server
     /// certificate must prove the peer that the dial's server name carries (see
-    /// [`expected_peer_server_name`](crate::expected_peer_server_name)).
-    pub(crate) fn from_server_name(algorithms: WebPkiSupportedAlgorithms) -> Self {
+    /// [`SharedTlsConfigs::dial_name`](crate::SharedTlsConfigs::dial_name)), and
+    /// `sessions` learns the key each verified certificate proved for its dial.
+    pub(crate) fn from_server_name(
+        algorithms: WebPkiSupportedAlgorithms,
+        sessions: Arc<PeerSessions>,
+    ) -> Self {
         Libp2pCertVerifier {
             expected_from_server_name: true,
+            sessions: Some(sessions),
+            ..Self::new(algorithms, None)
+        }
+    }
+
+    /// A verifier of client certificates for a server configuration shared by many
+    /// connections, recording each certificate it accepts in `clients`.
+    pub(crate) fn recording_clients(
+        algorithms: WebPkiSupportedAlgorithms,
+        clients: Arc<VerifiedClients>,
+    ) -> Self {
+        Libp2pCertVerifier {
+            clients: Some(clients),
             ..Self::new(algorithms, None)
         }
     }
@@ -71,7 +94,7 @@ impl Libp2pCertVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
         expected: Option<PeerId>,
-    ) -> Result<(), TlsError> {
+    ) -> Result<PublicKey, TlsError> {
         if !intermediates.is_empty() {
             return Err(TlsError::TooManyCertificates(intermediates.len() + 1));
         }
@@ -92,7 +115,7 @@ impl Libp2pCertVerifier {
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(certificate.public_key().clone());
         tracing::debug!(peer = %actual, "peer certificate verified");
-        Ok(())
+        Ok(certificate.public_key().clone())
     }
 
     /// Checks a TLS 1.3 CertificateVerify signature against the certificate key.
@@ -127,13 +150,21 @@ impl ServerCertVerifier for Libp2pCertVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let expected = if self.expected_from_server_name {
-            expected_peer_from_server_name(&server_name.to_str()).map_err(TlsError::into_rustls)?
-        } else {
-            self.expected
-        };
-        self.verify_chain(end_entity, intermediates, now, expected)
+        if !self.expected_from_server_name {
+            self.verify_chain(end_entity, intermediates, now, self.expected)
+                .map_err(TlsError::into_rustls)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        let name = server_name.to_str();
+        let parsed = parse_server_name(&name).ok_or_else(|| {
+            TlsError::Config(format!("server name {name:?} names no peer")).into_rustls()
+        })?;
+        let key = self
+            .verify_chain(end_entity, intermediates, now, parsed.peer)
             .map_err(TlsError::into_rustls)?;
+        if let Some(sessions) = &self.sessions {
+            sessions.certificate_verified(&parsed, &key);
+        }
         Ok(ServerCertVerified::assertion())
     }
 
@@ -181,6 +212,9 @@ impl ClientCertVerifier for Libp2pCertVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.verify_chain(end_entity, intermediates, now, self.expected)
             .map_err(TlsError::into_rustls)?;
+        if let Some(clients) = &self.clients {
+            clients.verified(end_entity.as_ref());
+        }
         Ok(ClientCertVerified::assertion())
     }
 

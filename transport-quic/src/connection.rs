@@ -7,8 +7,10 @@ use crate::window::Windows;
 use libp2p_identity::PublicKey;
 use rustls::pki_types::CertificateDer;
 use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 use weft_upgrader::{
-    BoxedStream, Budget, Connection, MuxedConnection, MuxerError, Reservation, Role,
+    BoxedStream, Budget, Connection, EarlyData, MuxedConnection, MuxerError, Reservation, Role,
+    SessionInfo,
 };
 
 /// The security protocol a QUIC connection reports: the libp2p TLS handshake it runs
@@ -21,6 +23,40 @@ pub const MUXER_PROTOCOL: &str = "quic-v1";
 /// The application error code of a connection we close.
 const CLOSE_CODE: u32 = 0;
 
+/// The application error code of a connection closed because its handshake did not
+/// complete in time or proved another key than the session it resumed.
+const HANDSHAKE_FAILED_CODE: u32 = 1;
+
+/// How far a connection's handshake got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Early (0-RTT, or a listener's resumed 0.5-RTT) data may flow; the handshake runs.
+    Early,
+    /// The handshake completed.
+    Complete,
+    /// The handshake failed after the connection was handed out.
+    Failed,
+}
+
+/// What a connection's handshake did, as its handles see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    pub(crate) stage: Stage,
+    pub(crate) resumed: Option<bool>,
+    pub(crate) early_data: EarlyData,
+}
+
+impl Progress {
+    /// A connection handed out after its handshake.
+    pub(crate) fn complete(resumed: Option<bool>) -> Self {
+        Progress {
+            stage: Stage::Complete,
+            resumed,
+            early_data: EarlyData::NotAttempted,
+        }
+    }
+}
+
 /// A quinn connection as a [`MuxedConnection`]: bidirectional streams only.
 ///
 /// It holds the memory reserved for the connection's receive window; the
@@ -31,6 +67,7 @@ pub struct QuicMuxed {
     connection: quinn::Connection,
     config: Config,
     window: Mutex<Reservation>,
+    progress: watch::Receiver<Progress>,
 }
 
 impl std::fmt::Debug for QuicMuxed {
@@ -46,18 +83,63 @@ impl QuicMuxed {
     pub fn quinn(&self) -> &quinn::Connection {
         &self.connection
     }
+
+    /// Waits until the handshake is no longer early: true if it completed.
+    async fn wait_complete(&self) -> bool {
+        let mut progress = self.progress.clone();
+        // The watcher gone without a verdict (the runtime shuts down) counts as failed.
+        let stage = match progress.wait_for(|p| p.stage != Stage::Early).await {
+            Ok(p) => p.stage,
+            Err(_) => Stage::Failed,
+        };
+        stage == Stage::Complete
+    }
+
+    /// The error of a stream operation on a connection whose handshake failed.
+    fn failed(&self) -> MuxerError {
+        self.connection
+            .close_reason()
+            .map_or(MuxerError::Closed, muxer_error)
+    }
 }
 
 #[async_trait::async_trait]
 impl MuxedConnection for QuicMuxed {
+    /// Waits for the handshake first: nothing but an explicit
+    /// [`open_early_stream`](MuxedConnection::open_early_stream) leaves in 0-RTT.
     async fn open_stream(&self) -> Result<BoxedStream, MuxerError> {
+        if !self.wait_complete().await {
+            return Err(self.failed());
+        }
         let (send, recv) = self.connection.open_bi().await.map_err(muxer_error)?;
         Ok(Box::new(QuicStream::new(send, recv)))
     }
 
+    /// Opens a stream at once: on a connection dialed with early data whose handshake
+    /// still runs, it leaves in 0-RTT (replayable). If the listener rejects the early
+    /// data, its reads and writes fail and the request must go again on a new stream.
+    async fn open_early_stream(&self) -> Result<BoxedStream, MuxerError> {
+        let (send, recv) = self.connection.open_bi().await.map_err(muxer_error)?;
+        Ok(Box::new(QuicStream::new(send, recv)))
+    }
+
+    /// Streams the peer opened in 0-RTT report [`is_early`](weft_upgrader::MuxedStream::is_early).
     async fn accept_stream(&self) -> Result<BoxedStream, MuxerError> {
         let (send, recv) = self.connection.accept_bi().await.map_err(muxer_error)?;
-        Ok(Box::new(QuicStream::new(send, recv)))
+        Ok(Box::new(QuicStream::accepted(send, recv)))
+    }
+
+    async fn handshake_complete(&self) -> bool {
+        self.wait_complete().await
+    }
+
+    fn session_info(&self) -> SessionInfo {
+        let progress = *self.progress.borrow();
+        SessionInfo::default()
+            .with_handshake_complete(progress.stage == Stage::Complete)
+            .with_resumed(progress.resumed)
+            .with_early_data(progress.early_data)
+            .with_rtt(Some(self.connection.rtt()))
     }
 
     async fn close(&self) -> Result<(), MuxerError> {
@@ -103,18 +185,25 @@ pub(crate) fn muxer_error(error: quinn::ConnectionError) -> MuxerError {
     }
 }
 
-/// The host key the peer's certificate proved in the finished handshake.
-fn remote_public_key(connection: &quinn::Connection) -> Result<PublicKey, QuicError> {
-    let chain = connection
-        .peer_identity()
-        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .map(|chain| *chain)
-        .unwrap_or_default();
+/// The host key of the peer's certificate: verified in this handshake, or in the
+/// original one of a resumed session (rustls restores its certificate).
+pub(crate) fn proven_key(connection: &quinn::Connection) -> Result<PublicKey, QuicError> {
+    let chain = peer_chain(connection).unwrap_or_default();
     weft_security_tls::peer_public_key(&chain).map_err(QuicError::PeerIdentity)
 }
 
-/// Wraps an established quinn connection as a weft [`Connection`], keeping `window`
-/// reserved while any handle to it lives.
+/// The peer's certificate chain, once rustls has it (verified, or restored from a
+/// resumed session).
+pub(crate) fn peer_chain(connection: &quinn::Connection) -> Option<Vec<CertificateDer<'static>>> {
+    connection
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .map(|chain| *chain)
+}
+
+/// Wraps a quinn connection as a weft [`Connection`] of the peer `remote_public_key`,
+/// keeping `window` reserved while any handle to it lives. `progress` tells how far
+/// its handshake got (see [`watch_handshake`] for one still running).
 ///
 /// The driver completes when the connection has closed: `Ok` for a close by either
 /// application, the error otherwise (a timed-out idle connection reports
@@ -124,8 +213,9 @@ pub(crate) fn into_connection(
     role: Role,
     window: Reservation,
     config: &Config,
-) -> Result<Connection, QuicError> {
-    let remote_public_key = remote_public_key(&connection)?;
+    remote_public_key: PublicKey,
+    progress: watch::Receiver<Progress>,
+) -> Connection {
     let closed = connection.clone();
     let driver = Box::pin(async move {
         match muxer_error(closed.closed().await) {
@@ -133,7 +223,7 @@ pub(crate) fn into_connection(
             error => Err(error),
         }
     });
-    Ok(Connection {
+    Connection {
         remote_peer: remote_public_key.to_peer_id(),
         remote_public_key,
         role,
@@ -144,7 +234,79 @@ pub(crate) fn into_connection(
             connection,
             config: config.clone(),
             window: Mutex::new(window),
+            progress,
         }),
         driver,
-    })
+    }
+}
+
+/// What a connection handed out before its handshake completed still has to check.
+pub(crate) struct Pending {
+    /// Resolves when the handshake completes (for a dialer: whether the early data
+    /// was accepted).
+    pub(crate) accepted: quinn::ZeroRttAccepted,
+    /// The key the connection was handed out with (that of the resumed session).
+    pub(crate) key: PublicKey,
+    /// Whether we sent early data (a dialer that asked for it).
+    pub(crate) early_data: bool,
+    /// Whether the handshake resumed, once it completed.
+    pub(crate) resumed: Box<dyn Fn() -> Option<bool> + Send>,
+    /// How long the handshake may still take.
+    pub(crate) timeout: std::time::Duration,
+}
+
+/// Follows the handshake of a connection handed out early until it completes, fails
+/// or times out, and publishes the outcome. A completed handshake must prove the key
+/// the connection was handed out with; otherwise (or on a timeout) the connection
+/// is closed and its handles fail.
+pub(crate) async fn watch_handshake(
+    connection: quinn::Connection,
+    pending: Pending,
+    progress: watch::Sender<Progress>,
+) {
+    let Pending {
+        accepted,
+        key,
+        early_data,
+        resumed,
+        timeout,
+    } = pending;
+    let remote = connection.remote_address();
+    let outcome = tokio::time::timeout(timeout, accepted).await;
+    let proven = proven_key(&connection).ok();
+    let next = match outcome {
+        Err(_) => {
+            tracing::debug!(%remote, ?timeout, "early QUIC connection: handshake timed out");
+            connection.close(
+                quinn::VarInt::from_u32(HANDSHAKE_FAILED_CODE),
+                b"handshake timed out",
+            );
+            None
+        }
+        Ok(_) if connection.close_reason().is_some() => None,
+        Ok(_) if proven.as_ref() != Some(&key) => {
+            tracing::warn!(%remote, "early QUIC connection proved another key than its session; closed");
+            connection.close(
+                quinn::VarInt::from_u32(HANDSHAKE_FAILED_CODE),
+                b"peer key changed",
+            );
+            None
+        }
+        Ok(accepted) => Some(accepted),
+    };
+    progress.send_modify(|p| match next {
+        None => p.stage = Stage::Failed,
+        Some(accepted) => {
+            p.stage = Stage::Complete;
+            p.resumed = resumed();
+            if early_data {
+                p.early_data = if accepted {
+                    EarlyData::Accepted
+                } else {
+                    EarlyData::Rejected
+                };
+            }
+            tracing::debug!(%remote, resumed = ?p.resumed, early_data = ?p.early_data, "QUIC handshake completed");
+        }
+    });
 }

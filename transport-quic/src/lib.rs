@@ -12,6 +12,11 @@
 //!   [`handshake`](Inbound::handshake) runs apart from the accept loop.
 //! - Receive windows are reserved from a [`weft_upgrader::Budget`] before the
 //!   handshake and shrink when it denies (see the README on windows and budgets).
+//! - Session resumption and 0-RTT: tickets kept per remote peer id, in memory;
+//!   [`QuicEndpoints::dial_with`] with early data returns before the listener
+//!   answered on a resumed session; early streams only when asked for
+//!   (`open_early_stream`), and reported to the listener (`MuxedStream::is_early`).
+//!   See the README on what a resumed connection proves and what 0-RTT is not.
 //! - [`Config`]: handshake timeout, idle timeout and keep-alive (a dead peer is
 //!   reported within about 6 s), windows, stream limit, socket buffers, MTU discovery.
 //! - [`multiaddr_to_socket`] / [`socket_to_multiaddr`] for `/ip4|ip6/../udp/../quic-v1`.

@@ -19,12 +19,25 @@ const RESET_CODE: u32 = 0;
 pub struct QuicStream {
     send: quinn::SendStream,
     recv: quinn::RecvStream,
+    /// The peer opened it in 0-RTT.
+    early: bool,
 }
 
 impl QuicStream {
     /// Joins the two halves of one stream.
     pub fn new(send: quinn::SendStream, recv: quinn::RecvStream) -> Self {
-        QuicStream { send, recv }
+        QuicStream {
+            send,
+            recv,
+            early: false,
+        }
+    }
+
+    /// Joins the two halves of a stream the peer opened, noting whether it opened
+    /// it in 0-RTT.
+    pub(crate) fn accepted(send: quinn::SendStream, recv: quinn::RecvStream) -> Self {
+        let early = recv.is_0rtt();
+        QuicStream { send, recv, early }
     }
 }
 
@@ -63,5 +76,10 @@ impl MuxedStream for QuicStream {
         // Either fails only when that half is already closed, which is what we want.
         let _ = self.send.reset(quinn::VarInt::from_u32(RESET_CODE));
         let _ = self.recv.stop(quinn::VarInt::from_u32(RESET_CODE));
+    }
+
+    /// Whether the peer opened this stream in 0-RTT: its first bytes may be a replay.
+    fn is_early(&self) -> bool {
+        self.early
     }
 }

@@ -65,21 +65,37 @@ impl Windows {
 
     /// The quinn transport parameters of a connection with these windows.
     pub(crate) fn transport_config(&self, config: &Config) -> Arc<TransportConfig> {
-        let mut transport = TransportConfig::default();
-        transport
-            .receive_window(VarInt::from_u32(self.connection))
-            .stream_receive_window(VarInt::from_u32(self.stream))
-            .send_window(u64::from(config.connection_window.max(MIN_WINDOW)))
-            .max_concurrent_bidi_streams(VarInt::from_u32(config.max_streams))
-            .max_concurrent_uni_streams(VarInt::from_u32(0))
-            .datagram_receive_buffer_size(None)
-            .keep_alive_interval(Some(config.keep_alive_interval))
-            .max_idle_timeout(IdleTimeout::try_from(config.idle_timeout).ok())
-            .initial_mtu(INITIAL_MTU)
-            .min_mtu(INITIAL_MTU)
-            .mtu_discovery_config(config.mtu_discovery.then(MtuDiscoveryConfig::default));
-        Arc::new(transport)
+        transport_config(config, self.connection, self.stream)
     }
+
+    /// The transport parameters a listener advertises: the connection window starts
+    /// at [`MIN_WINDOW`] whatever the budget granted, and is raised to it right after
+    /// the handshake. A client that resumes in 0-RTT uses the limits of its previous
+    /// session, and QUIC forbids a listener to accept it with smaller ones (quinn
+    /// fails such a connection), so what a listener advertises must not depend on
+    /// how much its budget grants at the time.
+    pub(crate) fn listener_transport_config(&self, config: &Config) -> Arc<TransportConfig> {
+        transport_config(config, MIN_WINDOW, self.stream)
+    }
+}
+
+/// The quinn transport parameters of a connection advertising `connection` and
+/// `stream` as its receive windows.
+fn transport_config(config: &Config, connection: u32, stream: u32) -> Arc<TransportConfig> {
+    let mut transport = TransportConfig::default();
+    transport
+        .receive_window(VarInt::from_u32(connection))
+        .stream_receive_window(VarInt::from_u32(stream))
+        .send_window(u64::from(config.connection_window.max(MIN_WINDOW)))
+        .max_concurrent_bidi_streams(VarInt::from_u32(config.max_streams))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .datagram_receive_buffer_size(None)
+        .keep_alive_interval(Some(config.keep_alive_interval))
+        .max_idle_timeout(IdleTimeout::try_from(config.idle_timeout).ok())
+        .initial_mtu(INITIAL_MTU)
+        .min_mtu(INITIAL_MTU)
+        .mtu_discovery_config(config.mtu_discovery.then(MtuDiscoveryConfig::default));
+    Arc::new(transport)
 }
 
 /// A budget that grants nothing: a connection dialed or accepted with it starts at

@@ -46,7 +46,10 @@ pub use builder::{UpgraderBuilder, DEFAULT_UPGRADE_TIMEOUT};
 pub use connection::Connection;
 pub use error::{UpgradeError, UpgradeStep};
 pub use io::{BoxFuture, BoxedIo, Io};
-pub use muxer::{BoxedStream, Muxed, MuxedConnection, MuxedStream, MuxerError, StreamMuxer};
+pub use muxer::{
+    BoxedStream, EarlyData, Muxed, MuxedConnection, MuxedStream, MuxerError, SessionInfo,
+    StreamMuxer,
+};
 pub use role::Role;
 pub use security::{SecuredConnection, SecurityError, SecurityUpgrade};
 pub use upgrader::Upgrader;

@@ -5,6 +5,7 @@ use crate::io::{BoxFuture, BoxedIo};
 use crate::role::Role;
 use futures::io::{AsyncRead, AsyncWrite};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A libp2p stream multiplexer (for example `/yamux/1.0.0`).
 ///
@@ -86,6 +87,95 @@ pub trait MuxedConnection: Send + Sync + 'static {
     fn adopt_budget(&self, budget: Budget) {
         let _ = budget;
     }
+
+    /// Opens a stream that leaves at once with early (0-RTT) data while the
+    /// connection's handshake is still running: data an attacker may replay, so only
+    /// for requests that are safe to run twice. [`open_stream`](Self::open_stream)
+    /// waits for the handshake instead. The provided implementation is
+    /// `open_stream` (a connection that is complete when it is made).
+    async fn open_early_stream(&self) -> Result<BoxedStream, MuxerError> {
+        self.open_stream().await
+    }
+
+    /// Waits until the connection's handshake is complete: true then, false if the
+    /// connection failed before. The provided implementation is true at once.
+    async fn handshake_complete(&self) -> bool {
+        true
+    }
+
+    /// What the connection's handshake did (resumed, early data) and the
+    /// transport's RTT estimate. The provided implementation reports a complete
+    /// handshake and nothing else.
+    fn session_info(&self) -> SessionInfo {
+        SessionInfo::default()
+    }
+}
+
+/// What a connection's handshake did, where its transport knows
+/// ([`MuxedConnection::session_info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// Whether the handshake is complete (early data may flow before).
+    pub handshake_complete: bool,
+    /// Whether the handshake resumed an earlier session (`None`: unknown, or not
+    /// known before the handshake completes).
+    pub resumed: Option<bool>,
+    /// What became of early (0-RTT) data.
+    pub early_data: EarlyData,
+    /// The transport's current round-trip time estimate, if it keeps one.
+    pub rtt: Option<Duration>,
+}
+
+impl Default for SessionInfo {
+    fn default() -> Self {
+        SessionInfo {
+            handshake_complete: true,
+            resumed: None,
+            early_data: EarlyData::NotAttempted,
+            rtt: None,
+        }
+    }
+}
+
+impl SessionInfo {
+    /// Sets whether the handshake is complete.
+    pub fn with_handshake_complete(mut self, complete: bool) -> Self {
+        self.handshake_complete = complete;
+        self
+    }
+
+    /// Sets whether the handshake resumed a session.
+    pub fn with_resumed(mut self, resumed: Option<bool>) -> Self {
+        self.resumed = resumed;
+        self
+    }
+
+    /// Sets the fate of early data.
+    pub fn with_early_data(mut self, early_data: EarlyData) -> Self {
+        self.early_data = early_data;
+        self
+    }
+
+    /// Sets the RTT estimate.
+    pub fn with_rtt(mut self, rtt: Option<Duration>) -> Self {
+        self.rtt = rtt;
+        self
+    }
+}
+
+/// What became of a connection's early (0-RTT) data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EarlyData {
+    /// None was sent: no resumable session, not asked for, or not supported.
+    NotAttempted,
+    /// Sent; the handshake has not completed yet.
+    Pending,
+    /// The remote accepted it.
+    Accepted,
+    /// The remote rejected it: streams opened early failed and must be opened again.
+    Rejected,
 }
 
 /// One stream of a multiplexed connection.
@@ -95,6 +185,12 @@ pub trait MuxedConnection: Send + Sync + 'static {
 pub trait MuxedStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
     /// Aborts the stream in both directions; the remote sees an error, not EOF.
     fn reset(&mut self);
+
+    /// Whether the remote opened this stream with early (0-RTT) data, which an
+    /// attacker may have recorded and replayed. The provided implementation: false.
+    fn is_early(&self) -> bool {
+        false
+    }
 }
 
 /// An owned, type-erased [`MuxedStream`].

@@ -604,7 +604,7 @@ impl Inner {
         }
     }
 
-    async fn dial_one(
+    pub(crate) async fn dial_one(
         self: &Arc<Self>,
         peer: Option<PeerId>,
         addr: Multiaddr,

@@ -128,6 +128,14 @@ pub trait Transport: Send + Sync + 'static {
     ) -> Result<Transported, TransportError>;
     /// Starts listening on the address.
     async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn Listener>, TransportError>;
+    /// Sends one hole punching datagram carrying `payload` to `addr` from a socket
+    /// this transport listens on. QUIC does: the peer that is to be the server of a
+    /// punched connection (DCUtR's initiator) opens its NAT towards the other peer
+    /// this way instead of dialing. The default: not supported.
+    fn punch(&self, addr: &Multiaddr, payload: &[u8]) -> Result<(), TransportError> {
+        let _ = payload;
+        Err(TransportError::Unsupported(addr.clone()))
+    }
 }
 
 /// A listening socket.

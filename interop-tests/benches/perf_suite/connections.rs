@@ -1,24 +1,24 @@
 //! Connection establishment: full dials per second (sequential and in parallel), and
 //! the time from dial to the first response byte through the delaying relay.
 
-use crate::stack::{BenchResult, Node, Security, Stack, PERF};
+use crate::stack::{path, BenchResult, Node, Security, Stack, PERF};
 use crate::stats::Samples;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use std::time::{Duration, Instant};
-use weft_interop_tests::DelayRelay;
 
 /// Dials per second: `clients` client nodes, each dialing `per_client` times in a
 /// row (dial, upgrade, close and wait until closed), all clients at once; `runs`
-/// times. TCP + Noise + yamux on loopback.
+/// times. On loopback, with `security` (TCP + Noise + yamux, or QUIC).
 pub async fn dials<S: Stack>(
+    security: Security,
     clients: usize,
     per_client: usize,
     runs: usize,
 ) -> BenchResult<Samples> {
-    let (server, target) = S::server(Security::Noise).await?;
+    let (server, target) = S::server(security).await?;
     let mut nodes = Vec::with_capacity(clients);
     for _ in 0..clients {
-        nodes.push(S::client(Security::Noise).await?);
+        nodes.push(S::client(security).await?);
     }
     // Warm-up.
     let conn = nodes[0].dial(target).await?;
@@ -53,11 +53,14 @@ pub async fn dials<S: Stack>(
 
 /// Time from starting a dial to reading the first byte of a 1-byte perf download,
 /// through a relay adding `delay` each way; a new connection each run.
-pub async fn first_byte<S: Stack>(delay: Duration, runs: usize) -> BenchResult<Samples> {
-    let (server, target) = S::server(Security::Noise).await?;
-    let relay = DelayRelay::start(target.addr, delay).await?;
-    let target = target.via(relay.local_addr());
-    let client = S::client(Security::Noise).await?;
+pub async fn first_byte<S: Stack>(
+    security: Security,
+    delay: Duration,
+    runs: usize,
+) -> BenchResult<Samples> {
+    let (server, target) = S::server(security).await?;
+    let (target, _relay) = path(target, Some(delay), 0.0).await?;
+    let client = S::client(security).await?;
     let mut samples = Samples::default();
     for run in 0..=runs {
         let started = Instant::now();

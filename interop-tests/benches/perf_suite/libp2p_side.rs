@@ -3,7 +3,7 @@
 //! by one task that takes commands over a channel, the way `libp2p-stream` works.
 //! Inbound perf and echo streams are served by the same code as weft's.
 
-use crate::stack::{socket_addr, BenchResult, BoxedStream, Node, Security, Stack, Target};
+use crate::stack::{BenchResult, BoxedStream, Node, Security, Stack, Target};
 use crate::stack::{ECHO, PERF};
 use crate::wire;
 use futures::channel::{mpsc, oneshot};
@@ -86,6 +86,13 @@ fn build_swarm(security: Security) -> BenchResult<libp2p::Swarm<Behaviour>> {
             .build(),
         Security::Tls => builder
             .with_tcp(tcp, tls::Config::new, yamux::Config::default)?
+            .with_behaviour(behaviour)?
+            .with_swarm_config(idle)
+            .build(),
+        // As rust-libp2p's users get it: `libp2p::quic::tokio::Transport` with its
+        // default `Config` (what `SwarmBuilder::with_quic` builds).
+        Security::Quic => builder
+            .with_quic()
             .with_behaviour(behaviour)?
             .with_swarm_config(idle)
             .build(),
@@ -206,12 +213,9 @@ impl Stack for Libp2p {
 
     async fn server(security: Security) -> BenchResult<(Libp2pNode, Target)> {
         let (node, peer) = Libp2pNode::start(security)?;
-        let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse()?;
+        let listen: Multiaddr = security.listen_addr();
         let addr = node.ask(|reply| Command::Listen(listen, reply)).await?;
-        let target = Target {
-            addr: socket_addr(&addr)?,
-            peer,
-        };
+        let target = Target::at(&addr, peer)?;
         Ok((node, target))
     }
 

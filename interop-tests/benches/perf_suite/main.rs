@@ -1,6 +1,7 @@
-//! weft against rust-libp2p (`libp2p` 0.57), side by side in one run: single-stream
+//! weft against rust-libp2p (`libp2p` 0.57), side by side in one run, over TCP (Noise
+//! and TLS with yamux) and QUIC: single-stream
 //! throughput on loopback, through the delaying relay at 0 ms (the relay's own cost)
-//! and at 60 ms RTT, dials per second,
+//! and at 60 ms RTT (QUIC also with 1% of the datagrams dropped each way), dials per second,
 //! time from dial to the first response byte in round trips, streams per second, and
 //! resident memory per idle connection and stream. Prints a markdown table with each
 //! figure's median, its min–max spread, and the ratio weft / rust-libp2p, then the
@@ -9,7 +10,9 @@
 //! ```text
 //! cargo bench -p weft-interop-tests --bench perf_suite               # ~10 min
 //! cargo bench -p weft-interop-tests --bench perf_suite -- --quick    # ~2 min
-//! ... -- --only loopback,relay0,relay,dials,ttfb,streams,memory   # some sections
+//! ... -- --only loopback,relay0,relay,loss,dials,ttfb,streams,memory   # some sections
+//! ... -- --transports quic     # only the QUIC rows (or tcp; default tcp,quic)
+//! ... -- --weft-quic-window-mib 16   # weft's QUIC stream and connection windows
 //! ... -- --weft-window-mib 64 --weft-split-kib 64          # weft yamux knobs
 //! ... -- --weft-no-boost       # weft without its long-link window boost
 //! ... -- --weft-boost-rate-gib 1000   # the boost's link rate (default 1 GiB/s)
@@ -34,20 +37,28 @@ use weft_side::Weft;
 
 /// One-way delay of the relay: 30 ms each way, 60 ms round trip.
 const ONE_WAY: Duration = Duration::from_millis(30);
-const SECTIONS: [&str; 7] = [
-    "loopback", "relay0", "relay", "dials", "ttfb", "streams", "memory",
+const SECTIONS: [&str; 8] = [
+    "loopback", "relay0", "relay", "loss", "dials", "ttfb", "streams", "memory",
 ];
+/// The fraction of datagrams the `loss` section's relay drops, each way.
+const LOSS: f64 = 0.01;
+/// The most bytes of one `loss` transfer: at 1% loss and 60 ms, congestion control
+/// allows about MSS / RTT x 1.22 / sqrt(p), some 0.25 MiB/s.
+const LOSS_BYTES: u64 = 4 << 20;
+const TRANSPORTS: [&str; 2] = ["tcp", "quic"];
 
 /// Sizes and repetitions of a run.
 #[derive(Debug, Clone)]
 struct Options {
     quick: bool,
     sections: Vec<String>,
+    transports: Vec<String>,
     window_mib: Option<usize>,
     split_kib: Option<usize>,
     no_boost: bool,
     boost_rate_gib: Option<u64>,
     mib: Option<u64>,
+    quic_window_mib: Option<u32>,
 }
 
 impl Options {
@@ -55,11 +66,13 @@ impl Options {
         let mut options = Options {
             quick: false,
             sections: SECTIONS.iter().map(|s| s.to_string()).collect(),
+            transports: TRANSPORTS.iter().map(|s| s.to_string()).collect(),
             window_mib: None,
             split_kib: None,
             no_boost: false,
             boost_rate_gib: None,
             mib: None,
+            quic_window_mib: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -76,6 +89,19 @@ impl Options {
                         return Err(format!("unknown section {bad}; known: {SECTIONS:?}").into());
                     }
                 }
+                "--transports" => {
+                    let list = args.next().ok_or("--transports needs a list")?;
+                    options.transports = list.split(',').map(str::to_string).collect();
+                    if let Some(bad) = options
+                        .transports
+                        .iter()
+                        .find(|s| !TRANSPORTS.contains(&s.as_str()))
+                    {
+                        return Err(
+                            format!("unknown transport {bad}; known: {TRANSPORTS:?}").into()
+                        );
+                    }
+                }
                 "--weft-window-mib" => {
                     options.window_mib = Some(args.next().ok_or("needs a value")?.parse()?)
                 }
@@ -83,6 +109,15 @@ impl Options {
                     options.split_kib = Some(args.next().ok_or("needs a value")?.parse()?)
                 }
                 "--weft-no-boost" => options.no_boost = true,
+                "--weft-quic-window-mib" => {
+                    let mib: u32 = args.next().ok_or("needs a value")?.parse()?;
+                    if mib == 0 || mib > 1024 {
+                        return Err(
+                            format!("--weft-quic-window-mib {mib}: must be 1..=1024").into()
+                        );
+                    }
+                    options.quic_window_mib = Some(mib);
+                }
                 "--weft-boost-rate-gib" => {
                     options.boost_rate_gib = Some(args.next().ok_or("needs a value")?.parse()?)
                 }
@@ -102,6 +137,38 @@ impl Options {
 
     fn wants(&self, section: &str) -> bool {
         self.sections.iter().any(|s| s == section)
+    }
+
+    fn tcp(&self) -> bool {
+        self.transports.iter().any(|s| s == "tcp")
+    }
+
+    fn quic(&self) -> bool {
+        self.transports.iter().any(|s| s == "quic")
+    }
+
+    /// The stacks of the throughput sections: TCP with each security, and QUIC.
+    fn stacks(&self) -> Vec<Security> {
+        let mut stacks = Vec::new();
+        if self.tcp() {
+            stacks.extend([Security::Noise, Security::Tls]);
+        }
+        if self.quic() {
+            stacks.push(Security::Quic);
+        }
+        stacks
+    }
+
+    /// The stacks of the connection sections: TCP with Noise, and QUIC.
+    fn connection_stacks(&self) -> Vec<Security> {
+        let mut stacks = Vec::new();
+        if self.tcp() {
+            stacks.push(Security::Noise);
+        }
+        if self.quic() {
+            stacks.push(Security::Quic);
+        }
+        stacks
     }
 
     fn runs(&self) -> usize {
@@ -147,6 +214,13 @@ fn main() -> BenchResult<()> {
     }
     println!("weft yamux: {yamux:?}");
     weft_side::set_yamux_config(yamux)?;
+    if let Some(mib) = options.quic_window_mib {
+        let config = weft_transport_quic::Config::default()
+            .with_stream_window(mib << 20)
+            .with_connection_window(mib << 20);
+        println!("weft QUIC: {config:?}");
+        weft_side::set_quic_config(config)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -190,26 +264,42 @@ async fn run(options: &Options) -> BenchResult<Vec<Row>> {
     // the machine's cores with both ends), so the long link can be compared with
     // the same path without its delay.
     let paths = [
-        ("loopback", None),
-        ("relay0", Some(Duration::ZERO)),
-        ("relay", Some(ONE_WAY)),
+        ("loopback", None, 0.0),
+        ("relay0", Some(Duration::ZERO), 0.0),
+        ("relay", Some(ONE_WAY), 0.0),
+        ("loss", Some(ONE_WAY), LOSS),
     ];
-    for (section, delay) in paths {
+    for (section, delay, loss) in paths {
         if !options.wants(section) {
             continue;
         }
         let path = match delay {
             None => "loopback".to_string(),
+            Some(d) if loss > 0.0 => format!(
+                "relay {} ms RTT, {}% loss each way",
+                d.as_millis() * 2,
+                loss * 100.0
+            ),
             Some(d) => format!("relay {} ms RTT", d.as_millis() * 2),
         };
-        for security in [Security::Noise, Security::Tls] {
-            let w = throughput::measure::<Weft>(security, delay, bytes, runs).await?;
-            let l = throughput::measure::<Libp2p>(security, delay, bytes, runs).await?;
-            let name = |dir: &str| format!("{dir} {mib} MiB, {}+yamux, {path}", security.label());
+        for security in options.stacks() {
+            // The TCP relay cannot drop bytes: the loss rows are QUIC's.
+            if loss > 0.0 && security != Security::Quic {
+                continue;
+            }
+            let bytes = if loss > 0.0 {
+                bytes.min(LOSS_BYTES)
+            } else {
+                bytes
+            };
+            let mib = bytes >> 20;
+            let w = throughput::measure::<Weft>(security, delay, loss, bytes, runs).await?;
+            let l = throughput::measure::<Libp2p>(security, delay, loss, bytes, runs).await?;
+            let name = |dir: &str| format!("{dir} {mib} MiB, {}, {path}", security.label());
             both(name("upload"), "MiB/s", w.upload, l.upload);
             both(name("download"), "MiB/s", w.download, l.download);
         }
-        if let Some(delay) = delay {
+        if let (Some(delay), true, 0.0) = (delay, options.tcp(), loss) {
             let tcp = throughput::plain_tcp(delay, bytes, runs).await?;
             let name = |dir: &str| format!("{dir} {mib} MiB, plain TCP (reference), {path}");
             both(name("upload"), "MiB/s", tcp.upload, Samples::default());
@@ -217,30 +307,38 @@ async fn run(options: &Options) -> BenchResult<Vec<Row>> {
         }
     }
 
-    if options.wants("dials") {
+    for security in options.connection_stacks() {
+        if !options.wants("dials") {
+            break;
+        }
+        let label = security.label();
         let sequential = if options.quick { 100 } else { 300 };
-        let w = connections::dials::<Weft>(1, sequential, runs).await?;
-        let l = connections::dials::<Libp2p>(1, sequential, runs).await?;
+        let w = connections::dials::<Weft>(security, 1, sequential, runs).await?;
+        let l = connections::dials::<Libp2p>(security, 1, sequential, runs).await?;
         both(
-            format!("dials, sequential ({sequential} per run), Noise+yamux, loopback"),
+            format!("dials, sequential ({sequential} per run), {label}, loopback"),
             "dials/s",
             w,
             l,
         );
         let per_client = if options.quick { 3 } else { 8 };
-        let w = connections::dials::<Weft>(64, per_client, runs).await?;
-        let l = connections::dials::<Libp2p>(64, per_client, runs).await?;
+        let w = connections::dials::<Weft>(security, 64, per_client, runs).await?;
+        let l = connections::dials::<Libp2p>(security, 64, per_client, runs).await?;
         both(
-            format!("dials, 64 in parallel ({per_client} each per run), Noise+yamux, loopback"),
+            format!("dials, 64 in parallel ({per_client} each per run), {label}, loopback"),
             "dials/s",
             w,
             l,
         );
     }
 
-    if options.wants("ttfb") {
-        let w = connections::first_byte::<Weft>(ONE_WAY, runs).await?;
-        let l = connections::first_byte::<Libp2p>(ONE_WAY, runs).await?;
+    for security in options.connection_stacks() {
+        if !options.wants("ttfb") {
+            break;
+        }
+        let label = security.label();
+        let w = connections::first_byte::<Weft>(security, ONE_WAY, runs).await?;
+        let l = connections::first_byte::<Libp2p>(security, ONE_WAY, runs).await?;
         let rtt_ms = ONE_WAY.as_secs_f64() * 2000.0;
         let in_rtts = |s: &Samples| {
             let mut out = Samples::default();
@@ -251,20 +349,20 @@ async fn run(options: &Options) -> BenchResult<Vec<Row>> {
         };
         let (wr, lr) = (in_rtts(&w), in_rtts(&l));
         both(
-            "dial to first response byte, Noise+yamux, relay 60 ms RTT".into(),
+            format!("dial to first response byte, {label}, relay 60 ms RTT"),
             "ms",
             w,
             l,
         );
-        both(
-            "  the same in round trips through the relay (TCP's own handshake is not delayed: add 1 for a real link)".into(),
-            "RTT",
-            wr,
-            lr,
-        );
+        let note = if security == Security::Quic {
+            "the same in round trips (the UDP relay delays QUIC's whole handshake)"
+        } else {
+            "the same in round trips through the relay (TCP's own handshake is not delayed: add 1 for a real link)"
+        };
+        both(format!("  {note}, {label}"), "RTT", wr, lr);
     }
 
-    if options.wants("streams") {
+    if options.wants("streams") && options.tcp() {
         let count = if options.quick { 500 } else { 2000 };
         let w = streams::streams::<Weft>(count, runs).await?;
         let l = streams::streams::<Libp2p>(count, runs).await?;
@@ -276,20 +374,33 @@ async fn run(options: &Options) -> BenchResult<Vec<Row>> {
         );
     }
 
-    if options.wants("memory") {
-        let conns = max_connections(if options.quick { 1000 } else { 5000 });
+    for security in options.connection_stacks() {
+        if !options.wants("memory") {
+            break;
+        }
+        // QUIC connections share their endpoint's socket (no file-descriptor cap), but
+        // weft reserves 4 MiB of receive window per QUIC connection from the host's
+        // memory budget (1/8 of the machine): 500 stay within it.
+        let wanted = if options.quick { 1000 } else { 5000 };
+        let conns = match security {
+            Security::Quic => wanted.min(500),
+            _ => max_connections(wanted),
+        };
         let streams = if options.quick { 200 } else { 250 };
         let children = if options.quick { 1 } else { 3 };
-        let w = memory::measure(Weft::NAME, conns, streams, children)?;
-        let l = memory::measure(Libp2p::NAME, conns, streams, children)?;
+        let w = memory::measure(Weft::NAME, security, conns, streams, children)?;
+        let l = memory::measure(Libp2p::NAME, security, conns, streams, children)?;
+        let label = security.label();
         both(
-            format!("memory per idle connection, both ends ({conns} connections)"),
+            format!("memory per idle connection, both ends ({conns} connections), {label}"),
             "KiB",
             w.per_connection,
             l.per_connection,
         );
         both(
-            format!("memory per idle stream, both ends ({streams} streams on one connection)"),
+            format!(
+                "memory per idle stream, both ends ({streams} streams on one connection), {label}"
+            ),
             "KiB",
             w.per_stream,
             l.per_stream,
@@ -374,6 +485,15 @@ fn print_goals(rows: &[Row]) {
             num(r.libp2p.median())
         );
     }
+    for r in find(rows, "the UDP relay delays QUIC's whole handshake") {
+        println!(
+            "- dial to first byte in 2 RTT on a first QUIC connection: weft {} RTT → {} \
+             (rust-libp2p: {})",
+            num(r.weft.median()),
+            verdict(r.weft.median() < 2.5),
+            num(r.libp2p.median())
+        );
+    }
     for r in rows
         .iter()
         .filter(|r| r.unit == "dials/s" || r.unit == "streams/s")
@@ -383,6 +503,29 @@ fn print_goals(rows: &[Row]) {
             r.figure,
             num(r.ratio()),
             verdict(r.ratio() >= 1.2)
+        );
+    }
+    // QUIC's long link: against the same build through the relay at 0 ms (the
+    // relay's own cost factored out), and against rust-libp2p QUIC.
+    for relay in find(rows, "QUIC, relay 60 ms RTT") {
+        if relay.unit != "MiB/s" || relay.figure.contains("loss") {
+            continue;
+        }
+        let base_name = relay.figure.replace("relay 60 ms RTT", "relay 0 ms RTT");
+        if let Some(zero) = rows.iter().find(|r| r.figure == base_name) {
+            let share = relay.weft.median() / zero.weft.median();
+            println!(
+                "- QUIC long link ≥0.8 of the relay at 0 ms, {}: {:.0}% → {}",
+                relay.figure,
+                share * 100.0,
+                verdict(share >= 0.8)
+            );
+        }
+        println!(
+            "- QUIC long link ≥2x rust-libp2p QUIC, {}: {}x → {}",
+            relay.figure,
+            num(relay.ratio()),
+            verdict(relay.ratio() >= 2.0)
         );
     }
     for r in find(rows, "memory per idle connection") {

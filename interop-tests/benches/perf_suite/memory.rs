@@ -15,12 +15,15 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The environment variable that makes the bench a memory child:
-/// `<weft|rust-libp2p>:<connections>:<streams>`.
+/// `<weft|rust-libp2p>:<connections>:<streams>[:quic]` (TCP + Noise + yamux, or QUIC).
 pub const CHILD_ENV: &str = "WEFT_PERF_SUITE_MEMORY_CHILD";
 /// The line prefix a child reports with.
 const REPORT: &str = "PERF_SUITE_MEMORY";
 /// Dials in flight at once while filling up.
 const DIAL_CONCURRENCY: usize = 16;
+/// QUIC connections per client node: weft reserves each QUIC connection's 4 MiB
+/// receive window in the peer's scope, whose default memory limit (128 MiB) holds 32.
+const QUIC_PER_CLIENT: usize = 25;
 
 /// Per-connection and per-stream memory, KiB.
 #[derive(Debug, Default)]
@@ -46,14 +49,22 @@ fn rss_kib() -> BenchResult<u64> {
     Ok(kib)
 }
 
-/// Runs `runs` children for implementation `name`.
-pub fn measure(name: &str, connections: usize, streams: usize, runs: usize) -> BenchResult<Memory> {
+/// Runs `runs` children for implementation `name` over `security` (Noise or QUIC).
+pub fn measure(
+    name: &str,
+    security: Security,
+    connections: usize,
+    streams: usize,
+    runs: usize,
+) -> BenchResult<Memory> {
     let exe = std::env::current_exe()?;
     let mut memory = Memory::default();
+    let spec = match security {
+        Security::Quic => format!("{name}:{connections}:{streams}:quic"),
+        _ => format!("{name}:{connections}:{streams}"),
+    };
     for _ in 0..runs {
-        let output = Command::new(&exe)
-            .env(CHILD_ENV, format!("{name}:{connections}:{streams}"))
-            .output()?;
+        let output = Command::new(&exe).env(CHILD_ENV, &spec).output()?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let line = stdout
             .lines()
@@ -91,14 +102,19 @@ pub fn child_main(spec: &str) -> BenchResult<()> {
     };
     let conns: usize = conns.parse()?;
     let streams: usize = streams.parse()?;
+    let security = match parts.next() {
+        None => Security::Noise,
+        Some("quic") => Security::Quic,
+        Some(other) => return Err(format!("bad {CHILD_ENV} transport {other}").into()),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let report = runtime.block_on(async {
         match name {
-            "weft" => child::<Weft>(conns, streams).await,
-            "rust-libp2p" => child::<Libp2p>(conns, streams).await,
+            "weft" => child::<Weft>(security, conns, streams).await,
+            "rust-libp2p" => child::<Libp2p>(security, conns, streams).await,
             other => Err(format!("unknown implementation {other}").into()),
         }
     })?;
@@ -107,9 +123,26 @@ pub fn child_main(spec: &str) -> BenchResult<()> {
     std::process::exit(0);
 }
 
-async fn child<S: Stack>(conns: usize, streams: usize) -> BenchResult<[u64; 3]> {
-    let (_server, target) = S::server(Security::Noise).await?;
-    let client = S::client(Security::Noise).await?;
+async fn child<S: Stack>(
+    security: Security,
+    conns: usize,
+    streams: usize,
+) -> BenchResult<[u64; 3]> {
+    let (_server, target) = S::server(security).await?;
+    let client = S::client(security).await?;
+    // Over QUIC, a client node per QUIC_PER_CLIENT connections, all made (and so not
+    // counted) before the base line: only the connections are.
+    let (tasks_wanted, clients) = match security {
+        Security::Quic => {
+            let nodes = conns.div_ceil(QUIC_PER_CLIENT);
+            let mut clients = vec![client.clone()];
+            for _ in 1..nodes {
+                clients.push(S::client(security).await?);
+            }
+            (nodes, clients)
+        }
+        _ => (DIAL_CONCURRENCY, vec![client.clone()]),
+    };
     // Warm up allocator and code paths with one connection and stream.
     let warm = client.dial(target).await?;
     let mut stream = client.open(&warm, ECHO).await?;
@@ -118,27 +151,33 @@ async fn child<S: Stack>(conns: usize, streams: usize) -> BenchResult<[u64; 3]> 
     settle().await;
     let base = rss_kib()?;
 
-    let per_task = conns.div_ceil(DIAL_CONCURRENCY);
+    let per_task = conns.div_ceil(tasks_wanted);
     let mut tasks = Vec::new();
-    for i in 0..DIAL_CONCURRENCY {
-        let client = client.clone();
+    for i in 0..tasks_wanted {
+        let client = clients[i % clients.len()].clone();
         let n = per_task.min(conns.saturating_sub(i * per_task));
         tasks.push(tokio::spawn(async move {
             let mut opened = Vec::with_capacity(n);
             for _ in 0..n {
                 opened.push(client.dial(target).await?);
             }
-            Ok::<_, crate::stack::BenchError>(opened)
+            Ok::<_, crate::stack::BenchError>((client, opened))
         }));
     }
     let mut all = Vec::with_capacity(conns);
+    let mut last_client = client.clone();
     for task in tasks {
-        all.extend(task.await??);
+        let (node, opened) = task.await??;
+        if !opened.is_empty() {
+            last_client = node;
+        }
+        all.extend(opened);
     }
     settle().await;
     let with_conns = rss_kib()?;
 
     // Streams on the newest connection (weft opens on the newest one to the peer).
+    let client = last_client;
     let last = all.last().ok_or("no connections")?.clone();
     let mut open = Vec::with_capacity(streams);
     for _ in 0..streams {

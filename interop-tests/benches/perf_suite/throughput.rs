@@ -1,7 +1,9 @@
 //! Single-stream throughput, upload and download, on loopback or through the
-//! delaying relay; and plain TCP through the same relay as the reference.
+//! delaying relay (TCP's `DelayRelay`, or for QUIC the `UdpRelay`, which can also drop
+//! a seeded fraction of the datagrams); and plain TCP through the same relay as the
+//! reference.
 
-use crate::stack::{BenchResult, Node, Security, Stack, PERF};
+use crate::stack::{path, BenchResult, Node, Security, Stack, PERF};
 use crate::stats::Samples;
 use crate::wire;
 use std::net::SocketAddr;
@@ -25,22 +27,17 @@ fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
 
 /// One connection, `runs` x (upload then download of `bytes`), each on a new stream.
 /// Timed from opening the stream to reading the server's EOF. With `delay`, the
-/// connection goes through a [`DelayRelay`] adding `delay` each way.
+/// connection goes through a relay adding `delay` each way (QUIC: and dropping `loss`
+/// of the datagrams each way).
 pub async fn measure<S: Stack>(
     security: Security,
     delay: Option<Duration>,
+    loss: f64,
     bytes: u64,
     runs: usize,
 ) -> BenchResult<Throughput> {
     let (server, target) = S::server(security).await?;
-    let relay = match delay {
-        Some(d) => Some(DelayRelay::start(target.addr, d).await?),
-        None => None,
-    };
-    let target = match &relay {
-        Some(r) => target.via(r.local_addr()),
-        None => target,
-    };
+    let (target, relay) = path(target, delay, loss).await?;
     let client = S::client(security).await?;
     let conn = client.dial(target).await?;
     // Warm-up (not counted): code paths, and yamux's first RTT measurement.

@@ -11,6 +11,16 @@ use weft_muxer_yamux::{Yamux, YamuxConfig};
 /// The yamux configuration weft runs with (set once from the command line).
 static YAMUX: OnceLock<YamuxConfig> = OnceLock::new();
 
+/// The QUIC configuration weft runs with (set once from the command line; default:
+/// weft-transport-quic's defaults).
+static QUIC: OnceLock<weft_transport_quic::Config> = OnceLock::new();
+
+/// Sets the QUIC configuration of every weft host built from now on.
+pub fn set_quic_config(config: weft_transport_quic::Config) -> BenchResult<()> {
+    QUIC.set(config)
+        .map_err(|_| "weft QUIC configuration set twice".into())
+}
+
 /// Sets the yamux configuration of every weft host built from now on.
 pub fn set_yamux_config(config: YamuxConfig) -> BenchResult<()> {
     config.validate()?;
@@ -32,10 +42,20 @@ fn build(security: Security) -> BenchResult<Host> {
     let keypair = weft_host::Keypair::generate_ed25519();
     let secure: Arc<dyn weft_upgrader::SecurityUpgrade> = match security {
         Security::Noise => Arc::new(weft_security_noise::Noise::new(&keypair)?),
-        Security::Tls => Arc::new(weft_security_tls::TlsUpgrade::new(keypair.clone())),
+        Security::Tls | Security::Quic => {
+            Arc::new(weft_security_tls::TlsUpgrade::new(keypair.clone()))
+        }
     };
     let yamux = Yamux::with_config(YAMUX.get().cloned().unwrap_or_default())?;
-    let host = Host::builder()
+    // QUIC: the host's QUIC transport, with its default configuration unless the
+    // command line changed it (the TCP security and muxer are then unused).
+    let mut builder = Host::builder();
+    if let (Security::Quic, Some(config)) = (security, QUIC.get()) {
+        let quic =
+            weft_host::transport::quic::QuicTransport::with_config(&keypair, config.clone())?;
+        builder = builder.transport(Arc::new(quic));
+    }
+    let host = builder
         .keypair(keypair)
         .security(secure)
         .muxer(Arc::new(yamux))
@@ -54,12 +74,9 @@ impl Stack for Weft {
         host.set_handler(ECHO, |mut stream| async move {
             let _ = wire::serve_echo(&mut stream).await;
         });
-        let addrs = host.listen(&"/ip4/127.0.0.1/tcp/0".parse()?).await?;
+        let addrs = host.listen(&security.listen_addr()).await?;
         let addr = addrs.first().ok_or("weft listened on no address")?;
-        let target = Target {
-            addr: crate::stack::socket_addr(addr)?,
-            peer: host.peer_id(),
-        };
+        let target = Target::at(addr, host.peer_id())?;
         Ok((WeftNode { host }, target))
     }
 

@@ -3,11 +3,11 @@
 // It follows the interop peer contract shared by the go, js and rust peers (see
 // interop-tests/README.md):
 //
-//	go-peer listen --security noise|tls [--ip 127.0.0.1] [--port 0]
+//	go-peer listen --security noise|tls [--ip 127.0.0.1] [--port 0] [--transport tcp|quic]
 //	go-peer dial MULTIADDR --security noise|tls [--echo-bytes N] [--timeout-secs S]
 //	go-peer transport-interop   (libp2p/test-plans' contract: env vars + redis)
 //
-// TCP only, Noise or TLS, yamux only. stdout carries only the contract's output
+// TCP (Noise or TLS, yamux) and QUIC v1 (quic.go). stdout carries only the contract's output
 // (one multiaddr line for listen, one JSON line for dial); logs go to stderr.
 package main
 
@@ -36,7 +36,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -60,7 +59,7 @@ type dialReport struct {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage:")
-	fmt.Fprintln(os.Stderr, "  go-peer listen --security noise|tls [--ip 127.0.0.1] [--port 0]")
+	fmt.Fprintln(os.Stderr, "  go-peer listen --security noise|tls [--ip 127.0.0.1] [--port 0] [--transport tcp|quic]")
 	fmt.Fprintln(os.Stderr, "  go-peer dial MULTIADDR --security noise|tls [--echo-bytes 1048576] [--timeout-secs 30]")
 	os.Exit(2)
 }
@@ -92,7 +91,10 @@ func main() {
 			os.Exit(1)
 		}
 	default:
-		usage()
+		// relay-server, relay-listen, relay-dial: relay.go.
+		if !relayMode(os.Args[1], os.Args[2:]) {
+			usage()
+		}
 	}
 }
 
@@ -108,14 +110,13 @@ func securityOption(name string) (libp2p.Option, error) {
 	}
 }
 
-// newHost builds a TCP + yamux host with one security protocol.
+// newHost builds a TCP (one security protocol, yamux) and QUIC host.
 func newHost(security string, listenAddr string) (host.Host, error) {
 	sec, err := securityOption(security)
 	if err != nil {
 		return nil, err
 	}
 	opts := []libp2p.Option{
-		libp2p.Transport(tcp.NewTCPTransport),
 		sec,
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.UserAgent(agentVersion),
@@ -124,6 +125,7 @@ func newHost(security string, listenAddr string) (host.Host, error) {
 		libp2p.DisableMetrics(),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
 	}
+	opts = append(opts, transportOptions()...)
 	if listenAddr == "" {
 		opts = append(opts, libp2p.NoListenAddrs)
 	} else {
@@ -152,14 +154,19 @@ func listen(args []string) error {
 	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
 	security := fs.String("security", "", "noise or tls")
 	ip := fs.String("ip", "127.0.0.1", "IPv4 address to listen on")
-	port := fs.Int("port", 0, "TCP port to listen on (0: any)")
+	port := fs.Int("port", 0, "TCP or UDP port to listen on (0: any)")
+	transport := fs.String("transport", "tcp", "tcp or quic")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	h, err := newHost(*security, fmt.Sprintf("/ip4/%s/tcp/%d", *ip, *port))
+	listenAddr, err := listenAddrFor(*transport, "ip4", *ip, *port)
+	if err != nil {
+		return err
+	}
+	h, err := newHost(*security, listenAddr)
 	if err != nil {
 		return err
 	}
@@ -168,13 +175,13 @@ func listen(args []string) error {
 
 	var addr ma.Multiaddr
 	for _, a := range h.Network().ListenAddresses() {
-		if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+		if isTransport(a, *transport) {
 			addr = a
 			break
 		}
 	}
 	if addr == nil {
-		return errors.New("no TCP listen address")
+		return fmt.Errorf("no %s listen address", *transport)
 	}
 	fmt.Fprintf(os.Stdout, "%s/p2p/%s\n", addr, h.ID())
 	_ = os.Stdout.Sync()
@@ -272,8 +279,7 @@ wait:
 		report.Protocols = append(report.Protocols, string(p))
 	}
 	state := identified.Conn.ConnState()
-	report.Security = string(state.Security)
-	report.Muxer = string(state.StreamMultiplexer)
+	report.Security, report.Muxer = connNames(state)
 
 	res := <-ping.Ping(ctx, h, info.ID)
 	if res.Error != nil {

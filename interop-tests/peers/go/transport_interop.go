@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -46,11 +45,19 @@ func transportInterop() error {
 	if err != nil || timeoutSecs <= 0 {
 		return fmt.Errorf("bad test_timeout_seconds %q", os.Getenv("test_timeout_seconds"))
 	}
-	if transport != "tcp" {
-		return fmt.Errorf("transport %q is not supported (tcp only)", transport)
-	}
-	if muxer != "yamux" {
-		return fmt.Errorf("muxer %q is not supported (yamux only)", muxer)
+	// QUIC is secure and multiplexed on its own: test-plans sets neither security
+	// nor muxer for it (the host's TLS option is then unused).
+	listenTransport := "tcp"
+	switch transport {
+	case "tcp":
+		if muxer != "yamux" {
+			return fmt.Errorf("muxer %q is not supported (yamux only)", muxer)
+		}
+	case "quic-v1":
+		listenTransport = "quic"
+		security = "tls"
+	default:
+		return fmt.Errorf("transport %q is not supported (tcp, quic-v1)", transport)
 	}
 	if isDialer != "true" && isDialer != "false" {
 		return fmt.Errorf("is_dialer %q: want true or false", isDialer)
@@ -105,14 +112,18 @@ func transportInterop() error {
 	} else if parsed.To4() == nil {
 		ipProto = "ip6"
 	}
-	h, err := newHost(security, fmt.Sprintf("/%s/%s/tcp/0", ipProto, ip))
+	listenAddr, err := listenAddrFor(listenTransport, ipProto, ip, 0)
+	if err != nil {
+		return err
+	}
+	h, err := newHost(security, listenAddr)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
 	var chosen ma.Multiaddr
 	for _, a := range h.Addrs() {
-		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
+		if !isTransport(a, listenTransport) {
 			continue
 		}
 		if chosen == nil || (manet.IsIPLoopback(chosen) && !manet.IsIPLoopback(a)) {
@@ -120,7 +131,7 @@ func transportInterop() error {
 		}
 	}
 	if chosen == nil {
-		return errors.New("no TCP listen address")
+		return fmt.Errorf("no %s listen address", listenTransport)
 	}
 	full := fmt.Sprintf("%s/p2p/%s", chosen, h.ID())
 	fmt.Fprintln(os.Stderr, "listening on", full)

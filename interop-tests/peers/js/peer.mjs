@@ -1,10 +1,11 @@
 // weft's js-libp2p interop peer.
 //
 // Contract (shared with the go and rust peers, see interop-tests/README.md):
-//   node peer.mjs listen --security noise|tls [--ip 127.0.0.1] [--port 0]
+//   node peer.mjs listen --security noise|tls [--ip 127.0.0.1] [--port 0] [--transport tcp|quic]
 //   node peer.mjs dial MULTIADDR --security noise|tls [--echo-bytes N] [--timeout-secs S]
 //   node peer.mjs transport-interop   (libp2p/test-plans' contract: env vars + redis)
-// TCP only, Noise or TLS, yamux only. stdout carries only the contract's output;
+// TCP (Noise or TLS, yamux) and QUIC v1 (@chainsafe/libp2p-quic: libp2p TLS and
+// QUIC's own streams); a dial follows its address. stdout carries only the contract's output;
 // logs go to stderr.
 import './polyfill.mjs'
 
@@ -12,6 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { quic } from '@chainsafe/libp2p-quic'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -29,7 +31,7 @@ const LISTENER_ADDR_KEY = 'listenerAddr'
 
 function usage () {
   process.stderr.write('usage:\n' +
-    '  peer.mjs listen --security noise|tls [--ip 127.0.0.1] [--port 0]\n' +
+    '  peer.mjs listen --security noise|tls [--ip 127.0.0.1] [--port 0] [--transport tcp|quic]\n' +
     '  peer.mjs dial MULTIADDR --security noise|tls [--echo-bytes 1048576] [--timeout-secs 30]\n')
   process.exit(2)
 }
@@ -40,10 +42,22 @@ function encrypter (security) {
   throw new Error(`unknown --security ${JSON.stringify(security)} (want noise or tls)`)
 }
 
+/** The listen address for `--transport` ("tcp" or "quic"). */
+function listenAddr (transport, family, ip, port) {
+  if (transport === 'tcp') return `/${family}/${ip}/tcp/${port}`
+  if (transport === 'quic') return `/${family}/${ip}/udp/${port}/quic-v1`
+  throw new Error(`unknown --transport ${JSON.stringify(transport)} (want tcp or quic)`)
+}
+
+/** Whether `ma` is an address of `transport` ("tcp" or "quic"). */
+function isTransport (ma, transport) {
+  return ma.toString().includes(transport === 'quic' ? '/quic-v1' : '/tcp/')
+}
+
 async function newNode (security, listen) {
   return createLibp2p({
     addresses: { listen },
-    transports: [tcp()],
+    transports: [tcp(), quic()],
     connectionEncrypters: [encrypter(security)],
     streamMuxers: [yamux()],
     nodeInfo: { userAgent: AGENT_VERSION },
@@ -79,15 +93,17 @@ async function listen (argv) {
     options: {
       security: { type: 'string' },
       ip: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '0' }
+      port: { type: 'string', default: '0' },
+      transport: { type: 'string', default: 'tcp' }
     },
     allowPositionals: true
   })
   if (positionals.length !== 0) throw new Error(`unexpected arguments: ${positionals.join(' ')}`)
-  const node = await newNode(values.security, [`/ip4/${values.ip}/tcp/${values.port}`])
+  const transport = values.transport
+  const node = await newNode(values.security, [listenAddr(transport, 'ip4', values.ip, values.port)])
   await node.handle(ECHO_PROTOCOL, echoHandler)
-  const addr = node.getMultiaddrs().find((ma) => ma.toString().includes('/tcp/'))
-  if (addr == null) throw new Error('no TCP listen address')
+  const addr = node.getMultiaddrs().find((ma) => isTransport(ma, transport))
+  if (addr == null) throw new Error(`no ${transport} listen address`)
   let line = addr.toString()
   if (!line.includes('/p2p/')) line += `/p2p/${node.peerId.toString()}`
   await writeStdout(line)
@@ -192,13 +208,16 @@ async function dial (argv) {
     const id = await identified
     const rtt = await pingOnce(node, conn.remotePeer, signal)
     await echo(node, conn.remotePeer, echoBytes, signal)
+    // A QUIC connection runs libp2p TLS and QUIC's own streams, which js-libp2p names
+    // `native` and `quic`; the contract's names are weft's.
+    const overQuic = isTransport(target, 'quic')
     return {
       ok: true,
       remote_peer: remote,
       agent_version: id.agentVersion ?? '',
       protocols: id.protocols,
-      security: conn.encryption ?? (values.security === 'tls' ? '/tls/1.0.0' : '/noise'),
-      muxer: conn.multiplexer ?? '/yamux/1.0.0',
+      security: overQuic ? '/tls/1.0.0' : (conn.encryption ?? (values.security === 'tls' ? '/tls/1.0.0' : '/noise')),
+      muxer: overQuic ? 'quic-v1' : (conn.multiplexer ?? '/yamux/1.0.0'),
       rtt_ms: rtt,
       echo_bytes: echoBytes
     }
@@ -220,8 +239,12 @@ async function transportInterop () {
   const ip = env('ip', '0.0.0.0')
   const redisAddr = env('redis_addr', 'redis:6379')
   const timeoutSecs = Number(env('test_timeout_seconds', '180'))
-  if (transport !== 'tcp') throw new Error(`transport ${transport} is not supported (tcp only)`)
-  if (muxer !== 'yamux') throw new Error(`muxer ${muxer} is not supported (yamux only)`)
+  // QUIC is secure and multiplexed on its own: test-plans sets neither security nor
+  // muxer for it (the node's TLS encrypter is then unused).
+  if (transport !== 'tcp' && transport !== 'quic-v1') throw new Error(`transport ${transport} is not supported (tcp, quic-v1)`)
+  if (transport === 'tcp' && muxer !== 'yamux') throw new Error(`muxer ${muxer} is not supported (yamux only)`)
+  const listenTransport = transport === 'quic-v1' ? 'quic' : 'tcp'
+  const security = transport === 'quic-v1' ? 'tls' : env('security')
   if (isDialer !== 'true' && isDialer !== 'false') throw new Error(`is_dialer ${isDialer}: want true or false`)
   if (!(Number.isSafeInteger(timeoutSecs) && timeoutSecs > 0)) throw new Error('bad test_timeout_seconds')
   const signal = AbortSignal.timeout(timeoutSecs * 1000)
@@ -230,7 +253,7 @@ async function transportInterop () {
   await redis.connect()
   try {
     if (isDialer === 'true') {
-      const node = await newNode(env('security'), [])
+      const node = await newNode(security, [])
       try {
         const popped = await redis.blPop(LISTENER_ADDR_KEY, timeoutSecs)
         if (popped == null) throw new Error(`no ${LISTENER_ADDR_KEY} within ${timeoutSecs} s`)
@@ -247,10 +270,10 @@ async function transportInterop () {
       return
     }
     const family = ip.includes(':') ? 'ip6' : 'ip4'
-    const node = await newNode(env('security'), [`/${family}/${ip}/tcp/0`])
-    const addrs = node.getMultiaddrs().filter((a) => a.toString().includes('/tcp/'))
+    const node = await newNode(security, [listenAddr(listenTransport, family, ip, 0)])
+    const addrs = node.getMultiaddrs().filter((a) => isTransport(a, listenTransport))
     const addr = addrs.find((a) => !/\/(ip4\/127\.|ip6\/::1\/)/.test(a.toString())) ?? addrs[0]
-    if (addr == null) throw new Error('no TCP listen address')
+    if (addr == null) throw new Error(`no ${listenTransport} listen address`)
     let line = addr.toString()
     if (!line.includes('/p2p/')) line += `/p2p/${node.peerId.toString()}`
     process.stderr.write(`listening on ${line}\n`)

@@ -1,5 +1,6 @@
 //! A hostile rust-libp2p 0.57 peer, for weft's hostile-peer tests and bench: stock
-//! swarms (TCP, Noise, yamux, identify, ping) that dial a listener, open streams of
+//! swarms (TCP with Noise and yamux, or QUIC, as the address says; identify, ping) that
+//! dial a listener, open streams of
 //! `/echo/1.0.0`, write into each without end and never read: whatever the listener
 //! buffers for them (its unread receive windows, the echo it cannot send back) stays
 //! pinned.
@@ -105,6 +106,7 @@ async fn attack(addr: Multiaddr, streams: usize, counters: Arc<Counters>) -> Res
             yamux::Config::default,
         )
         .map_err(|e| e.to_string())?
+        .with_quic()
         .with_behaviour(|key| Behaviour {
             identify: identify::Behaviour::new(identify::Config::new(
                 "/ipfs/0.1.0".into(),

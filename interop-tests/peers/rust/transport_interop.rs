@@ -5,37 +5,26 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
+use libp2p::ping;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{ping, Multiaddr};
 use weft_interop_tests::transport_interop::{
-    publish_listener_addr, publishable_addr, wait_listener_addr, DialerReport, Params,
+    publish_listener_addr, publishable_addr, wait_listener_addr, DialerReport, Params, Stack,
 };
 use weft_interop_tests::Security;
 
 use crate::{build_swarm, BehaviourEvent, BoxError};
 
-fn security_of(params: &Params) -> Result<Security, BoxError> {
-    if params.transport != "tcp" {
-        return Err(format!(
-            "transport {:?} is not supported (tcp only)",
-            params.transport
-        )
-        .into());
-    }
-    if params.muxer.as_deref() != Some("yamux") {
-        return Err(format!("muxer {:?} is not supported (yamux only)", params.muxer).into());
-    }
-    let name = params.security.as_deref().unwrap_or("");
-    Ok(name.parse::<Security>()?)
-}
-
 /// Runs one participant; `Ok(Some(report))` for a dialer, an error for a listener that
 /// reached the timeout.
 pub async fn run() -> Result<Option<DialerReport>, BoxError> {
     let params = Params::from_env()?;
-    let security = security_of(&params)?;
+    let stack = params.stack()?;
     let mut redis = params.redis().await?;
-    let mut swarm = build_swarm(security)?;
+    // Every swarm also runs QUIC (with its own TLS); the TCP security is then unused.
+    let mut swarm = build_swarm(match stack {
+        Stack::Tcp { security } => security,
+        Stack::Quic => Security::Tls,
+    })?;
     if params.is_dialer {
         let dial = async {
             let addr = wait_listener_addr(&mut redis, &params.redis_addr, params.timeout).await?;
@@ -66,10 +55,7 @@ pub async fn run() -> Result<Option<DialerReport>, BoxError> {
             .map_err(|_| format!("dialer timed out after {:?}", params.timeout))??;
         return Ok(Some(report));
     }
-    let bind = Multiaddr::empty()
-        .with(Protocol::from(params.ip))
-        .with(Protocol::Tcp(0));
-    swarm.listen_on(bind)?;
+    swarm.listen_on(stack.listen_addr(params.ip))?;
     let local = *swarm.local_peer_id();
     let serve = async {
         let mut reported = Vec::new();

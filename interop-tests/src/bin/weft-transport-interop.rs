@@ -3,18 +3,21 @@
 //! `redis_addr`, `test_timeout_seconds`), exactly as test-plans runs every
 //! implementation. See `weft_interop_tests::transport_interop` for the contract.
 //!
-//! Supported: `transport=tcp`, `security=noise|tls`, `muxer=yamux`. Anything else is
+//! Supported: `transport=tcp` with `security=noise|tls` and `muxer=yamux`, and
+//! `transport=quic-v1` (weft-transport-quic: libp2p TLS inside QUIC). Anything else is
 //! refused with a non-zero exit, which test-plans counts as a failure of that cell.
 //! stdout carries only the dialer's JSON line; logs go to stderr (`RUST_LOG`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use multiaddr::{Multiaddr, Protocol};
+use multiaddr::Protocol;
 use weft_host::Host;
 use weft_interop_tests::transport_interop::{
-    publish_listener_addr, publishable_addr, wait_listener_addr, DialerReport, Params, EXIT_FAILURE,
+    publish_listener_addr, publishable_addr, wait_listener_addr, DialerReport, Params, Stack,
+    EXIT_FAILURE,
 };
+use weft_interop_tests::Security;
 use weft_upgrader::SecurityUpgrade;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -22,39 +25,35 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The agent version weft announces in this matrix.
 const AGENT_VERSION: &str = "weft-transport-interop";
 
-fn build_host(params: &Params) -> Result<Host, BoxError> {
-    if params.transport != "tcp" {
-        return Err(format!(
-            "transport {:?} is not supported (tcp only)",
-            params.transport
-        )
-        .into());
-    }
-    if params.muxer.as_deref() != Some("yamux") {
-        return Err(format!("muxer {:?} is not supported (yamux only)", params.muxer).into());
-    }
+/// A host for the cell's stack: TCP with exactly the asked security and yamux, or the
+/// default host (whose QUIC transport runs its own TLS and streams).
+fn build_host(stack: Stack) -> Result<Host, BoxError> {
     let keypair = libp2p_identity::Keypair::generate_ed25519();
-    let security: Arc<dyn SecurityUpgrade> = match params.security.as_deref() {
-        Some("noise") => Arc::new(weft_security_noise::Noise::new(&keypair)?),
-        Some("tls") => Arc::new(weft_security_tls::TlsUpgrade::new(keypair.clone())),
-        other => return Err(format!("security {other:?} is not supported (noise, tls)").into()),
+    let builder = Host::builder()
+        .keypair(keypair.clone())
+        .agent_version(AGENT_VERSION);
+    let builder = match stack {
+        Stack::Tcp { security } => {
+            let security: Arc<dyn SecurityUpgrade> = match security {
+                Security::Noise => Arc::new(weft_security_noise::Noise::new(&keypair)?),
+                Security::Tls => Arc::new(weft_security_tls::TlsUpgrade::new(keypair)),
+            };
+            builder
+                .security(security)
+                .muxer(Arc::new(weft_muxer_yamux::Yamux::new()))
+        }
+        Stack::Quic => builder,
     };
-    Ok(Host::builder()
-        .keypair(keypair)
-        .security(security)
-        .muxer(Arc::new(weft_muxer_yamux::Yamux::new()))
-        .agent_version(AGENT_VERSION)
-        .build()?)
+    Ok(builder.build()?)
 }
 
 /// Listener: bind, publish the address, serve ping until the runner stops us. Still
 /// running at the timeout means the dialer never finished: a failure.
 async fn listen(params: &Params) -> Result<(), BoxError> {
-    let host = build_host(params)?;
+    let stack = params.stack()?;
+    let host = build_host(stack)?;
     let mut redis = params.redis().await?;
-    let bind = Multiaddr::empty()
-        .with(Protocol::from(params.ip))
-        .with(Protocol::Tcp(0));
+    let bind = stack.listen_addr(params.ip);
     let reported = host.listen(&bind).await?;
     let addr = publishable_addr(&reported)
         .ok_or("the host reported no listen address")?
@@ -72,7 +71,7 @@ async fn listen(params: &Params) -> Result<(), BoxError> {
 
 /// Dialer: take the listener's address, connect, ping once, report.
 async fn dial(params: &Params) -> Result<DialerReport, BoxError> {
-    let host = build_host(params)?;
+    let host = build_host(params.stack()?)?;
     let mut redis = params.redis().await?;
     let addr = wait_listener_addr(&mut redis, &params.redis_addr, params.timeout).await?;
     let Some(Protocol::P2p(peer)) = addr.iter().last() else {

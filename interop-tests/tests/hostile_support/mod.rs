@@ -1,8 +1,11 @@
 //! What the `hostile_*` tests share: an honest `weft dial`, a sampler of a process's
-//! peak resident memory, and a rust-libp2p 0.57 connection (TCP + Noise + yamux from
-//! `libp2p-core`) on which a test opens raw streams and speaks multistream-select
-//! itself, so that it sees exactly what the listener answers (`na`, an accept, a reset).
+//! peak resident memory, a rust-libp2p 0.57 connection (TCP + Noise + yamux from
+//! `libp2p-core`, or QUIC from `libp2p-quic`) on which a test opens raw streams and
+//! speaks multistream-select itself, so that it sees exactly what the listener answers
+//! (`na`, an accept, a reset), and a flood of abandoned QUIC handshakes ([`initials`]).
 #![allow(dead_code)] // each test binary uses a part
+
+pub mod initials;
 
 use std::collections::VecDeque;
 use std::io;
@@ -210,15 +213,33 @@ impl RawConn {
         Self::connect_inner(addr, keypair, 512).await
     }
 
+    /// Dials `addr` with a fresh identity over QUIC (rust-libp2p's `libp2p-quic`,
+    /// its default configuration).
+    pub async fn connect_quic(addr: SocketAddr) -> io::Result<Self> {
+        let keypair = Keypair::generate_ed25519();
+        let transport = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(&keypair))
+            .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
+            .boxed();
+        let target = format!("/ip4/{}/udp/{}/quic-v1", addr.ip(), addr.port());
+        Self::connect_over(transport, target, keypair).await
+    }
+
     async fn connect_inner(
         addr: SocketAddr,
         keypair: Keypair,
         max_streams: usize,
     ) -> io::Result<Self> {
-        let mut transport = transport(&keypair, max_streams);
-        let target: Multiaddr = format!("/ip4/{}/tcp/{}", addr.ip(), addr.port())
-            .parse()
-            .map_err(io::Error::other)?;
+        let transport = transport(&keypair, max_streams);
+        let target = format!("/ip4/{}/tcp/{}", addr.ip(), addr.port());
+        Self::connect_over(transport, target, keypair).await
+    }
+
+    async fn connect_over(
+        mut transport: Boxed<(PeerId, StreamMuxerBox)>,
+        target: String,
+        keypair: Keypair,
+    ) -> io::Result<Self> {
+        let target: Multiaddr = target.parse().map_err(io::Error::other)?;
         let dial = transport
             .dial(
                 target,

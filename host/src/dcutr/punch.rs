@@ -1,0 +1,164 @@
+//! One attempt's simultaneous connect: from the punch time to a direct connection,
+//! the attempt's deadline, or the end of the relayed connection.
+//!
+//! - TCP: both sides dial every TCP address of the other, from their listen port
+//!   (port reuse), with the security role of their side, so whichever SYN lands
+//!   first (a simultaneous open, or one side's listener) the roles agree.
+//! - QUIC: the responder dials; the initiator (the QUIC server) sends random
+//!   datagrams from its listening socket to each QUIC address of the responder at
+//!   random 10-200 ms intervals, so that its NAT lets the responder's dial in.
+//!
+//! A direct connection from the peer that lands by any way (a dial of ours, an
+//! inbound one) ends the attempt.
+
+use super::DirectConnection;
+use crate::conn::ConnState;
+use crate::dial::DialOpts;
+use crate::events::Event;
+use crate::host::Inner;
+use crate::transport::{is_circuit, Transport};
+use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p_identity::PeerId;
+use multiaddr::Multiaddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tracing::debug;
+use weft_dcutr::{quic_punch_interval, AttemptFailure, PunchTransport, Side};
+
+/// How an attempt ended without a direct connection.
+#[derive(Debug)]
+pub(super) enum PunchError {
+    /// The relayed connection closed.
+    RelayedClosed,
+    /// No direct connection (timed out, or every dial failed).
+    Attempt(AttemptFailure),
+}
+
+/// Bytes of one QUIC punching datagram.
+const PUNCH_PACKET_LEN: usize = 64;
+
+/// The plan of one attempt, for [`run`].
+pub(super) struct Attempt<'a> {
+    pub(super) side: Side,
+    pub(super) remote: &'a [Multiaddr],
+    pub(super) punch_at: Instant,
+    pub(super) deadline: Instant,
+    /// The RTT measured for this attempt, if any (reported with the connection).
+    pub(super) rtt: Option<Duration>,
+}
+
+/// A usable direct (not relayed) connection to `peer`, the newest.
+pub(super) fn direct_connection(inner: &Inner, peer: &PeerId) -> Option<Arc<ConnState>> {
+    let state = inner.lock();
+    let found = state
+        .connections_of(peer)
+        .rev()
+        .find(|c| c.is_usable() && !is_circuit(&c.remote_addr))
+        .cloned();
+    found
+}
+
+fn direct(conn: &ConnState, rtt: Option<Duration>) -> DirectConnection {
+    DirectConnection {
+        connection: conn.id,
+        remote_addr: conn.remote_addr.clone(),
+        transport: PunchTransport::of(&conn.remote_addr),
+        rtt,
+    }
+}
+
+/// Runs one attempt. `events` must have been subscribed before the exchange began,
+/// so that a direct connection landing meanwhile is seen.
+pub(super) async fn run(
+    inner: &Arc<Inner>,
+    relayed: &ConnState,
+    attempt: Attempt<'_>,
+    events: &mut broadcast::Receiver<Event>,
+) -> Result<DirectConnection, PunchError> {
+    let peer = relayed.peer;
+    let role = attempt.side.security_role();
+    let mut dials = FuturesUnordered::new();
+    let mut quic_targets: Vec<(Arc<dyn Transport>, Multiaddr)> = Vec::new();
+    let mut started = false;
+    let mut next_packet = tokio::time::Instant::from_std(attempt.punch_at);
+    let mut last_error: Option<String> = None;
+    let punch_at = tokio::time::Instant::from_std(attempt.punch_at);
+    let deadline = tokio::time::Instant::from_std(attempt.deadline);
+    loop {
+        if let Some(conn) = direct_connection(inner, &peer) {
+            return Ok(direct(&conn, attempt.rtt));
+        }
+        if started && dials.is_empty() && quic_targets.is_empty() {
+            if let Some(error) = last_error.take() {
+                return Err(PunchError::Attempt(AttemptFailure::DialsFailed(error)));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(punch_at), if !started => {
+                started = true;
+                for addr in attempt.remote {
+                    let Some(kind) = PunchTransport::of(addr) else { continue };
+                    let Some(transport) = inner.transports.iter().find(|t| t.can_dial(addr)) else {
+                        debug!(%addr, "no transport for this address; not punched");
+                        continue;
+                    };
+                    if kind == PunchTransport::Quic && attempt.side == Side::Initiator {
+                        quic_targets.push((transport.clone(), addr.clone()));
+                        continue;
+                    }
+                    let inner = inner.clone();
+                    let addr = addr.clone();
+                    let opts = DialOpts::new().with_ignore_backoff(true).with_role(Some(role));
+                    dials.push(async move {
+                        let r = inner.dial_one(Some(peer), addr.clone(), &opts).await;
+                        (addr, r)
+                    });
+                }
+                debug!(%peer, side = %attempt.side, dials = dials.len(), quic = quic_targets.len(), "punching");
+                if dials.is_empty() && quic_targets.is_empty() {
+                    last_error = Some("no transport for any of the peer's addresses".to_string());
+                }
+            }
+            _ = tokio::time::sleep_until(next_packet), if started && !quic_targets.is_empty() => {
+                for (transport, addr) in &quic_targets {
+                    let payload: [u8; PUNCH_PACKET_LEN] = std::array::from_fn(|_| rand::random());
+                    if let Err(e) = transport.punch(addr, &payload) {
+                        debug!(%addr, error = %e, "punching packet not sent");
+                    }
+                }
+                next_packet = tokio::time::Instant::now() + quic_punch_interval(rand::random());
+            }
+            Some((addr, result)) = dials.next() => match result {
+                Ok(conn) if !is_circuit(&conn.remote_addr) => return Ok(direct(&conn, attempt.rtt)),
+                Ok(_) => {}
+                Err(e) => {
+                    debug!(%addr, error = %e, "punching dial failed");
+                    last_error = Some(format!("{addr}: {e}"));
+                }
+            },
+            event = events.recv() => match event {
+                Ok(Event::Connected { peer: p, connection, remote_addr, .. })
+                    if p == peer && !is_circuit(&remote_addr) =>
+                {
+                    if let Some(conn) = inner.connection(&connection) {
+                        return Ok(direct(&conn, attempt.rtt));
+                    }
+                }
+                Ok(Event::Disconnected { connection, .. }) if connection == relayed.id => {
+                    return Err(PunchError::RelayedClosed);
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return Err(PunchError::RelayedClosed),
+            },
+            _ = relayed.closed.cancelled() => return Err(PunchError::RelayedClosed),
+            _ = tokio::time::sleep_until(deadline) => {
+                let waited = attempt.deadline.saturating_duration_since(attempt.punch_at);
+                return Err(PunchError::Attempt(match last_error {
+                    Some(error) if dials.is_empty() && quic_targets.is_empty() => AttemptFailure::DialsFailed(error),
+                    _ => AttemptFailure::TimedOut(waited),
+                }));
+            }
+        }
+    }
+}

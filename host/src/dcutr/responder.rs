@@ -1,0 +1,99 @@
+//! The responder (the spec's A): the `/libp2p/dcutr` handler. It answers the
+//! peer's CONNECT with our addresses and dials the peer's when SYNC arrives; each
+//! exchange is one attempt, reported on its own.
+
+use super::punch::{self, Attempt, PunchError};
+use super::{our_addrs, report, Report, Shared};
+use crate::handlers::{Handler, HandlerOptions};
+use crate::host::Inner;
+use crate::stream::Stream;
+use crate::transport::is_circuit;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{debug, Instrument};
+use weft_dcutr::{looks_symmetric, AttemptFailure, Failure, Side, PROTOCOL};
+
+/// Exchanges one peer may run with us at once (a retry may overlap the end of the
+/// attempt before it).
+const MAX_STREAMS_PER_PEER: usize = 2;
+
+/// Registers the handler.
+pub(super) fn install(inner: &Arc<Inner>, shared: Arc<Shared>) {
+    let weak = Arc::downgrade(inner);
+    let handler: Handler = Arc::new(move |stream: Stream| {
+        let weak = weak.clone();
+        let shared = shared.clone();
+        Box::pin(async move {
+            if let Some(inner) = weak.upgrade() {
+                let span = tracing::debug_span!("hole_punch_answer", peer = %stream.peer());
+                serve(inner, shared, stream).instrument(span).await;
+            }
+        })
+    });
+    inner.add_exact_handler(
+        PROTOCOL.to_string(),
+        handler,
+        HandlerOptions::default().with_max_inbound_streams_per_peer(Some(MAX_STREAMS_PER_PEER)),
+    );
+}
+
+/// Answers one exchange and punches.
+async fn serve(inner: Arc<Inner>, shared: Arc<Shared>, mut stream: Stream) {
+    let peer = stream.peer();
+    let Some(relayed) = inner.connection(&stream.connection()) else {
+        return;
+    };
+    if !is_circuit(&relayed.remote_addr) {
+        debug!(%peer, "hole punching asked over a direct connection; refused");
+        stream.reset();
+        return;
+    }
+    let attempt = shared.next_responder_attempt(&inner, relayed.id);
+    let started = Instant::now();
+    let mut events = inner.events.subscribe();
+    let ours = our_addrs(&inner);
+    let exchanged = weft_dcutr::respond(&mut stream, &shared.config, Some(peer), &ours).await;
+    drop(stream);
+    let outcome = match exchanged {
+        Err(error) if !relayed.is_usable() => {
+            debug!(%error, "the relayed connection went away during the exchange");
+            Err(Failure::RelayedConnectionClosed { attempt })
+        }
+        Err(error) => Err(Failure::Exchange { attempt, error }),
+        Ok((remote, received)) if remote.is_empty() => Err(Failure::NoRemoteAddresses { received }),
+        Ok((remote, _)) => {
+            let now = Instant::now();
+            let plan = Attempt {
+                side: Side::Responder,
+                remote: &remote,
+                punch_at: now,
+                deadline: now + shared.config.punch_timeout,
+                rtt: None,
+            };
+            match punch::run(&inner, &relayed, plan, &mut events).await {
+                Ok(direct) => Ok(direct),
+                Err(PunchError::RelayedClosed) => Err(Failure::RelayedConnectionClosed { attempt }),
+                Err(PunchError::Attempt(AttemptFailure::DialsFailed(error))) => {
+                    Err(Failure::DialsFailed {
+                        attempts: attempt,
+                        error,
+                    })
+                }
+                Err(PunchError::Attempt(_)) => Err(Failure::TimedOut {
+                    attempts: attempt,
+                    local_symmetric: looks_symmetric(&ours),
+                    remote_symmetric: looks_symmetric(&remote),
+                }),
+            }
+        }
+    };
+    let r = Report {
+        peer,
+        relayed: relayed.id,
+        side: Side::Responder,
+        outcome,
+        attempts: attempt,
+        elapsed: started.elapsed(),
+    };
+    report(&inner, &shared, r);
+}

@@ -1,0 +1,741 @@
+//! A user-space UDP relay that plays a long, lossy link (this kernel has no `tc netem`):
+//! every datagram waits a fixed one-way delay before it goes on, and a given fraction
+//! can be dropped or held back (so later datagrams overtake it), decided by a seeded
+//! generator so a run can be repeated exactly.
+//!
+//! ```text
+//! client ──▶ front socket ─[delay, loss, reorder]─▶ per-client socket ──▶ target
+//! client ◀── front socket ◀─[delay, loss, reorder]─ per-client socket ◀── target
+//! ```
+//!
+//! Each client address gets its own socket towards the target, so the target sees one
+//! peer per client (QUIC keys its connections by address). The decisions are made by
+//! [`LinkModel`], a state machine without I/O that tests drive with their own clock.
+//! Everything is bounded: each direction queues at most
+//! [`UdpRelayConfig::queue_limit`] bytes (beyond that a datagram is dropped, as a
+//! router's full queue does) and the relay keeps at most
+//! [`UdpRelayConfig::max_sessions`] clients.
+//!
+//! Socket buffers: each socket asks for [`UdpRelayConfig::socket_buffer`] (4 MiB) of
+//! SO_RCVBUF and SO_SNDBUF. Linux grants at most `net.core.rmem_max` / `wmem_max`
+//! (see [`UdpRelay::socket_buffers`]); with the kernel's 208 KiB default a burst of
+//! QUIC packets overflows the socket and is lost before the relay sees it. A user can
+//! raise the caps, e.g. `sysctl -w net.core.rmem_max=16777216 net.core.wmem_max=16777216`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// The largest UDP payload (IPv4 and IPv6 without jumbograms).
+const MAX_DATAGRAM: usize = 65_535;
+/// A client silent for this long may be evicted to make room for a new one.
+const SESSION_IDLE: Duration = Duration::from_secs(30);
+
+/// How the relay treats datagrams, in each direction alike.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpRelayConfig {
+    /// The fixed one-way delay (30 ms: a 60 ms round trip).
+    pub one_way_delay: Duration,
+    /// The fraction of datagrams dropped, `0.0..=1.0` (default 0).
+    pub loss: f64,
+    /// The fraction of datagrams held back by [`reorder_delay`](Self::reorder_delay)
+    /// beyond the one-way delay, so the ones after them overtake them (default 0).
+    pub reorder: f64,
+    /// How much longer a held-back datagram waits (default 5 ms).
+    pub reorder_delay: Duration,
+    /// The seed of the loss and reorder decisions (default 1).
+    pub seed: u64,
+    /// The most bytes one direction holds in its queue (default 32 MiB); a datagram
+    /// that does not fit is dropped.
+    pub queue_limit: usize,
+    /// SO_RCVBUF and SO_SNDBUF asked for each socket (default 4 MiB; the kernel caps
+    /// it at `net.core.rmem_max` / `wmem_max`).
+    pub socket_buffer: usize,
+    /// The most clients served at once (default 1024); a new one beyond that is
+    /// served only once an idle one can be evicted.
+    pub max_sessions: usize,
+}
+
+impl Default for UdpRelayConfig {
+    fn default() -> Self {
+        UdpRelayConfig {
+            one_way_delay: Duration::from_millis(30),
+            loss: 0.0,
+            reorder: 0.0,
+            reorder_delay: Duration::from_millis(5),
+            seed: 1,
+            queue_limit: 32 << 20,
+            socket_buffer: 4 << 20,
+            max_sessions: 1024,
+        }
+    }
+}
+
+impl UdpRelayConfig {
+    /// The defaults with this one-way delay.
+    pub fn with_delay(one_way_delay: Duration) -> Self {
+        UdpRelayConfig {
+            one_way_delay,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the fractions and limits.
+    ///
+    /// # Errors
+    ///
+    /// [`UdpRelayError::Config`] naming the bad field.
+    pub fn validate(&self) -> Result<(), UdpRelayError> {
+        let fraction = |name: &'static str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(UdpRelayError::Config {
+                    field: name,
+                    reason: format!("{v} is not within 0..=1"),
+                })
+            }
+        };
+        fraction("loss", self.loss)?;
+        fraction("reorder", self.reorder)?;
+        if self.queue_limit < MAX_DATAGRAM {
+            return Err(UdpRelayError::Config {
+                field: "queue_limit",
+                reason: format!("{} cannot hold one datagram", self.queue_limit),
+            });
+        }
+        if self.max_sessions == 0 {
+            return Err(UdpRelayError::Config {
+                field: "max_sessions",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a relay cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum UdpRelayError {
+    /// A setting is out of range.
+    #[error("bad UDP relay setting `{field}`: {reason}")]
+    Config {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A socket could not be made.
+    #[error("UDP relay socket: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What became of a datagram offered to a [`LinkModel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Queued, due after the one-way delay.
+    Queued,
+    /// Queued, due after the one-way delay plus the reorder delay.
+    HeldBack,
+    /// Dropped by the loss fraction.
+    Lost,
+    /// Dropped: the queue was full.
+    Overflow,
+}
+
+/// Counters of one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectionStats {
+    /// Datagrams offered.
+    pub offered: u64,
+    /// Datagrams taken out of the queue to be sent on.
+    pub delivered: u64,
+    /// Datagrams dropped by the loss fraction.
+    pub lost: u64,
+    /// Datagrams held back (reordered).
+    pub held_back: u64,
+    /// Datagrams dropped because the queue was full.
+    pub overflowed: u64,
+    /// The most bytes queued at once.
+    pub peak_queued_bytes: usize,
+}
+
+/// One queued datagram; ordered by due time, then arrival.
+#[derive(Debug)]
+struct Queued<T> {
+    due: Instant,
+    seq: u64,
+    len: usize,
+    item: T,
+}
+
+impl<T> PartialEq for Queued<T> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl<T> Eq for Queued<T> {}
+impl<T> PartialOrd for Queued<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Queued<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+/// One direction of the link, without I/O: decides each datagram's fate and keeps
+/// the queue ordered by due time. The caller supplies the clock.
+#[derive(Debug)]
+pub struct LinkModel<T> {
+    delay: Duration,
+    loss: f64,
+    reorder: f64,
+    reorder_delay: Duration,
+    limit: usize,
+    rng: StdRng,
+    queue: BinaryHeap<Reverse<Queued<T>>>,
+    queued_bytes: usize,
+    seq: u64,
+    stats: DirectionStats,
+}
+
+impl<T> LinkModel<T> {
+    /// A direction with `config`'s delay, fractions and queue limit, its generator
+    /// seeded with `seed` (the relay gives each direction its own). Fractions outside
+    /// `0..=1` are clamped (NaN counts as 0); [`UdpRelayConfig::validate`] refuses them.
+    pub fn new(config: &UdpRelayConfig, seed: u64) -> Self {
+        let fraction = |v: f64| if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+        LinkModel {
+            delay: config.one_way_delay,
+            loss: fraction(config.loss),
+            reorder: fraction(config.reorder),
+            reorder_delay: config.reorder_delay,
+            limit: config.queue_limit,
+            rng: StdRng::seed_from_u64(seed),
+            queue: BinaryHeap::new(),
+            queued_bytes: 0,
+            seq: 0,
+            stats: DirectionStats::default(),
+        }
+    }
+
+    /// Offers a datagram of `len` bytes that arrived at `now`.
+    pub fn offer(&mut self, now: Instant, len: usize, item: T) -> Verdict {
+        self.stats.offered += 1;
+        // Both draws are made for every datagram, so one fraction's decisions do not
+        // shift the other's.
+        let lost = self.rng.random_bool(self.loss);
+        let held = self.rng.random_bool(self.reorder);
+        if lost {
+            self.stats.lost += 1;
+            return Verdict::Lost;
+        }
+        if self.queued_bytes + len > self.limit {
+            self.stats.overflowed += 1;
+            return Verdict::Overflow;
+        }
+        let mut due = now + self.delay;
+        if held {
+            due += self.reorder_delay;
+            self.stats.held_back += 1;
+        }
+        self.queued_bytes += len;
+        self.stats.peak_queued_bytes = self.stats.peak_queued_bytes.max(self.queued_bytes);
+        self.seq += 1;
+        self.queue.push(Reverse(Queued {
+            due,
+            seq: self.seq,
+            len,
+            item,
+        }));
+        if held {
+            Verdict::HeldBack
+        } else {
+            Verdict::Queued
+        }
+    }
+
+    /// When the next datagram is due, if any is queued.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse(q)| q.due)
+    }
+
+    /// Takes the next datagram due at or before `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<T> {
+        if self.next_due()? > now {
+            return None;
+        }
+        let Reverse(queued) = self.queue.pop()?;
+        self.queued_bytes -= queued.len;
+        self.stats.delivered += 1;
+        Some(queued.item)
+    }
+
+    /// Bytes queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> DirectionStats {
+        self.stats
+    }
+}
+
+/// A model shared by the socket reader that fills it and the sender that drains it.
+struct Direction<T> {
+    model: Mutex<LinkModel<T>>,
+    wake: Notify,
+}
+
+impl<T> Direction<T> {
+    fn new(config: &UdpRelayConfig, seed: u64) -> Arc<Self> {
+        Arc::new(Direction {
+            model: Mutex::new(LinkModel::new(config, seed)),
+            wake: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LinkModel<T>> {
+        // The model's methods cannot panic halfway through an update.
+        self.model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn offer(&self, len: usize, item: T) {
+        let verdict = self.lock().offer(Instant::now(), len, item);
+        if matches!(verdict, Verdict::Queued | Verdict::HeldBack) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Sends every datagram when it is due, forever.
+    async fn drain<F, Fut>(self: Arc<Self>, mut send: F)
+    where
+        F: FnMut(T) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let mut due = Vec::new();
+        loop {
+            let next = {
+                let mut model = self.lock();
+                let now = Instant::now();
+                while let Some(item) = model.pop_due(now) {
+                    due.push(item);
+                }
+                model.next_due()
+            };
+            for item in due.drain(..) {
+                send(item).await;
+            }
+            match next {
+                // Only if nothing became due while we were sending.
+                Some(at) if at > Instant::now() => tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = self.wake.notified() => {}
+                },
+                Some(_) => {}
+                None => self.wake.notified().await,
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct TaskGuard(JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One client: its socket towards the target and the task reading it.
+struct Session {
+    back: Arc<UdpSocket>,
+    last_seen: Instant,
+    _reader: TaskGuard,
+}
+
+/// A running relay: datagrams to [`local_addr`](Self::local_addr) go on to the
+/// target, the target's answers come back, both delayed (and dropped or reordered) as
+/// configured. Stops when dropped.
+pub struct UdpRelay {
+    local_addr: SocketAddr,
+    target: SocketAddr,
+    socket_buffers: (usize, usize),
+    to_target: Arc<Direction<(Arc<UdpSocket>, Vec<u8>)>>,
+    to_client: Arc<Direction<(SocketAddr, Vec<u8>)>>,
+    sessions: Arc<Mutex<SessionTable>>,
+    _tasks: Vec<TaskGuard>,
+}
+
+/// The clients, and how many were turned away.
+#[derive(Default)]
+struct SessionTable {
+    by_client: HashMap<SocketAddr, Session>,
+    refused: u64,
+}
+
+impl std::fmt::Debug for UdpRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpRelay")
+            .field("local_addr", &self.local_addr)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of a running relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpRelayStats {
+    /// Client to target.
+    pub to_target: DirectionStats,
+    /// Target to client.
+    pub to_client: DirectionStats,
+    /// Clients served now.
+    pub sessions: usize,
+    /// Datagrams from new clients turned away because `max_sessions` were busy.
+    pub refused: u64,
+}
+
+impl UdpRelay {
+    /// Starts a relay on `127.0.0.1` (or `::1` for an IPv6 target), any port, in
+    /// front of `target`.
+    ///
+    /// # Errors
+    ///
+    /// [`UdpRelayError::Config`] for a bad setting, [`UdpRelayError::Io`] when a
+    /// socket cannot be bound (or no Tokio runtime runs).
+    pub async fn start(target: SocketAddr, config: UdpRelayConfig) -> Result<Self, UdpRelayError> {
+        config.validate()?;
+        let front = Arc::new(bind(
+            SocketAddr::new(loopback(target), 0),
+            config.socket_buffer,
+        )?);
+        let local_addr = front.local_addr()?;
+        let socket_buffers = {
+            let sock = socket2::SockRef::from(front.as_ref());
+            (sock.recv_buffer_size()?, sock.send_buffer_size()?)
+        };
+        let to_target = Direction::new(&config, config.seed);
+        let to_client = Direction::new(&config, config.seed.wrapping_add(1));
+        let sessions = Arc::new(Mutex::new(SessionTable::default()));
+
+        let forward = tokio::spawn(to_target.clone().drain(
+            |(back, data): (Arc<UdpSocket>, Vec<u8>)| async move {
+                if let Err(error) = back.send(&data).await {
+                    tracing::debug!(%error, "UDP relay: send to the target failed");
+                }
+            },
+        ));
+        let reverse = {
+            let front = front.clone();
+            tokio::spawn(
+                to_client
+                    .clone()
+                    .drain(move |(client, data): (SocketAddr, Vec<u8>)| {
+                        let front = front.clone();
+                        async move {
+                            if let Err(error) = front.send_to(&data, client).await {
+                                tracing::debug!(%error, %client, "UDP relay: send to a client failed");
+                            }
+                        }
+                    }),
+            )
+        };
+        let accept = tokio::spawn(serve_front(
+            front,
+            target,
+            config.clone(),
+            to_target.clone(),
+            to_client.clone(),
+            sessions.clone(),
+        ));
+        tracing::debug!(%local_addr, %target, ?socket_buffers, "UDP relay started");
+        Ok(UdpRelay {
+            local_addr,
+            target,
+            socket_buffers,
+            to_target,
+            to_client,
+            sessions,
+            _tasks: vec![TaskGuard(forward), TaskGuard(reverse), TaskGuard(accept)],
+        })
+    }
+
+    /// Where clients send: the relay's own address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address datagrams are relayed to.
+    pub fn target(&self) -> SocketAddr {
+        self.target
+    }
+
+    /// The receive and send buffer sizes the kernel granted the front socket (Linux
+    /// reports twice the usable size, capped by `net.core.rmem_max` / `wmem_max`).
+    pub fn socket_buffers(&self) -> (usize, usize) {
+        self.socket_buffers
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> UdpRelayStats {
+        let table = lock_sessions(&self.sessions);
+        UdpRelayStats {
+            to_target: self.to_target.lock().stats(),
+            to_client: self.to_client.lock().stats(),
+            sessions: table.by_client.len(),
+            refused: table.refused,
+        }
+    }
+}
+
+fn lock_sessions(sessions: &Mutex<SessionTable>) -> MutexGuard<'_, SessionTable> {
+    // Updated in single steps that cannot panic halfway.
+    sessions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Reads the front socket: each datagram goes into the target-bound queue, through
+/// its client's session (made on the client's first datagram).
+async fn serve_front(
+    front: Arc<UdpSocket>,
+    target: SocketAddr,
+    config: UdpRelayConfig,
+    to_target: Arc<Direction<(Arc<UdpSocket>, Vec<u8>)>>,
+    to_client: Arc<Direction<(SocketAddr, Vec<u8>)>>,
+    sessions: Arc<Mutex<SessionTable>>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (len, client) = match front.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(error) => {
+                // ICMP errors surface here on Linux; the socket stays usable.
+                tracing::debug!(%error, "UDP relay: receive from a client failed");
+                continue;
+            }
+        };
+        let back = {
+            let mut table = lock_sessions(&sessions);
+            session_for(&mut table, client, target, &config, &to_client)
+        };
+        match back {
+            Ok(Some(back)) => to_target.offer(len, (back, buf[..len].to_vec())),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(%error, %client, "UDP relay: no socket for a new client")
+            }
+        }
+    }
+}
+
+/// The socket towards the target for `client`, made (with its reader) on first use;
+/// `None` when the table is full of clients that are not idle.
+fn session_for(
+    table: &mut SessionTable,
+    client: SocketAddr,
+    target: SocketAddr,
+    config: &UdpRelayConfig,
+    to_client: &Arc<Direction<(SocketAddr, Vec<u8>)>>,
+) -> io::Result<Option<Arc<UdpSocket>>> {
+    let now = Instant::now();
+    if let Some(session) = table.by_client.get_mut(&client) {
+        session.last_seen = now;
+        return Ok(Some(session.back.clone()));
+    }
+    if table.by_client.len() >= config.max_sessions {
+        table
+            .by_client
+            .retain(|_, s| now.duration_since(s.last_seen) < SESSION_IDLE);
+        if table.by_client.len() >= config.max_sessions {
+            table.refused += 1;
+            return Ok(None);
+        }
+    }
+    let socket = bind_socket(SocketAddr::new(loopback(target), 0), config.socket_buffer)?;
+    socket.connect(&target.into())?;
+    let back = Arc::new(UdpSocket::from_std(socket.into())?);
+    let reader = tokio::spawn(serve_back(back.clone(), client, to_client.clone()));
+    table.by_client.insert(
+        client,
+        Session {
+            back: back.clone(),
+            last_seen: now,
+            _reader: TaskGuard(reader),
+        },
+    );
+    Ok(Some(back))
+}
+
+/// Reads one client's socket towards the target: the answers go into the
+/// client-bound queue.
+async fn serve_back(
+    back: Arc<UdpSocket>,
+    client: SocketAddr,
+    to_client: Arc<Direction<(SocketAddr, Vec<u8>)>>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match back.recv(&mut buf).await {
+            Ok(len) => to_client.offer(len, (client, buf[..len].to_vec())),
+            // A refused port (ICMP) while the target is down: keep serving.
+            Err(error) => {
+                tracing::debug!(%error, %client, "UDP relay: receive from the target failed")
+            }
+        }
+    }
+}
+
+/// The loopback address of `target`'s family.
+fn loopback(target: SocketAddr) -> IpAddr {
+    match target {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    }
+}
+
+/// A non-blocking Tokio UDP socket bound to `addr`; see [`bind_socket`].
+fn bind(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
+    UdpSocket::from_std(bind_socket(addr, buffer)?.into())
+}
+
+/// A non-blocking UDP socket bound to `addr`, asking for `buffer` bytes of receive and
+/// send buffer (best effort: the kernel caps it).
+fn bind_socket(addr: SocketAddr, buffer: usize) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(error) = socket.set_recv_buffer_size(buffer) {
+        tracing::debug!(%error, buffer, "UDP relay: could not size the receive buffer");
+    }
+    if let Err(error) = socket.set_send_buffer_size(buffer) {
+        tracing::debug!(%error, buffer, "UDP relay: could not size the send buffer");
+    }
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(loss: f64, reorder: f64) -> UdpRelayConfig {
+        UdpRelayConfig {
+            loss,
+            reorder,
+            ..UdpRelayConfig::with_delay(Duration::from_millis(30))
+        }
+    }
+
+    #[test]
+    fn a_datagram_is_due_after_the_delay() {
+        let mut link = LinkModel::new(&config(0.0, 0.0), 7);
+        let t0 = Instant::now();
+        assert_eq!(link.offer(t0, 100, 'a'), Verdict::Queued);
+        assert_eq!(link.next_due(), Some(t0 + Duration::from_millis(30)));
+        assert_eq!(link.pop_due(t0 + Duration::from_millis(29)), None);
+        assert_eq!(link.pop_due(t0 + Duration::from_millis(30)), Some('a'));
+        assert_eq!(link.queued_bytes(), 0);
+        assert_eq!(link.next_due(), None);
+    }
+
+    #[test]
+    fn the_loss_fraction_is_kept_and_repeats_with_its_seed() {
+        let run = |seed| {
+            let mut link = LinkModel::new(&config(0.25, 0.0), seed);
+            let t0 = Instant::now();
+            (0..10_000)
+                .map(|i| link.offer(t0, 10, i) == Verdict::Lost)
+                .collect::<Vec<bool>>()
+        };
+        let first = run(3);
+        let lost = first.iter().filter(|&&l| l).count();
+        assert!((2_200..=2_800).contains(&lost), "{lost} of 10000 lost");
+        assert_eq!(first, run(3), "the same seed drops the same datagrams");
+        assert_ne!(first, run(4));
+    }
+
+    #[test]
+    fn held_back_datagrams_are_overtaken_and_none_is_lost() {
+        let mut link = LinkModel::new(&config(0.0, 0.1), 11);
+        let t0 = Instant::now();
+        // One datagram per millisecond; the reorder delay is 5 ms.
+        for i in 0..1_000u32 {
+            link.offer(t0 + Duration::from_millis(i.into()), 10, i);
+        }
+        let mut out = Vec::new();
+        while let Some(i) = link.pop_due(t0 + Duration::from_secs(10)) {
+            out.push(i);
+        }
+        assert_eq!(out.len(), 1_000, "reordering loses nothing");
+        let mut sorted = out.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..1_000).collect::<Vec<_>>());
+        let overtaken = out.windows(2).filter(|w| w[0] > w[1]).count();
+        let held = link.stats().held_back;
+        assert!((60..=140).contains(&held), "{held} of 1000 held back");
+        assert!(overtaken > 0 && overtaken as u64 <= held, "{overtaken}");
+    }
+
+    #[test]
+    fn the_queue_never_holds_more_than_its_limit() {
+        let limit = MAX_DATAGRAM * 2;
+        let mut link = LinkModel::new(
+            &UdpRelayConfig {
+                queue_limit: limit,
+                ..config(0.0, 0.0)
+            },
+            1,
+        );
+        let t0 = Instant::now();
+        let verdicts: Vec<Verdict> = (0..200).map(|i| link.offer(t0, 1_500, i)).collect();
+        let queued = verdicts.iter().filter(|v| **v == Verdict::Queued).count();
+        assert_eq!(queued, limit / 1_500);
+        assert_eq!(link.stats().overflowed, (200 - queued) as u64);
+        assert!(link.stats().peak_queued_bytes <= limit);
+        // Draining makes room again.
+        assert!(link.pop_due(t0 + Duration::from_secs(1)).is_some());
+        assert_eq!(link.offer(t0, 1_500, 999), Verdict::Queued);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        for bad in [
+            config(1.5, 0.0),
+            config(0.0, -0.1),
+            config(f64::NAN, 0.0),
+            UdpRelayConfig {
+                queue_limit: 10,
+                ..UdpRelayConfig::default()
+            },
+            UdpRelayConfig {
+                max_sessions: 0,
+                ..UdpRelayConfig::default()
+            },
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(UdpRelayError::Config { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(UdpRelayConfig::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,185 @@
+//! The NAT matrix through a weft relay: `weft relay` in the lab's public namespace,
+//! `weft listen --relay` behind a NAT of each kind, `weft dial` through the circuit
+//! from behind a NAT of each kind, over TCP and QUIC, `WEFT_NAT_TRIES` tries per cell
+//! (default 3). Every cell must connect through the relay, whatever the NATs. The
+//! table (stderr) has a hole-punch column for each cell, filled from the dialer's
+//! report once `weft dial` reports hole punching (`Punch::from_report`); until then
+//! it shows `-`.
+#![cfg(target_os = "linux")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use weft_host::Multiaddr;
+use weft_interop_tests::nat::matrix::{
+    tries_per_cell, Cell, CellReport, MatrixReport, Punch, Transport, Trial,
+};
+use weft_interop_tests::nat::{require_lab, Lab, LabProcess, NatKind};
+use weft_interop_tests::weft_binary;
+
+const WAIT: Duration = Duration::from_secs(30);
+const RELAY_PORT: u16 = 4001;
+
+/// One `weft dial` through `circuit` from inside `ns`: the trial it makes.
+async fn dial_trial(
+    weft: &std::path::Path,
+    ns: &weft_interop_tests::nat::NetNs,
+    circuit: &Multiaddr,
+) -> Trial {
+    let args = [
+        "--json".to_owned(),
+        "dial".to_owned(),
+        circuit.to_string(),
+        "--ping".to_owned(),
+        "1".to_owned(),
+        "--timeout-secs".to_owned(),
+        "20".to_owned(),
+    ];
+    let output = match ns.output(weft, &args, WAIT).await {
+        Ok(output) => output,
+        Err(e) => {
+            return Trial {
+                relayed: Err(e.to_string()),
+                punch: None,
+            }
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = match serde_json::from_str(stdout.trim()) {
+        Ok(report) => report,
+        Err(e) => {
+            return Trial {
+                relayed: Err(format!(
+                    "no JSON report ({e}): {stdout}; stderr: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                )),
+                punch: None,
+            }
+        }
+    };
+    let relayed = if report["ok"] == true && output.status.success() {
+        Ok(())
+    } else {
+        Err(report["error"].as_str().unwrap_or("not ok").to_owned())
+    };
+    Trial {
+        relayed,
+        punch: Punch::from_report(&report),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_nat_pair_connects_through_a_weft_relay() {
+    if !require_lab() {
+        return;
+    }
+    let weft = weft_binary().await.unwrap();
+    // Peers 0..4 listen, peers 4..8 dial; one of each kind on each side.
+    let kinds: Vec<NatKind> = NatKind::ALL.iter().chain(&NatKind::ALL).copied().collect();
+    let lab = Lab::new(&kinds).unwrap();
+    let relay_ip = lab.public_ip(0);
+    let mut relay = LabProcess::spawn(
+        lab.public(),
+        "weft relay",
+        &weft,
+        [
+            "relay".to_owned(),
+            "--listen".to_owned(),
+            format!("/ip4/{relay_ip}/tcp/{RELAY_PORT}"),
+            "--listen".to_owned(),
+            format!("/ip4/{relay_ip}/udp/{RELAY_PORT}/quic-v1"),
+        ],
+    )
+    .unwrap();
+    // Printed in the order listened on: TCP, then QUIC.
+    let mut relay_addrs = BTreeMap::new();
+    for transport in Transport::ALL {
+        let line = relay
+            .line_matching(|l| l.contains(transport.marker()), WAIT)
+            .await
+            .unwrap();
+        relay_addrs.insert(transport, line.parse::<Multiaddr>().unwrap());
+    }
+
+    // A listener per NAT kind and transport, reserved at the relay; it also listens
+    // directly (any port), which a hole punch will need.
+    let mut listeners = Vec::new();
+    let mut circuits = BTreeMap::new();
+    for transport in Transport::ALL {
+        for peer in &lab.peers()[..4] {
+            let mut listener = LabProcess::spawn(
+                peer.inside(),
+                &format!("weft listen behind {}", peer.kind()),
+                &weft,
+                [
+                    "listen".to_owned(),
+                    "--listen".to_owned(),
+                    transport.listen_addr(std::net::Ipv4Addr::UNSPECIFIED),
+                    "--relay".to_owned(),
+                    relay_addrs[&transport].to_string(),
+                ],
+            )
+            .unwrap();
+            let line = listener
+                .line_matching(
+                    |l| l.contains("/p2p-circuit/") && l.contains(transport.marker()),
+                    WAIT,
+                )
+                .await
+                .unwrap();
+            circuits.insert((peer.kind(), transport), line.parse::<Multiaddr>().unwrap());
+            listeners.push(listener);
+        }
+    }
+
+    let mut reports: BTreeMap<Cell, CellReport> = Cell::all()
+        .into_iter()
+        .map(|cell| (cell, CellReport::new(cell)))
+        .collect();
+    for _ in 0..tries_per_cell() {
+        for transport in Transport::ALL {
+            for listener_kind in NatKind::ALL {
+                let circuit = &circuits[&(listener_kind, transport)];
+                let dialers = &lab.peers()[4..];
+                let trials = join_all(
+                    dialers
+                        .iter()
+                        .map(|d| dial_trial(&weft, d.inside(), circuit)),
+                )
+                .await;
+                for (dialer, trial) in dialers.iter().zip(trials) {
+                    let cell = Cell {
+                        listener: listener_kind,
+                        dialer: dialer.kind(),
+                        transport,
+                    };
+                    if let Some(report) = reports.get_mut(&cell) {
+                        report.trials.push(trial);
+                    }
+                }
+            }
+        }
+    }
+    let matrix = MatrixReport {
+        cells: reports.into_values().collect(),
+    };
+    eprintln!(
+        "NAT matrix through a weft relay, {} tries per cell:\n{}",
+        tries_per_cell(),
+        matrix.to_markdown()
+    );
+    let failed: Vec<String> = matrix
+        .cells
+        .iter()
+        .filter(|r| r.relayed_ok() < r.trials.len())
+        .map(|r| format!("{}: {:?}", r.cell, r.failures()))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "relayed connections failed:\n{}",
+        failed.join("\n")
+    );
+    drop(listeners);
+    drop(relay);
+}
