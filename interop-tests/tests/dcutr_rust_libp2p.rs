@@ -122,10 +122,20 @@ async fn rust_initiates(transport: &str, listen: &str, expected: PunchTransport)
         .await
         .expect("weft punched through to rust-libp2p");
     assert_eq!(direct.transport, Some(expected));
-    tokio::time::timeout(WAIT, a.ping(rust_peer_id))
+    // On loopback both punches can succeed (weft's dial and rust-libp2p's
+    // role-reversed one), and under load one of the two direct connections has
+    // been seen to go silent until its idle timeout; a ping that ran on it fails
+    // with the connection lost, and one more goes over a surviving connection.
+    let mut pinged = tokio::time::timeout(WAIT, a.ping(rust_peer_id))
         .await
-        .unwrap()
         .unwrap();
+    if let Err(e) = &pinged {
+        eprintln!("first ping over the punched connections failed ({e}); once more");
+        pinged = tokio::time::timeout(WAIT, a.ping(rust_peer_id))
+            .await
+            .unwrap();
+    }
+    pinged.unwrap();
     assert!(a
         .connections_to(&rust_peer_id)
         .iter()

@@ -124,12 +124,26 @@ pub enum Punch {
 }
 
 impl Punch {
-    /// The hole punch outcome in a dialer's JSON report, when it has one: `direct`
-    /// (bool), `attempts` (the attempt that succeeded, or how many were made),
-    /// `time_to_direct_ms` and `punch_error`, the fields of the go peer's `relay-dial
-    /// --holepunch` report. `None` when the report has no `direct` field (no punch
-    /// was tried).
+    /// The hole punch outcome in a dialer's JSON report, when it has one. Two shapes:
+    /// the go peer's `relay-dial --holepunch` report has `direct` (bool), `attempts`
+    /// (the attempt that succeeded, or how many were made), `time_to_direct_ms` and
+    /// `punch_error` at its top level; `weft dial` through `/p2p-circuit` nests
+    /// `direct`, `attempts`, `after_ms` and `reason` in a `hole_punch` object. `None`
+    /// when the report has neither (no punch was tried).
     pub fn from_report(report: &serde_json::Value) -> Option<Punch> {
+        if let Some(weft) = report.get("hole_punch") {
+            return Self::from_fields(weft, "after_ms", "reason");
+        }
+        Self::from_fields(report, "time_to_direct_ms", "punch_error")
+    }
+
+    /// One report shape: `direct` and `attempts`, with the names of its time (ms) and
+    /// reason fields.
+    fn from_fields(
+        report: &serde_json::Value,
+        ms_field: &str,
+        reason_field: &str,
+    ) -> Option<Punch> {
         let direct = report.get("direct")?.as_bool()?;
         if direct {
             let attempt = report
@@ -138,7 +152,7 @@ impl Punch {
                 .and_then(|a| u32::try_from(a).ok())
                 .unwrap_or(1);
             let ms = report
-                .get("time_to_direct_ms")
+                .get(ms_field)
                 .and_then(serde_json::Value::as_f64)
                 .unwrap_or(0.0);
             Some(Punch::Direct {
@@ -147,7 +161,7 @@ impl Punch {
             })
         } else {
             let reason = report
-                .get("punch_error")
+                .get(reason_field)
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("no reason given")
                 .to_owned();
@@ -377,6 +391,22 @@ mod tests {
             })
         );
         assert_eq!(Punch::from_report(&serde_json::json!({"ok": true})), None);
+        // `weft dial`'s own shape.
+        let weft_direct = serde_json::json!({"ok": true, "hole_punch": {"direct": true, "attempts": 1, "after_ms": 12.0}});
+        assert_eq!(
+            Punch::from_report(&weft_direct),
+            Some(Punch::Direct {
+                attempt: 1,
+                after: Duration::from_secs_f64(0.012)
+            })
+        );
+        let weft_failed = serde_json::json!({"ok": true, "hole_punch": {"direct": false, "attempts": 3, "after_ms": 900.0, "reason": "timed out at attempt 3"}});
+        assert_eq!(
+            Punch::from_report(&weft_failed),
+            Some(Punch::Failed {
+                reason: "timed out at attempt 3".into()
+            })
+        );
     }
 
     #[test]
