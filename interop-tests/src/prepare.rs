@@ -3,7 +3,7 @@
 //! - go: `go build` into `target/interop/go-peer`, skipped when the binary is newer than
 //!   every `*.go` file, `go.mod` and `go.sum` (`go build` fetches modules itself; `go.sum` is
 //!   complete, so no `-mod=mod` is needed).
-//! - js: `npm ci` in `peers/js` when `node_modules` is missing or older than
+//! - js: `npm install` (of the locked versions) in `peers/js` when `node_modules` is missing or older than
 //!   `package-lock.json`.
 //! - rust: the `rust-libp2p-peer` example next to the running test binary, built with
 //!   `cargo build --example` when missing or older than its sources.
@@ -32,7 +32,7 @@ const STALE_LOCK: Duration = Duration::from_secs(20 * 60);
 
 /// Builds or installs the peer of `imp` if needed and returns how to run it.
 ///
-/// Blocking (it may run `go build`, `npm ci` or `cargo build` for minutes on a fresh
+/// Blocking (it may run `go build`, `npm install` or `cargo build` for minutes on a fresh
 /// machine); async callers should use [`prepare_async`]. The outcome, success or
 /// failure, is cached for the life of the process.
 pub fn prepare(imp: Impl) -> Result<PeerCommand> {
@@ -117,10 +117,15 @@ fn prepare_js() -> Result<PeerCommand, String> {
     if is_newer_than_all(&marker, std::slice::from_ref(&lockfile)) {
         return Ok(command());
     }
+    // `npm install`, not `npm ci`: `@chainsafe/libp2p-quic` lists a prebuilt binary per
+    // platform as optional dependencies, and the registry mirror here serves only
+    // linux-x64-gnu, so the lock file has no entry for the others and `npm ci`
+    // refuses it as out of sync. `npm install` installs the locked versions, skips
+    // the optional packages it cannot fetch and leaves the lock file as it is.
     let mut cmd = Command::new("npm");
-    cmd.args(["ci", "--no-audit", "--no-fund"])
+    cmd.args(["install", "--no-audit", "--no-fund"])
         .current_dir(&src);
-    run_step(cmd, "npm ci")?;
+    run_step(cmd, "npm install")?;
     Ok(command())
 }
 
