@@ -116,6 +116,16 @@ async fn counters_and_gauges_match_what_happened() {
     client.host.dial(&addr).await.unwrap();
     for _ in 0..3 {
         echo_once(&client.host, &server.host, 50_000).await;
+        // The client reads EOF before the server's handler has dropped its stream,
+        // and only one inbound echo stream per peer is allowed: wait for the scope.
+        wait_until("the echo stream's scope is released", || {
+            value(
+                &scrape(&server),
+                "weft_streams_open",
+                &[("protocol", "/echo/1.0.0"), ("direction", "inbound")],
+            ) == 0.0
+        })
+        .await;
     }
     client.host.ping(server.host.peer_id()).await.unwrap();
 
