@@ -154,8 +154,11 @@ async fn a_reconnect_resumes_and_its_early_stream_goes_in_0rtt() {
 
     // The dial returns before the listener even accepted: it sends early data. The
     // relay holds the client's Finished back, so the listener takes the early
-    // stream while the handshake still runs.
-    let relay = delaying_relay(listener.local_addr(), Duration::from_millis(100)).await;
+    // stream while the handshake still runs. quinn marks a stream early when it is
+    // accepted during the handshake, so the delay must outlast the listener's
+    // accept on a loaded machine (100 ms did not, with the whole workspace's
+    // tests running beside it).
+    let relay = delaying_relay(listener.local_addr(), Duration::from_millis(500)).await;
     let second = client
         .dial_with(relay, Some(server_id), true, Budget::unlimited())
         .await
