@@ -7,6 +7,7 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use libp2p_identity::{Keypair, PeerId};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use weft_security_tls::TICKETS_PER_HANDSHAKE;
 use weft_transport_quic::{Config, Established, QuicEndpoints, QuicError, QuicListener};
 use weft_upgrader::{Budget, EarlyData, MuxedConnection};
 
@@ -99,10 +100,11 @@ async fn delaying_relay(server: SocketAddr, delay: Duration) -> SocketAddr {
     addr
 }
 
-/// Waits until the client holds a ticket of `peer` (they arrive after the handshake).
-async fn wait_for_ticket(client: &QuicEndpoints, peer: &PeerId) {
+/// Waits until the client holds all [`TICKETS_PER_HANDSHAKE`] tickets of one handshake with `peer` (they
+/// arrive after it), so that a later count of `peer`'s tickets is not raced by one still in flight.
+async fn wait_for_tickets(client: &QuicEndpoints, peer: &PeerId) {
     let deadline = Instant::now() + WAIT;
-    while client.session_tickets(peer) == 0 {
+    while client.session_tickets(peer) < TICKETS_PER_HANDSHAKE {
         assert!(
             Instant::now() < deadline,
             "no session ticket of {peer} arrived"
@@ -149,7 +151,7 @@ async fn a_reconnect_resumes_and_its_early_stream_goes_in_0rtt() {
     assert_eq!(info.early_data, EarlyData::NotAttempted);
     assert_eq!(server_side.session_info().resumed, Some(false));
     tokio::spawn(first.connection.driver);
-    wait_for_ticket(&client, &server_id).await;
+    wait_for_tickets(&client, &server_id).await;
     first.connection.muxed.close().await.unwrap();
 
     // The dial returns before the listener even accepted: it sends early data. The
@@ -209,7 +211,7 @@ async fn the_listener_learns_the_resumed_clients_peer_id() {
     let listener = server.listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let (first, _, _) = connect(&client, &listener, Some(server_id), false).await;
     tokio::spawn(first.connection.driver);
-    wait_for_ticket(&client, &server_id).await;
+    wait_for_tickets(&client, &server_id).await;
     first.connection.muxed.close().await.unwrap();
 
     let (outbound, inbound) = tokio::join!(
@@ -258,7 +260,7 @@ async fn a_ticket_of_peer_a_is_never_used_to_dial_peer_b_at_the_same_address() {
     let addr = a_listener.local_addr();
     let (to_a, a_side, _) = connect(&client, &a_listener, Some(a_id), true).await;
     tokio::spawn(to_a.connection.driver);
-    wait_for_ticket(&client, &a_id).await;
+    wait_for_tickets(&client, &a_id).await;
     let a_tickets = client.session_tickets(&a_id);
     to_a.connection.muxed.close().await.unwrap();
     drop((a_side, a_listener, a));
@@ -298,7 +300,7 @@ async fn a_listener_that_lost_its_sessions_rejects_early_data_and_completes_in_f
     let addr = listener.local_addr();
     let (first, server_side, _) = connect(&client, &listener, Some(server_id), true).await;
     tokio::spawn(first.connection.driver);
-    wait_for_ticket(&client, &server_id).await;
+    wait_for_tickets(&client, &server_id).await;
     first.connection.muxed.close().await.unwrap();
     drop((server_side, listener, server));
 
