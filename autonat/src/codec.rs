@@ -1,5 +1,6 @@
 //! Framing: each message is an unsigned-varint length and that many bytes of
-//! protobuf, at most [`MAX_MESSAGE_LEN`] (go-libp2p reads 8192 on these streams).
+//! protobuf, at most [`MAX_MESSAGE_LEN`] (go-libp2p reads 8192 on these streams),
+//! with the bounded framing of [`weft_upgrader::framing`].
 //!
 //! [`decode_prefix`] is the pure part: given the bytes received so far it says
 //! "a message of this length", "need more" or "rejected", decided from the prefix
@@ -7,26 +8,16 @@
 //! caller owns (and has reserved), so a long exchange of dial data reuses one
 //! buffer.
 
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncWrite};
 use prost::Message;
+use weft_upgrader::framing::Framing;
+pub use weft_upgrader::framing::{CodecError, FrameError};
 
 /// The largest message read or written.
 pub const MAX_MESSAGE_LEN: usize = 8192;
 
-/// The longest length prefix of a message within [`MAX_MESSAGE_LEN`].
-const MAX_PREFIX_LEN: usize = 2;
-
-/// Why a frame was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum FrameError {
-    /// The declared length is above [`MAX_MESSAGE_LEN`].
-    #[error("an AutoNAT message of {0} bytes exceeds the limit of {MAX_MESSAGE_LEN}")]
-    TooLarge(u64),
-    /// The length prefix is not a minimal unsigned varint.
-    #[error("malformed length prefix")]
-    MalformedPrefix,
-}
+/// AutoNAT's framing.
+const FRAMING: Framing = Framing::new("AutoNAT", MAX_MESSAGE_LEN);
 
 /// Decodes the length prefix at the start of `buf`: `Some((prefix bytes, body
 /// length))`, or `None` while the prefix is unfinished.
@@ -36,22 +27,7 @@ pub enum FrameError {
 /// [`FrameError`] when the prefix is malformed or declares more than
 /// [`MAX_MESSAGE_LEN`] bytes.
 pub fn decode_prefix(buf: &[u8]) -> Result<Option<(usize, usize)>, FrameError> {
-    let (len, rest) = match unsigned_varint::decode::u64(buf) {
-        Ok(v) => v,
-        Err(unsigned_varint::decode::Error::Insufficient) => {
-            // An unfinished prefix already as long as the longest allowed one.
-            if buf.len() >= MAX_PREFIX_LEN {
-                return Err(FrameError::TooLarge(u64::MAX));
-            }
-            return Ok(None);
-        }
-        Err(_) => return Err(FrameError::MalformedPrefix),
-    };
-    if len > MAX_MESSAGE_LEN as u64 {
-        return Err(FrameError::TooLarge(len));
-    }
-    // Within the bound, so it fits a usize.
-    Ok(Some((buf.len() - rest.len(), len as usize)))
+    FRAMING.decode_prefix(buf)
 }
 
 /// Encodes a message with its length prefix.
@@ -60,31 +36,7 @@ pub fn decode_prefix(buf: &[u8]) -> Result<Option<(usize, usize)>, FrameError> {
 ///
 /// [`FrameError::TooLarge`] when the message is above [`MAX_MESSAGE_LEN`].
 pub fn encode_frame(message: &impl Message) -> Result<Vec<u8>, FrameError> {
-    let len = message.encoded_len();
-    if len > MAX_MESSAGE_LEN {
-        return Err(FrameError::TooLarge(len as u64));
-    }
-    let mut prefix = unsigned_varint::encode::usize_buffer();
-    let prefix = unsigned_varint::encode::usize(len, &mut prefix);
-    let mut out = Vec::with_capacity(prefix.len() + len);
-    out.extend_from_slice(prefix);
-    message.encode_raw(&mut out);
-    Ok(out)
-}
-
-/// Why reading or writing a message failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CodecError {
-    /// The stream failed or ended.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    /// The frame was rejected.
-    #[error(transparent)]
-    Frame(#[from] FrameError),
-    /// The body did not decode.
-    #[error("malformed AutoNAT message: {0}")]
-    Decode(#[from] prost::DecodeError),
+    FRAMING.encode(message)
 }
 
 /// Reads one message into `buf` (cleared first; it never grows past
@@ -99,19 +51,7 @@ where
     M: Message + Default,
     R: AsyncRead + Unpin,
 {
-    let mut prefix = [0u8; MAX_PREFIX_LEN];
-    let mut filled = 0;
-    let len = loop {
-        io.read_exact(&mut prefix[filled..=filled]).await?;
-        filled += 1;
-        if let Some((_, len)) = decode_prefix(&prefix[..filled])? {
-            break len;
-        }
-    };
-    buf.clear();
-    buf.resize(len, 0);
-    io.read_exact(buf).await?;
-    Ok(M::decode(buf.as_slice())?)
+    FRAMING.read(io, buf).await
 }
 
 /// Writes one message with its length prefix and flushes.
@@ -123,10 +63,7 @@ pub async fn write_message<W>(io: &mut W, message: &impl Message) -> Result<(), 
 where
     W: AsyncWrite + Unpin,
 {
-    let frame = encode_frame(message)?;
-    io.write_all(&frame).await?;
-    io.flush().await?;
-    Ok(())
+    FRAMING.write(io, message).await
 }
 
 #[cfg(test)]
@@ -135,26 +72,16 @@ mod tests {
     use crate::proto::{
         message::Msg, DialBack, DialRequest, DialResponse, DialStatus, ResponseStatus,
     };
+    use futures::io::AsyncReadExt;
     use proptest::prelude::*;
 
     #[test]
-    fn prefixes_are_bounded_before_any_body() {
-        assert_eq!(decode_prefix(&[]), Ok(None));
-        assert_eq!(decode_prefix(&[3, 1, 2]), Ok(Some((1, 3))));
+    fn the_limit_is_go_libp2ps_8192() {
         // 8192 = 0x80 0x40: allowed; 8193 is not.
         assert_eq!(decode_prefix(&[0x80, 0x40]), Ok(Some((2, 8192))));
         assert_eq!(
-            decode_prefix(&[0x81, 0x40]),
-            Err(FrameError::TooLarge(8193))
-        );
-        // A third prefix byte is never needed.
-        assert!(matches!(
-            decode_prefix(&[0x80, 0x80]),
-            Err(FrameError::TooLarge(_))
-        ));
-        assert_eq!(
-            decode_prefix(&[0x80, 0x00]),
-            Err(FrameError::MalformedPrefix)
+            decode_prefix(&[0x81, 0x40]).unwrap_err().to_string(),
+            "AutoNAT message of 8193 bytes exceeds the limit of 8192"
         );
     }
 
@@ -202,7 +129,10 @@ mod tests {
         assert_eq!(rest, b"next");
         let mut io = futures::io::Cursor::new(vec![0xff, 0xff, 0x03, 0, 0]);
         let r: Result<DialBack, _> = read_message(&mut io, &mut buf).await;
-        assert!(matches!(r, Err(CodecError::Frame(FrameError::TooLarge(_)))));
+        assert!(matches!(
+            r,
+            Err(CodecError::Frame(FrameError::TooLarge { .. }))
+        ));
         assert_eq!(io.position(), 2, "stopped at the prefix");
         let mut io = futures::io::Cursor::new(vec![5, 0x09]);
         let r: Result<DialBack, _> = read_message(&mut io, &mut buf).await;
@@ -227,7 +157,7 @@ mod tests {
         fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             if let Ok(Some((header, len))) = decode_prefix(&bytes) {
                 prop_assert!(len <= MAX_MESSAGE_LEN);
-                prop_assert!(header <= MAX_PREFIX_LEN);
+                prop_assert!(header <= 2);
                 if header + len <= bytes.len() {
                     let _ = crate::proto::Message::decode(&bytes[header..header + len]);
                 }

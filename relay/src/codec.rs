@@ -1,5 +1,6 @@
 //! Framing: each message is an unsigned-varint length and that many bytes of
-//! protobuf, at most [`MAX_MESSAGE_LEN`] (go-libp2p and rust-libp2p read 4096).
+//! protobuf, at most [`MAX_MESSAGE_LEN`] (go-libp2p and rust-libp2p read 4096), with
+//! the bounded framing of [`weft_upgrader::framing`].
 //!
 //! [`decode_frame`] is the pure decoder: given the bytes received so far it says
 //! "a message of this length", "need more" or "rejected", never allocating. The async
@@ -7,40 +8,16 @@
 //! nothing past the message is consumed: after the last message the stream carries
 //! the relayed connection, whose first bytes must stay in the stream.
 
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncWrite};
 use prost::Message;
+use weft_upgrader::framing::Framing;
+pub use weft_upgrader::framing::{CodecError, Frame, FrameError};
 
 /// The largest message read or written.
 pub const MAX_MESSAGE_LEN: usize = 4096;
 
-/// The longest length prefix of a message within [`MAX_MESSAGE_LEN`].
-const MAX_PREFIX_LEN: usize = 2;
-
-/// Why a frame was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum FrameError {
-    /// The declared length is above [`MAX_MESSAGE_LEN`].
-    #[error("a relay message of {0} bytes exceeds the limit of {MAX_MESSAGE_LEN}")]
-    TooLarge(u64),
-    /// The length prefix is not a minimal unsigned varint.
-    #[error("malformed length prefix")]
-    MalformedPrefix,
-}
-
-/// What [`decode_frame`] found at the start of a buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Frame {
-    /// A complete message: `header` prefix bytes, then `len` body bytes.
-    Complete {
-        /// Bytes of the length prefix.
-        header: usize,
-        /// Bytes of the body.
-        len: usize,
-    },
-    /// The prefix or the body is incomplete.
-    NeedMore,
-}
+/// The circuit relay's framing.
+const FRAMING: Framing = Framing::new("relay", MAX_MESSAGE_LEN);
 
 /// Decodes the frame at the start of `buf`.
 ///
@@ -49,34 +26,7 @@ pub enum Frame {
 /// [`FrameError`] when the prefix is malformed or declares more than
 /// [`MAX_MESSAGE_LEN`] bytes; decided as soon as the prefix says so, before any body.
 pub fn decode_frame(buf: &[u8]) -> Result<Frame, FrameError> {
-    let Some((header, len)) = decode_prefix(buf)? else {
-        return Ok(Frame::NeedMore);
-    };
-    if buf.len() - header < len {
-        return Ok(Frame::NeedMore);
-    }
-    Ok(Frame::Complete { header, len })
-}
-
-/// Decodes the length prefix at the start of `buf`: `(prefix bytes, body length)`,
-/// or `None` while the prefix is unfinished.
-fn decode_prefix(buf: &[u8]) -> Result<Option<(usize, usize)>, FrameError> {
-    let (len, rest) = match unsigned_varint::decode::u64(buf) {
-        Ok(v) => v,
-        Err(unsigned_varint::decode::Error::Insufficient) => {
-            // An unfinished prefix already as long as the longest allowed one.
-            if buf.len() >= MAX_PREFIX_LEN {
-                return Err(FrameError::TooLarge(u64::MAX));
-            }
-            return Ok(None);
-        }
-        Err(_) => return Err(FrameError::MalformedPrefix),
-    };
-    if len > MAX_MESSAGE_LEN as u64 {
-        return Err(FrameError::TooLarge(len));
-    }
-    // Within the bound, so it fits a usize.
-    Ok(Some((buf.len() - rest.len(), len as usize)))
+    FRAMING.decode_frame(buf)
 }
 
 /// Encodes a message with its length prefix.
@@ -85,31 +35,7 @@ fn decode_prefix(buf: &[u8]) -> Result<Option<(usize, usize)>, FrameError> {
 ///
 /// [`FrameError::TooLarge`] when the message is above [`MAX_MESSAGE_LEN`].
 pub fn encode_frame(message: &impl Message) -> Result<Vec<u8>, FrameError> {
-    let len = message.encoded_len();
-    if len > MAX_MESSAGE_LEN {
-        return Err(FrameError::TooLarge(len as u64));
-    }
-    let mut prefix = unsigned_varint::encode::usize_buffer();
-    let prefix = unsigned_varint::encode::usize(len, &mut prefix);
-    let mut out = Vec::with_capacity(prefix.len() + len);
-    out.extend_from_slice(prefix);
-    message.encode_raw(&mut out);
-    Ok(out)
-}
-
-/// Why reading or writing a message failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CodecError {
-    /// The stream failed or ended.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    /// The frame was rejected.
-    #[error(transparent)]
-    Frame(#[from] FrameError),
-    /// The body did not decode.
-    #[error("malformed relay message: {0}")]
-    Decode(#[from] prost::DecodeError),
+    FRAMING.encode(message)
 }
 
 /// Reads one message, consuming exactly its frame.
@@ -123,18 +49,7 @@ where
     M: Message + Default,
     R: AsyncRead + Unpin,
 {
-    let mut prefix = [0u8; MAX_PREFIX_LEN];
-    let mut filled = 0;
-    let len = loop {
-        io.read_exact(&mut prefix[filled..=filled]).await?;
-        filled += 1;
-        if let Some((_, len)) = decode_prefix(&prefix[..filled])? {
-            break len;
-        }
-    };
-    let mut body = vec![0u8; len];
-    io.read_exact(&mut body).await?;
-    Ok(M::decode(body.as_slice())?)
+    FRAMING.read(io, &mut Vec::new()).await
 }
 
 /// Writes one message with its length prefix and flushes.
@@ -146,38 +61,23 @@ pub async fn write_message<W>(io: &mut W, message: &impl Message) -> Result<(), 
 where
     W: AsyncWrite + Unpin,
 {
-    let frame = encode_frame(message)?;
-    io.write_all(&frame).await?;
-    io.flush().await?;
-    Ok(())
+    FRAMING.write(io, message).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::{HopMessage, HopType, Limit, Peer, Reservation, Status};
+    use futures::io::AsyncReadExt;
     use proptest::prelude::*;
 
     #[test]
-    fn frames_are_length_prefixed_and_bounded() {
-        assert_eq!(decode_frame(&[]), Ok(Frame::NeedMore));
-        assert_eq!(decode_frame(&[3, 1, 2]), Ok(Frame::NeedMore));
-        assert_eq!(
-            decode_frame(&[3, 1, 2, 3, 9]),
-            Ok(Frame::Complete { header: 1, len: 3 })
-        );
+    fn the_limit_is_the_specs_4096() {
         // 4096 = 0x80 0x20: allowed; 4097 is not, decided from the prefix alone.
         assert_eq!(decode_frame(&[0x80, 0x20]), Ok(Frame::NeedMore));
-        assert_eq!(decode_frame(&[0x81, 0x20]), Err(FrameError::TooLarge(4097)));
-        // A third prefix byte is never needed.
-        assert!(matches!(
-            decode_frame(&[0x80, 0x80]),
-            Err(FrameError::TooLarge(_))
-        ));
-        // Not minimal.
         assert_eq!(
-            decode_frame(&[0x80, 0x00]),
-            Err(FrameError::MalformedPrefix)
+            decode_frame(&[0x81, 0x20]).unwrap_err().to_string(),
+            "relay message of 4097 bytes exceeds the limit of 4096"
         );
     }
 
@@ -239,7 +139,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(matches!(encode_frame(&big), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            encode_frame(&big),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[tokio::test]
@@ -259,7 +162,10 @@ mod tests {
         // An oversized prefix is refused before any body is read.
         let mut io = futures::io::Cursor::new(vec![0xff, 0xff, 0x03, 0, 0]);
         let r: Result<HopMessage, _> = read_message(&mut io).await;
-        assert!(matches!(r, Err(CodecError::Frame(FrameError::TooLarge(_)))));
+        assert!(matches!(
+            r,
+            Err(CodecError::Frame(FrameError::TooLarge { .. }))
+        ));
         assert_eq!(io.position(), 2, "stopped at the prefix");
         // A truncated body is an error, not a message.
         let mut io = futures::io::Cursor::new(vec![5, 0x08]);
@@ -310,11 +216,11 @@ mod tests {
                 Ok(Frame::Complete { header, len }) => {
                     prop_assert!(len <= MAX_MESSAGE_LEN);
                     prop_assert!(header + len <= bytes.len());
-                    prop_assert!(header <= MAX_PREFIX_LEN);
+                    prop_assert!(header <= 2);
                     // Decoding the body never panics, whatever it says.
                     let _ = HopMessage::decode(&bytes[header..header + len]);
                 }
-                Ok(Frame::NeedMore) => prop_assert!(bytes.len() < MAX_PREFIX_LEN + MAX_MESSAGE_LEN),
+                Ok(Frame::NeedMore) => prop_assert!(bytes.len() < 2 + MAX_MESSAGE_LEN),
                 Err(_) => {}
             }
         }

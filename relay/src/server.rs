@@ -206,7 +206,7 @@ impl Relay {
         {
             Ok(m) => m,
             Err(HopError::Codec {
-                source: CodecError::Decode(e),
+                source: CodecError::Decode { source: e, .. },
                 ..
             }) => {
                 return self

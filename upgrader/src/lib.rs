@@ -25,6 +25,11 @@
 //! Enable the `test-suite` feature for `weft_upgrader::test_suite`: public async
 //! checks (TCP on 127.0.0.1, in-memory pipes) for any `SecurityUpgrade` or
 //! `StreamMuxer`.
+//!
+//! # Framing
+//!
+//! With the `framing` feature, `framing` holds the bounded, length-prefixed protobuf
+//! framing that the relay, AutoNAT and DCUtR crates share.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -32,6 +37,8 @@ mod budget;
 mod builder;
 mod connection;
 mod error;
+#[cfg(feature = "framing")]
+pub mod framing;
 mod io;
 mod muxer;
 mod role;
