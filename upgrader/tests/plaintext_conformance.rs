@@ -14,7 +14,20 @@ fn plaintext(keypair: libp2p_identity::Keypair) -> Arc<dyn SecurityUpgrade> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_passes_the_security_suite() {
-    security::run_all_with(plaintext, SecurityOptions::default().inlined_muxers(false)).await;
+    security::run_all_with(
+        plaintext,
+        SecurityOptions::default()
+            .inlined_muxers(false)
+            .charges_buffers(false),
+    )
+    .await;
+}
+
+/// The suite must fail an implementation that reserves nothing for its buffers.
+#[tokio::test]
+#[should_panic(expected = "reserves nothing")]
+async fn suite_catches_uncharged_buffers() {
+    security::budget_charged(plaintext).await;
 }
 
 /// The suite must fail an implementation that claims inlined muxers it does not do.

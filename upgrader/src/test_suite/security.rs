@@ -17,6 +17,7 @@
 //! | [`close_and_drop`] | the remote's reads end promptly when we close or drop the channel |
 //! | [`inlined_muxer`] | muxer agreement inside the handshake follows the initiator's preference |
 //! | [`garbage_input`] | garbage or an early EOF fails the handshake, in both roles, without hanging |
+//! | [`budget_charged`] | the channel's buffers are reserved while it lives, and a denied reservation fails the handshake |
 
 use super::support::{
     assert_same_bytes, boxed_memory_pair, boxed_tcp_pair, eventually_within, pattern, step,
@@ -38,12 +39,17 @@ pub struct SecurityOptions {
     /// (Noise extensions, TLS ALPN). When `false`, [`inlined_muxer`] checks that no
     /// muxer is ever reported instead.
     pub inlined_muxers: bool,
+    /// Whether the implementation charges its buffers to the memory budget the
+    /// upgrader passes (every implementation a host uses must; a test-only protocol
+    /// without buffers may not). When `false`, [`budget_charged`] is skipped.
+    pub charges_buffers: bool,
 }
 
 impl Default for SecurityOptions {
     fn default() -> Self {
         SecurityOptions {
             inlined_muxers: true,
+            charges_buffers: true,
         }
     }
 }
@@ -52,6 +58,12 @@ impl SecurityOptions {
     /// Sets whether the implementation supports inlined muxer negotiation.
     pub fn inlined_muxers(mut self, supported: bool) -> Self {
         self.inlined_muxers = supported;
+        self
+    }
+
+    /// Sets whether the implementation charges its buffers to the memory budget.
+    pub fn charges_buffers(mut self, charges: bool) -> Self {
+        self.charges_buffers = charges;
         self
     }
 }
@@ -85,6 +97,9 @@ pub async fn run_all_with(
     inlined_muxer(&make, options.inlined_muxers).await;
     garbage_input(&make).await;
     budget_given_back(&make).await;
+    if options.charges_buffers {
+        budget_charged(&make).await;
+    }
 }
 
 /// One side of a test connection: an identity and the implementation built for it.
@@ -685,4 +700,94 @@ pub async fn budget_given_back(make: impl Fn(Keypair) -> Arc<dyn SecurityUpgrade
         at_a.used() == 0 && at_b.used() == 0
     })
     .await;
+}
+
+/// The channel's buffers are charged to the budget the upgrader passes: something
+/// is reserved on both ends while the channel lives (and a transfer through it
+/// works), all of it is given back when it is dropped, and a budget too small for
+/// the handshake's buffers fails the handshake, on both ends, with an error that
+/// says the memory budget denied it.
+///
+/// # Panics
+///
+/// When nothing is reserved, memory stays reserved after the drop, or a denied
+/// reservation does not fail the handshake with such an error.
+pub async fn budget_charged(make: impl Fn(Keypair) -> Arc<dyn SecurityUpgrade>) {
+    let a = Node::new(&make, Keypair::generate_ed25519());
+    let b = Node::new(&make, Keypair::generate_ed25519());
+    let (at_a, budget_a) = CountingBudget::new(1 << 20);
+    let (at_b, budget_b) = CountingBudget::new(1 << 20);
+    let (io_a, io_b) = boxed_tcp_pair().await;
+    let (outcome_a, outcome_b) = step(
+        "a handshake with a 1 MiB budget each (both roles running at once)",
+        futures::future::join(
+            a.upgrade
+                .secure_outbound_with_budget(io_a, Some(b.peer_id()), &[], budget_a),
+            b.upgrade.secure_inbound_with_budget(io_b, &[], budget_b),
+        ),
+    )
+    .await;
+    let mut secured_a = must_succeed("budgeted initiator", outcome_a);
+    let mut secured_b = must_succeed("budgeted responder", outcome_b);
+    for (side, used) in [("initiator", &at_a), ("responder", &at_b)] {
+        assert!(
+            used.used() > 0,
+            "budget: the live channel of the {side} reserves nothing"
+        );
+    }
+    let data = pattern(300_000, 7);
+    let writer = async {
+        secured_a.io.write_all(&data).await?;
+        secured_a.io.close().await
+    };
+    let (written, received) = step(
+        "300 KB through the budgeted channel",
+        futures::future::join(writer, read_all(&mut secured_b.io, data.len())),
+    )
+    .await;
+    written.expect("budget: writing through the budgeted channel failed");
+    let received = received.expect("budget: reading through the budgeted channel failed");
+    assert_same_bytes(
+        "budget: 300 KB through the budgeted channel",
+        &received,
+        &data,
+    );
+    drop((secured_a, secured_b));
+    eventually_within(
+        "budget: the dropped channels give back their memory",
+        || at_a.used() == 0 && at_b.used() == 0,
+    )
+    .await;
+
+    let (_, budget_a) = CountingBudget::new(1 << 20);
+    let (at_b, budget_b) = CountingBudget::new(1024);
+    let (io_a, io_b) = boxed_tcp_pair().await;
+    let (outcome_a, outcome_b) = step(
+        "a handshake whose responder has a 1 KiB budget",
+        futures::future::join(
+            a.upgrade
+                .secure_outbound_with_budget(io_a, Some(b.peer_id()), &[], budget_a),
+            b.upgrade.secure_inbound_with_budget(io_b, &[], budget_b),
+        ),
+    )
+    .await;
+    match outcome_b {
+        Ok(_) => panic!("budget: a handshake without memory succeeded"),
+        Err(error) => {
+            let text = error.to_string();
+            assert!(
+                text.contains("memory budget denied"),
+                "budget: a denied reservation failed the handshake without saying so: {text}"
+            );
+        }
+    }
+    assert!(
+        outcome_a.is_err(),
+        "budget: the initiator did not see the responder's denied handshake fail"
+    );
+    assert_eq!(
+        at_b.used(),
+        0,
+        "budget: a denied handshake kept memory reserved"
+    );
 }
