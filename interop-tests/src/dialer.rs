@@ -16,8 +16,9 @@ use crate::report::{DialReport, DialResult};
 
 /// The contract's default echo size: 1 MiB.
 pub const DEFAULT_ECHO_BYTES: u64 = 1_048_576;
-/// Extra time the harness gives a dialer beyond its own `--timeout-secs`.
-const GRACE: Duration = Duration::from_secs(15);
+/// Extra time the harness gives a dialer beyond its own `--timeout-secs`: its start
+/// too (a js peer's took over 13 s on a loaded 2-core machine).
+const GRACE: Duration = Duration::from_secs(30);
 /// The most stdout we read from a dialer.
 const MAX_STDOUT: u64 = 1024 * 1024;
 

@@ -65,7 +65,12 @@ async fn a_scrape_during_an_interop_run_matches_the_runs() {
     let started = Instant::now();
     let endpoint = loop {
         let log = listener.stderr();
-        if let Some(url) = log.lines().find_map(|l| l.strip_prefix("metrics: http://")) {
+        // Whole lines only: the last one may still be arriving.
+        let whole = log.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+        if let Some(url) = whole
+            .map(str::trim_end)
+            .find_map(|l| l.strip_prefix("metrics: http://"))
+        {
             break url.trim_end_matches("/metrics").to_string();
         }
         assert!(started.elapsed() < WAIT, "no metrics address in:\n{log}");

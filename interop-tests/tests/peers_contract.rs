@@ -126,11 +126,14 @@ async fn dialers_honour_their_timeout() {
     for (imp, result, elapsed) in futures::future::join_all(runs).await {
         match result {
             Err(HarnessError::Dial { message, .. }) => {
+                // A dialer that ignored its 2 s timeout would wait on the silent
+                // socket until the harness kills it. How soon it gave up is not
+                // asserted: a peer's start (node loading js-libp2p) took over 13 s
+                // on a loaded machine, before its own timer even began.
                 assert!(
                     !message.starts_with("killed after"),
                     "{imp} ignored its timeout"
                 );
-                assert!(elapsed < Duration::from_secs(12), "{imp}: {elapsed:?}");
                 eprintln!("{imp}: gave up after {elapsed:?}: {message}");
             }
             other => panic!("{imp}: expected a timeout failure, got {other:?}"),
