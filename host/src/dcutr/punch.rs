@@ -2,11 +2,17 @@
 //! the attempt's deadline, or the end of the relayed connection.
 //!
 //! - TCP: both sides dial every TCP address of the other, from their listen port
-//!   (port reuse), with the security role of their side, so whichever SYN lands
-//!   first (a simultaneous open, or one side's listener) the roles agree.
-//! - QUIC: the responder dials; the initiator (the QUIC server) sends random
-//!   datagrams from its listening socket to each QUIC address of the responder at
-//!   random 10-200 ms intervals, so that its NAT lets the responder's dial in.
+//!   (port reuse), with the security role of their side; for the attempt, an
+//!   inbound TCP connection from the peer's IPs takes that role too
+//!   ([`InboundRoles`](crate::inbound_roles)), so whichever SYN lands first (a
+//!   simultaneous open, or one side's listener) the roles agree.
+//! - QUIC: the responder dials; the initiator sends random datagrams from its
+//!   listening socket to each QUIC address of the responder at random 10-200 ms
+//!   intervals, so that its NAT lets the responder's dial in, and dials the
+//!   responder from that socket too (as the QUIC client): behind a symmetric NAT
+//!   the responder's dial finds no hole (it goes to the port the NAT chose for the
+//!   relay), while ours, from a port nobody predicted, gets through a responder's
+//!   NAT that filters by address only. Whichever handshake completes first wins.
 //!
 //! A direct connection from the peer that lands by any way (a dial of ours, an
 //! inbound one) ends the attempt.
@@ -20,6 +26,7 @@ use crate::transport::{is_circuit, Transport};
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -84,6 +91,13 @@ pub(super) async fn run(
     let mut next_packet = tokio::time::Instant::from_std(attempt.punch_at);
     let mut last_error: Option<String> = None;
     let punch_at = tokio::time::Instant::from_std(attempt.punch_at);
+    let tcp_ips: Vec<IpAddr> = attempt
+        .remote
+        .iter()
+        .filter(|a| PunchTransport::of(a) == Some(PunchTransport::Tcp))
+        .filter_map(crate::dial::classify::leading_ip)
+        .collect();
+    let _promise = inner.inbound_roles.promise(&tcp_ips, peer, role);
     let deadline = tokio::time::Instant::from_std(attempt.deadline);
     loop {
         if let Some(conn) = direct_connection(inner, &peer) {
@@ -103,13 +117,17 @@ pub(super) async fn run(
                         debug!(%addr, "no transport for this address; not punched");
                         continue;
                     };
+                    // QUIC's roles follow who sends the first packet: no forced role.
+                    let dial_role = match kind {
+                        PunchTransport::Tcp => Some(role),
+                        PunchTransport::Quic => None,
+                    };
                     if kind == PunchTransport::Quic && attempt.side == Side::Initiator {
                         quic_targets.push((transport.clone(), addr.clone()));
-                        continue;
                     }
                     let inner = inner.clone();
                     let addr = addr.clone();
-                    let opts = DialOpts::new().with_ignore_backoff(true).with_role(Some(role));
+                    let opts = DialOpts::new().with_ignore_backoff(true).with_role(dial_role);
                     dials.push(async move {
                         let r = inner.dial_one(Some(peer), addr.clone(), &opts).await;
                         (addr, r)
