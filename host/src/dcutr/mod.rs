@@ -131,6 +131,14 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The number of the latest exchange the peer started on `relayed` (0: none).
+    fn responder_attempt(&self, relayed: ConnectionId) -> u8 {
+        self.responder_attempts()
+            .get(&relayed)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The number of the exchange the peer starts on `relayed` now (from 1); the
     /// counts of closed connections are dropped.
     fn next_responder_attempt(&self, inner: &Inner, relayed: ConnectionId) -> u8 {

@@ -55,6 +55,21 @@ pub(super) struct Attempt<'a> {
     pub(super) rtt: Option<Duration>,
 }
 
+/// The distinct IPs of the TCP addresses among `addrs`.
+pub(super) fn tcp_ips(addrs: &[Multiaddr]) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for ip in addrs
+        .iter()
+        .filter(|a| PunchTransport::of(a) == Some(PunchTransport::Tcp))
+        .filter_map(crate::dial::classify::leading_ip)
+    {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    ips
+}
+
 /// A usable direct (not relayed) connection to `peer`, the newest.
 pub(super) fn direct_connection(inner: &Inner, peer: &PeerId) -> Option<Arc<ConnState>> {
     let state = inner.lock();
@@ -91,13 +106,9 @@ pub(super) async fn run(
     let mut next_packet = tokio::time::Instant::from_std(attempt.punch_at);
     let mut last_error: Option<String> = None;
     let punch_at = tokio::time::Instant::from_std(attempt.punch_at);
-    let tcp_ips: Vec<IpAddr> = attempt
-        .remote
-        .iter()
-        .filter(|a| PunchTransport::of(a) == Some(PunchTransport::Tcp))
-        .filter_map(crate::dial::classify::leading_ip)
-        .collect();
-    let _promise = inner.inbound_roles.promise(&tcp_ips, peer, role);
+    let _promise = inner
+        .inbound_roles
+        .promise(&tcp_ips(attempt.remote), peer, role);
     let deadline = tokio::time::Instant::from_std(attempt.deadline);
     loop {
         if let Some(conn) = direct_connection(inner, &peer) {
@@ -128,10 +139,14 @@ pub(super) async fn run(
                     let inner = inner.clone();
                     let addr = addr.clone();
                     let opts = DialOpts::new().with_ignore_backoff(true).with_role(dial_role);
-                    dials.push(async move {
+                    // Each dial runs to its end even when the attempt ends first: a
+                    // dial dropped halfway through its handshake resets a socket
+                    // whose other end may already count it as a connection.
+                    let tasks = inner.tasks.clone();
+                    dials.push(tasks.spawn(async move {
                         let r = inner.dial_one(Some(peer), addr.clone(), &opts).await;
                         (addr, r)
-                    });
+                    }));
                 }
                 debug!(%peer, side = %attempt.side, dials = dials.len(), quic = quic_targets.len(), "punching");
                 if dials.is_empty() && quic_targets.is_empty() {
@@ -147,12 +162,18 @@ pub(super) async fn run(
                 }
                 next_packet = tokio::time::Instant::now() + quic_punch_interval(rand::random());
             }
-            Some((addr, result)) = dials.next() => match result {
-                Ok(conn) if !is_circuit(&conn.remote_addr) => return Ok(direct(&conn, attempt.rtt)),
-                Ok(_) => {}
-                Err(e) => {
+            Some(joined) = dials.next() => match joined {
+                Ok((_, Ok(conn))) if !is_circuit(&conn.remote_addr) => {
+                    return Ok(direct(&conn, attempt.rtt));
+                }
+                Ok((_, Ok(_))) => {}
+                Ok((addr, Err(e))) => {
                     debug!(%addr, error = %e, "punching dial failed");
                     last_error = Some(format!("{addr}: {e}"));
+                }
+                Err(e) => {
+                    debug!(error = %e, "punching dial task ended");
+                    last_error = Some(format!("punching dial task ended: {e}"));
                 }
             },
             event = events.recv() => match event {
