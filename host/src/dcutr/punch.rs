@@ -42,6 +42,13 @@ pub(super) enum PunchError {
     Attempt(AttemptFailure),
 }
 
+/// How long the QUIC initiator waits after its first punching packets before it
+/// dials the responder itself (see the module documentation).
+const QUIC_INITIATOR_DIAL_DELAY: Duration = Duration::from_millis(500);
+
+/// How long an attempt whose dials all failed still waits for the peer's connection.
+const DIALS_FAILED_GRACE: Duration = Duration::from_secs(2);
+
 /// Bytes of one QUIC punching datagram.
 const PUNCH_PACKET_LEN: usize = 64;
 
@@ -109,15 +116,18 @@ pub(super) async fn run(
     let _promise = inner
         .inbound_roles
         .promise(&tcp_ips(attempt.remote), peer, role);
-    let deadline = tokio::time::Instant::from_std(attempt.deadline);
+    let mut deadline = tokio::time::Instant::from_std(attempt.deadline);
+    let mut grace = false;
     loop {
         if let Some(conn) = direct_connection(inner, &peer) {
             return Ok(direct(&conn, attempt.rtt));
         }
-        if started && dials.is_empty() && quic_targets.is_empty() {
-            if let Some(error) = last_error.take() {
-                return Err(PunchError::Attempt(AttemptFailure::DialsFailed(error)));
-            }
+        // Every dial of ours failed: the peer's may still land (a TCP dial fails
+        // when the peer's SYN already made the connection, still upgrading).
+        if started && !grace && dials.is_empty() && quic_targets.is_empty() && last_error.is_some()
+        {
+            grace = true;
+            deadline = deadline.min(tokio::time::Instant::now() + DIALS_FAILED_GRACE);
         }
         tokio::select! {
             _ = tokio::time::sleep_until(punch_at), if !started => {
@@ -133,19 +143,30 @@ pub(super) async fn run(
                         PunchTransport::Tcp => Some(role),
                         PunchTransport::Quic => None,
                     };
-                    if kind == PunchTransport::Quic && attempt.side == Side::Initiator {
+                    // The QUIC initiator's own dial waits a little: the responder's
+                    // dial, which its packets let in, usually lands first, and a
+                    // second connection would only duplicate it.
+                    let delay = if kind == PunchTransport::Quic && attempt.side == Side::Initiator {
                         quic_targets.push((transport.clone(), addr.clone()));
-                    }
+                        QUIC_INITIATOR_DIAL_DELAY
+                    } else {
+                        Duration::ZERO
+                    };
                     let inner = inner.clone();
                     let addr = addr.clone();
                     let opts = DialOpts::new().with_ignore_backoff(true).with_role(dial_role);
+                    let direct_already = inner.clone();
                     // Each dial runs to its end even when the attempt ends first: a
                     // dial dropped halfway through its handshake resets a socket
                     // whose other end may already count it as a connection.
                     let tasks = inner.tasks.clone();
                     dials.push(tasks.spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        if !delay.is_zero() && direct_connection(&direct_already, &peer).is_some() {
+                            return (addr, None);
+                        }
                         let r = inner.dial_one(Some(peer), addr.clone(), &opts).await;
-                        (addr, r)
+                        (addr, Some(r))
                     }));
                 }
                 debug!(%peer, side = %attempt.side, dials = dials.len(), quic = quic_targets.len(), "punching");
@@ -163,11 +184,12 @@ pub(super) async fn run(
                 next_packet = tokio::time::Instant::now() + quic_punch_interval(rand::random());
             }
             Some(joined) = dials.next() => match joined {
-                Ok((_, Ok(conn))) if !is_circuit(&conn.remote_addr) => {
+                Ok((_, Some(Ok(conn)))) if !is_circuit(&conn.remote_addr) => {
                     return Ok(direct(&conn, attempt.rtt));
                 }
-                Ok((_, Ok(_))) => {}
-                Ok((addr, Err(e))) => {
+                // Skipped (a direct connection came first), or relayed.
+                Ok((_, None | Some(Ok(_)))) => {}
+                Ok((addr, Some(Err(e)))) => {
                     debug!(%addr, error = %e, "punching dial failed");
                     last_error = Some(format!("{addr}: {e}"));
                 }
