@@ -8,8 +8,9 @@
 //!   simultaneous open, or one side's listener) the roles agree.
 //! - QUIC: the responder dials; the initiator sends random datagrams from its
 //!   listening socket to each QUIC address of the responder at random 10-200 ms
-//!   intervals, so that its NAT lets the responder's dial in, and dials the
-//!   responder from that socket too (as the QUIC client): behind a symmetric NAT
+//!   intervals, so that its NAT lets the responder's dial in, and, unless that
+//!   dial landed within [`QUIC_INITIATOR_DIAL_DELAY`], dials the responder from
+//!   that socket too (as the QUIC client): behind a symmetric NAT
 //!   the responder's dial finds no hole (it goes to the port the NAT chose for the
 //!   relay), while ours, from a port nobody predicted, gets through a responder's
 //!   NAT that filters by address only. Whichever handshake completes first wins.
