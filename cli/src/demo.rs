@@ -128,6 +128,8 @@ async fn one(transport: Transport, lazy: bool) -> Result<crate::dial::DialReport
         seed: None,
         timeout: Duration::from_secs(30),
         reconnect: 0,
+        listen: Vec::new(),
+        public: Vec::new(),
     };
     let result = tokio::time::timeout(opts.timeout, dial_with(&client, &opts))
         .await

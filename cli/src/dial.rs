@@ -2,10 +2,12 @@
 
 use crate::echo;
 use crate::explain;
-use crate::options::{build_host, keypair, Security};
+use crate::options::{build_host_with, keypair, Security};
 use serde::Serialize;
 use std::time::Duration;
-use weft_host::{Event, Host, Multiaddr, PeerId, Protocol};
+use weft_host::dial::classify::{AddrClass, Classifier};
+use weft_host::{DialConfig, Event, Host, Multiaddr, PeerId, Protocol};
+use weft_resource_manager::Limits;
 
 /// What `weft dial` found out. The JSON form is the interop peers' report format.
 #[derive(Debug, Serialize)]
@@ -69,6 +71,13 @@ pub struct DialOptions {
     pub timeout: Duration,
     /// Reconnects after the first connection (`--reconnect`), each measured.
     pub reconnect: usize,
+    /// Addresses to listen on before dialing (`--listen`): through a relay, what
+    /// hole punching needs (TCP dials leave from the listen port, and identify's
+    /// observed addresses are then the NAT's mappings of it).
+    pub listen: Vec<Multiaddr>,
+    /// Address classes taken as public (`--public`, test networks): observed
+    /// addresses in them become hole punching candidates.
+    pub public: Vec<AddrClass>,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -78,9 +87,23 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     }
 }
 
-/// Runs the dial on a fresh host and shuts it down.
+/// Runs the dial on a fresh host (listening first on `opts.listen`) and shuts it
+/// down.
 pub async fn run(opts: DialOptions) -> Result<DialReport, String> {
-    let host = build_host(keypair(opts.seed.as_deref())?, &opts.security, opts.lazy)?;
+    let classifier = Classifier::new().with_public(&opts.public);
+    let host = build_host_with(
+        keypair(opts.seed.as_deref())?,
+        &opts.security,
+        opts.lazy,
+        Limits::auto(),
+        |b| b.dial_config(DialConfig::default().with_classifier(classifier)),
+    )?;
+    for addr in &opts.listen {
+        if let Err(e) = host.listen(addr).await {
+            host.shutdown().await;
+            return Err(format!("cannot listen on {addr}: {e}"));
+        }
+    }
     let result = tokio::time::timeout(opts.timeout, dial_with(&host, &opts)).await;
     host.shutdown().await;
     result.map_err(|_| {

@@ -170,6 +170,15 @@ struct DialArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
+    /// Listen on this address before dialing (repeatable), e.g. /ip4/0.0.0.0/tcp/0:
+    /// through a relay, hole punching needs it (TCP dials then leave from the
+    /// listen port).
+    #[arg(long = "listen", value_name = "MULTIADDR")]
+    listen: Vec<Multiaddr>,
+    /// Take these address classes as public, comma-separated (loopback, private,
+    /// link-local, shared, documentation, benchmarking): for test networks.
+    #[arg(long, value_name = "CLASSES", value_delimiter = ',', value_parser = nat::parse_class)]
+    public: Vec<weft_host::dial::classify::AddrClass>,
 }
 
 #[derive(Args)]
@@ -252,6 +261,8 @@ async fn main() -> ExitCode {
                 seed: a.seed,
                 timeout: Duration::from_secs(a.timeout_secs),
                 reconnect: a.reconnect,
+                listen: a.listen,
+                public: a.public,
             };
             dial::run(opts).await.map(|report| {
                 if json {

@@ -75,6 +75,27 @@ pub async fn respond<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    respond_with(io, config, peer, ours, |_| {}).await
+}
+
+/// [`respond`], calling `on_connect` with the peer's punchable addresses as soon as
+/// its CONNECT arrived, before our answer goes out: the peer may punch from then on
+/// (one RTT later, or earlier when our SYNC is read late), so the host prepares for
+/// its connections there.
+///
+/// # Errors
+///
+/// As [`respond`].
+pub async fn respond_with<S>(
+    io: &mut S,
+    config: &Config,
+    peer: Option<PeerId>,
+    ours: &[Multiaddr],
+    mut on_connect: impl FnMut(&[Multiaddr]),
+) -> Result<(Vec<Multiaddr>, usize), ExchangeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut machine = Responder::new(config.clone(), peer, Instant::now());
     let span = tracing::debug_span!("dcutr_respond", ?peer);
     async {
@@ -83,7 +104,10 @@ where
                 .await
                 .map_err(|_| ExchangeError::Timeout(config.exchange_timeout))??;
             match machine.on_message(&msg, ours, Instant::now())? {
-                ResponderStep::Reply(reply) => write_message(io, &reply).await?,
+                ResponderStep::Reply(reply) => {
+                    on_connect(machine.remote());
+                    write_message(io, &reply).await?
+                }
                 ResponderStep::Dial { remote, received } => {
                     debug!(?remote, received, "SYNC received; dialing");
                     return Ok((remote, received));

@@ -38,7 +38,7 @@ pub use addrs::{
 pub use codec::MAX_MESSAGE_LEN;
 pub use config::Config;
 pub use error::{AttemptFailure, ExchangeError, Failure};
-pub use exchange::{initiate, respond};
+pub use exchange::{initiate, respond, respond_with};
 pub use machine::{
     quic_punch_interval, Initiator, Next, PunchPlan, Responder, ResponderStep, Success,
 };

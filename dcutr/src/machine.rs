@@ -335,6 +335,15 @@ impl Responder {
         self.deadline
     }
 
+    /// The punchable addresses of the peer's CONNECT, once it arrived (empty before,
+    /// and after the SYNC handed them over).
+    pub fn remote(&self) -> &[Multiaddr] {
+        match &self.state {
+            ResponderState::AwaitingSync { remote, .. } => remote,
+            _ => &[],
+        }
+    }
+
     /// A message arrived at `now`; `ours` are the addresses to answer a CONNECT with.
     ///
     /// # Errors

@@ -6,7 +6,8 @@ use multiaddr::Multiaddr;
 use std::time::Duration;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 use weft_dcutr::{
-    codec, initiate, proto::HolePunch, respond, Config, ExchangeError, Failure, Initiator,
+    codec, initiate, proto::HolePunch, respond, respond_with, Config, ExchangeError, Failure,
+    Initiator,
 };
 
 fn pipe() -> (
@@ -45,6 +46,39 @@ async fn an_exchange_hands_each_side_the_others_addresses() {
     let (remote, received) = responder.await.unwrap().unwrap();
     assert_eq!(remote, b_addrs);
     assert_eq!(received, 2);
+}
+
+#[tokio::test]
+async fn the_responder_hears_of_the_peers_addresses_before_it_answers() {
+    let (mut b_io, mut a_io) = pipe();
+    let b_addrs = vec![a("/ip4/198.51.100.1/tcp/4001")];
+    let b_peer = libp2p_identity::PeerId::random();
+    // Plays B by hand: sends CONNECT, and checks the callback ran before A's
+    // CONNECT came back.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let responder = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            respond_with(
+                &mut a_io,
+                &Config::default(),
+                Some(b_peer),
+                &[a("/ip4/203.0.113.2/tcp/5001")],
+                |remote| seen.lock().unwrap().extend_from_slice(remote),
+            )
+            .await
+        })
+    };
+    let connect = HolePunch::connect(b_addrs.iter().map(|m| m.to_vec()).collect());
+    codec::write_message(&mut b_io, &connect).await.unwrap();
+    let answer = codec::read_message(&mut b_io).await.unwrap();
+    assert_eq!(answer.obs_addrs.len(), 1);
+    assert_eq!(*seen.lock().unwrap(), b_addrs, "called before the answer");
+    codec::write_message(&mut b_io, &HolePunch::sync())
+        .await
+        .unwrap();
+    let (remote, _) = responder.await.unwrap().unwrap();
+    assert_eq!(remote, b_addrs);
 }
 
 #[tokio::test]

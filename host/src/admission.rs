@@ -314,9 +314,24 @@ impl Inner {
                 TransportOutput::Raw(io) => {
                     let io: weft_upgrader::BoxedIo =
                         Box::new(CountingIo::new(io, pending.received.clone()));
-                    self.upgrader
-                        .upgrade_inbound_with_budget(io, budget(&scope))
-                        .await
+                    let promised = crate::dial::classify::leading_ip(&remote_addr)
+                        .filter(|_| !crate::transport::is_circuit(&remote_addr))
+                        .and_then(|ip| self.inbound_roles.for_ip(ip));
+                    match promised {
+                        // A hole punch's SYN that reached our listener: the role the
+                        // punch gave us, and the peer it punches with.
+                        Some((role, peer)) => {
+                            debug!(?role, %peer, "inbound connection of a hole punch");
+                            self.upgrader
+                                .upgrade_with_budget(io, role, Some(peer), budget(&scope))
+                                .await
+                        }
+                        None => {
+                            self.upgrader
+                                .upgrade_inbound_with_budget(io, budget(&scope))
+                                .await
+                        }
+                    }
                 }
             }
         };

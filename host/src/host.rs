@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     pub(crate) events: broadcast::Sender<Event>,
     /// Dial configuration, backoff tables and resolver.
     pub(crate) dialer: crate::dial::Dialer,
+    /// Roles hole punches promised to inbound connections from their peers' IPs.
+    pub(crate) inbound_roles: crate::inbound_roles::InboundRoles,
     state: Mutex<State>,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -138,6 +140,7 @@ impl Host {
             hooks,
             events,
             dialer,
+            inbound_roles: Default::default(),
             state: Mutex::new(State::default()),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),

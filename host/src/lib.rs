@@ -71,6 +71,7 @@ mod events;
 mod handlers;
 mod host;
 pub mod identify;
+mod inbound_roles;
 mod interfaces;
 mod listeners;
 mod observed;

@@ -3,9 +3,10 @@
 //! On every inbound relayed connection (we accepted it through a relay: the spec's
 //! B, [`Side::Initiator`]) the host opens a `/libp2p/dcutr` stream, exchanges
 //! addresses, and punches at RTT/2: over TCP both sides dial (a simultaneous open,
-//! B taking the security responder role), over QUIC the other side dials while our
-//! listening socket sends it random packets. Up to three attempts. The other side
-//! ([`Side::Responder`]) answers on its handler and dials when SYNC arrives.
+//! B taking the security responder role; a SYN that reaches a listener instead is
+//! upgraded in the same roles), over QUIC the other side dials while our listening
+//! socket sends it random packets and dials it too. Up to three attempts. The other
+//! side ([`Side::Responder`]) answers on its handler and dials when SYNC arrives.
 //!
 //! The addresses we send: the accepted external addresses, the observed ones
 //! (confirmed or not, most observed first), predicted ones (an observed IP with the
@@ -129,6 +130,14 @@ impl Shared {
         self.responder_attempts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The number of the latest exchange the peer started on `relayed` (0: none).
+    fn responder_attempt(&self, relayed: ConnectionId) -> u8 {
+        self.responder_attempts()
+            .get(&relayed)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The number of the exchange the peer starts on `relayed` now (from 1); the

@@ -2,11 +2,18 @@
 //! the attempt's deadline, or the end of the relayed connection.
 //!
 //! - TCP: both sides dial every TCP address of the other, from their listen port
-//!   (port reuse), with the security role of their side, so whichever SYN lands
-//!   first (a simultaneous open, or one side's listener) the roles agree.
-//! - QUIC: the responder dials; the initiator (the QUIC server) sends random
-//!   datagrams from its listening socket to each QUIC address of the responder at
-//!   random 10-200 ms intervals, so that its NAT lets the responder's dial in.
+//!   (port reuse), with the security role of their side; for the attempt, an
+//!   inbound TCP connection from the peer's IPs takes that role too
+//!   ([`InboundRoles`](crate::inbound_roles)), so whichever SYN lands first (a
+//!   simultaneous open, or one side's listener) the roles agree.
+//! - QUIC: the responder dials; the initiator sends random datagrams from its
+//!   listening socket to each QUIC address of the responder at random 10-200 ms
+//!   intervals, so that its NAT lets the responder's dial in, and, unless that
+//!   dial landed within [`QUIC_INITIATOR_DIAL_DELAY`], dials the responder from
+//!   that socket too (as the QUIC client): behind a symmetric NAT
+//!   the responder's dial finds no hole (it goes to the port the NAT chose for the
+//!   relay), while ours, from a port nobody predicted, gets through a responder's
+//!   NAT that filters by address only. Whichever handshake completes first wins.
 //!
 //! A direct connection from the peer that lands by any way (a dial of ours, an
 //! inbound one) ends the attempt.
@@ -20,6 +27,7 @@ use crate::transport::{is_circuit, Transport};
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -35,6 +43,13 @@ pub(super) enum PunchError {
     Attempt(AttemptFailure),
 }
 
+/// How long the QUIC initiator waits after its first punching packets before it
+/// dials the responder itself (see the module documentation).
+const QUIC_INITIATOR_DIAL_DELAY: Duration = Duration::from_millis(500);
+
+/// How long an attempt whose dials all failed still waits for the peer's connection.
+const DIALS_FAILED_GRACE: Duration = Duration::from_secs(2);
+
 /// Bytes of one QUIC punching datagram.
 const PUNCH_PACKET_LEN: usize = 64;
 
@@ -46,6 +61,21 @@ pub(super) struct Attempt<'a> {
     pub(super) deadline: Instant,
     /// The RTT measured for this attempt, if any (reported with the connection).
     pub(super) rtt: Option<Duration>,
+}
+
+/// The distinct IPs of the TCP addresses among `addrs`.
+pub(super) fn tcp_ips(addrs: &[Multiaddr]) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for ip in addrs
+        .iter()
+        .filter(|a| PunchTransport::of(a) == Some(PunchTransport::Tcp))
+        .filter_map(crate::dial::classify::leading_ip)
+    {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    ips
 }
 
 /// A usable direct (not relayed) connection to `peer`, the newest.
@@ -84,15 +114,21 @@ pub(super) async fn run(
     let mut next_packet = tokio::time::Instant::from_std(attempt.punch_at);
     let mut last_error: Option<String> = None;
     let punch_at = tokio::time::Instant::from_std(attempt.punch_at);
-    let deadline = tokio::time::Instant::from_std(attempt.deadline);
+    let _promise = inner
+        .inbound_roles
+        .promise(&tcp_ips(attempt.remote), peer, role);
+    let mut deadline = tokio::time::Instant::from_std(attempt.deadline);
+    let mut grace = false;
     loop {
         if let Some(conn) = direct_connection(inner, &peer) {
             return Ok(direct(&conn, attempt.rtt));
         }
-        if started && dials.is_empty() && quic_targets.is_empty() {
-            if let Some(error) = last_error.take() {
-                return Err(PunchError::Attempt(AttemptFailure::DialsFailed(error)));
-            }
+        // Every dial of ours failed: the peer's may still land (a TCP dial fails
+        // when the peer's SYN already made the connection, still upgrading).
+        if started && !grace && dials.is_empty() && quic_targets.is_empty() && last_error.is_some()
+        {
+            grace = true;
+            deadline = deadline.min(tokio::time::Instant::now() + DIALS_FAILED_GRACE);
         }
         tokio::select! {
             _ = tokio::time::sleep_until(punch_at), if !started => {
@@ -103,17 +139,36 @@ pub(super) async fn run(
                         debug!(%addr, "no transport for this address; not punched");
                         continue;
                     };
-                    if kind == PunchTransport::Quic && attempt.side == Side::Initiator {
+                    // QUIC's roles follow who sends the first packet: no forced role.
+                    let dial_role = match kind {
+                        PunchTransport::Tcp => Some(role),
+                        PunchTransport::Quic => None,
+                    };
+                    // The QUIC initiator's own dial waits a little: the responder's
+                    // dial, which its packets let in, usually lands first, and a
+                    // second connection would only duplicate it.
+                    let delay = if kind == PunchTransport::Quic && attempt.side == Side::Initiator {
                         quic_targets.push((transport.clone(), addr.clone()));
-                        continue;
-                    }
+                        QUIC_INITIATOR_DIAL_DELAY
+                    } else {
+                        Duration::ZERO
+                    };
                     let inner = inner.clone();
                     let addr = addr.clone();
-                    let opts = DialOpts::new().with_ignore_backoff(true).with_role(Some(role));
-                    dials.push(async move {
+                    let opts = DialOpts::new().with_ignore_backoff(true).with_role(dial_role);
+                    let direct_already = inner.clone();
+                    // Each dial runs to its end even when the attempt ends first: a
+                    // dial dropped halfway through its handshake resets a socket
+                    // whose other end may already count it as a connection.
+                    let tasks = inner.tasks.clone();
+                    dials.push(tasks.spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        if !delay.is_zero() && direct_connection(&direct_already, &peer).is_some() {
+                            return (addr, None);
+                        }
                         let r = inner.dial_one(Some(peer), addr.clone(), &opts).await;
-                        (addr, r)
-                    });
+                        (addr, Some(r))
+                    }));
                 }
                 debug!(%peer, side = %attempt.side, dials = dials.len(), quic = quic_targets.len(), "punching");
                 if dials.is_empty() && quic_targets.is_empty() {
@@ -129,12 +184,19 @@ pub(super) async fn run(
                 }
                 next_packet = tokio::time::Instant::now() + quic_punch_interval(rand::random());
             }
-            Some((addr, result)) = dials.next() => match result {
-                Ok(conn) if !is_circuit(&conn.remote_addr) => return Ok(direct(&conn, attempt.rtt)),
-                Ok(_) => {}
-                Err(e) => {
+            Some(joined) = dials.next() => match joined {
+                Ok((_, Some(Ok(conn)))) if !is_circuit(&conn.remote_addr) => {
+                    return Ok(direct(&conn, attempt.rtt));
+                }
+                // Skipped (a direct connection came first), or relayed.
+                Ok((_, None | Some(Ok(_)))) => {}
+                Ok((addr, Some(Err(e)))) => {
                     debug!(%addr, error = %e, "punching dial failed");
                     last_error = Some(format!("{addr}: {e}"));
+                }
+                Err(e) => {
+                    debug!(error = %e, "punching dial task ended");
+                    last_error = Some(format!("punching dial task ended: {e}"));
                 }
             },
             event = events.recv() => match event {

@@ -48,11 +48,24 @@ async fn serve(inner: Arc<Inner>, shared: Arc<Shared>, mut stream: Stream) {
         stream.reset();
         return;
     }
-    let attempt = shared.next_responder_attempt(&inner, relayed.id);
+    let mut attempt = shared.next_responder_attempt(&inner, relayed.id);
     let started = Instant::now();
     let mut events = inner.events.subscribe();
     let ours = our_addrs(&inner);
-    let exchanged = weft_dcutr::respond(&mut stream, &shared.config, Some(peer), &ours).await;
+    // The peer may punch before its SYNC is read here (it dials half an RTT after
+    // sending it): from its CONNECT on, an inbound TCP connection from its IPs takes
+    // our role of the punch.
+    let mut promise = None;
+    let exchanged =
+        weft_dcutr::respond_with(&mut stream, &shared.config, Some(peer), &ours, |remote| {
+            let ips = super::punch::tcp_ips(remote);
+            promise = Some(inner.inbound_roles.promise(
+                &ips,
+                peer,
+                Side::Responder.security_role(),
+            ));
+        })
+        .await;
     drop(stream);
     let outcome = match exchanged {
         Err(error) if !relayed.is_usable() => {
@@ -70,8 +83,15 @@ async fn serve(inner: Arc<Inner>, shared: Arc<Shared>, mut stream: Stream) {
                 deadline: now + shared.config.punch_timeout,
                 rtt: None,
             };
-            match punch::run(&inner, &relayed, plan, &mut events).await {
-                Ok(direct) => Ok(direct),
+            let punched = punch::run(&inner, &relayed, plan, &mut events).await;
+            drop(promise);
+            match punched {
+                // A direct connection that came while a later exchange ran is that
+                // exchange's success.
+                Ok(direct) => {
+                    attempt = attempt.max(shared.responder_attempt(relayed.id));
+                    Ok(direct)
+                }
                 Err(PunchError::RelayedClosed) => Err(Failure::RelayedConnectionClosed { attempt }),
                 Err(PunchError::Attempt(AttemptFailure::DialsFailed(error))) => {
                     Err(Failure::DialsFailed {

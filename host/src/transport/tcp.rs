@@ -252,12 +252,17 @@ impl TcpTransport {
         socket.connect(target).await
     }
 
-    async fn connect(&self, target: SocketAddr) -> io::Result<TcpStream> {
+    /// Connects to `target`, from our listen port when port reuse finds one. A
+    /// `punch` (a hole punching dial, which has a forced role) never falls back to
+    /// an ephemeral port: from another port it opens no hole, and the listen port
+    /// fails only when a connection between the two endpoints exists already (the
+    /// other side's SYN won), which a second one would merely duplicate.
+    async fn connect(&self, target: SocketAddr, punch: bool) -> io::Result<TcpStream> {
         if let Some(local) = self.reuse_addr_for(&target) {
             match Self::connect_from(local, target).await {
                 Ok(stream) => return Ok(stream),
                 // Refused or unreachable says nothing about the port: report it.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused || punch => return Err(e),
                 Err(e) => {
                     tracing::debug!(%local, %target, error = %e, "dialing from the listen port failed; using an ephemeral port");
                 }
@@ -407,7 +412,7 @@ impl Transport for TcpTransport {
     async fn dial(
         &self,
         addr: &Multiaddr,
-        _opts: &TransportDialOpts,
+        opts: &TransportDialOpts,
     ) -> Result<Transported, TransportError> {
         let targets = match parse(addr) {
             Some(Target::Ip(sa)) => vec![sa],
@@ -416,7 +421,7 @@ impl Transport for TcpTransport {
         };
         let mut last_error = None;
         for target in targets {
-            match self.connect(target).await {
+            match self.connect(target, opts.role.is_some()).await {
                 Ok(stream) => return wrap(stream, self.keepalive.as_ref()),
                 Err(e) => last_error = Some(e),
             }
