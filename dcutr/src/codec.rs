@@ -1,5 +1,7 @@
 //! Framing: an unsigned-varint length, then that many bytes of protobuf, at most
-//! [`MAX_MESSAGE_LEN`] (the spec's 4 KiB, which go-libp2p and rust-libp2p enforce).
+//! [`MAX_MESSAGE_LEN`] (the spec's 4 KiB, which go-libp2p and rust-libp2p enforce),
+//! with the bounded framing of [`weft_upgrader::framing`], its errors told as
+//! [`ExchangeError`]s.
 //!
 //! [`decode_prefix`] is the pure part: it reads a length prefix and rejects one that
 //! declares too much before any body byte is read. The async functions move bytes
@@ -7,14 +9,35 @@
 
 use crate::error::ExchangeError;
 use crate::proto::HolePunch;
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use prost::Message;
+use futures::io::{AsyncRead, AsyncWrite};
+use weft_upgrader::framing::{CodecError, FrameError, Framing};
 
 /// The largest message read or written (length prefix excluded).
 pub const MAX_MESSAGE_LEN: usize = 4096;
 
-/// The longest length prefix of a message within [`MAX_MESSAGE_LEN`].
-const MAX_PREFIX_LEN: usize = 2;
+/// DCUtR's framing.
+const FRAMING: Framing = Framing::new("DCUtR", MAX_MESSAGE_LEN);
+
+impl From<FrameError> for ExchangeError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::TooLarge { len, .. } => ExchangeError::TooLarge(len),
+            // The framing's errors are non-exhaustive; any other is a bad prefix.
+            _ => ExchangeError::MalformedPrefix,
+        }
+    }
+}
+
+impl From<CodecError> for ExchangeError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Io(e) => ExchangeError::from_io(e),
+            CodecError::Frame(e) => e.into(),
+            CodecError::Decode { source, .. } => ExchangeError::Decode(source.to_string()),
+            other => ExchangeError::Decode(other.to_string()),
+        }
+    }
+}
 
 /// Decodes the length prefix at the start of `buf`: `Some((prefix bytes, body
 /// length))`, or `None` while the prefix is unfinished.
@@ -25,21 +48,7 @@ const MAX_PREFIX_LEN: usize = 2;
 /// [`MAX_MESSAGE_LEN`] (or would need a third byte), [`ExchangeError::MalformedPrefix`]
 /// for a varint that is not minimal.
 pub fn decode_prefix(buf: &[u8]) -> Result<Option<(usize, usize)>, ExchangeError> {
-    let (len, rest) = match unsigned_varint::decode::u64(buf) {
-        Ok(v) => v,
-        Err(unsigned_varint::decode::Error::Insufficient) => {
-            if buf.len() >= MAX_PREFIX_LEN {
-                return Err(ExchangeError::TooLarge(u64::MAX));
-            }
-            return Ok(None);
-        }
-        Err(_) => return Err(ExchangeError::MalformedPrefix),
-    };
-    if len > MAX_MESSAGE_LEN as u64 {
-        return Err(ExchangeError::TooLarge(len));
-    }
-    // Within the bound, so it fits a usize.
-    Ok(Some((buf.len() - rest.len(), len as usize)))
+    Ok(FRAMING.decode_prefix(buf)?)
 }
 
 /// Encodes a message with its length prefix.
@@ -48,16 +57,7 @@ pub fn decode_prefix(buf: &[u8]) -> Result<Option<(usize, usize)>, ExchangeError
 ///
 /// [`ExchangeError::TooLarge`] when the message is above [`MAX_MESSAGE_LEN`].
 pub fn encode(message: &HolePunch) -> Result<Vec<u8>, ExchangeError> {
-    let len = message.encoded_len();
-    if len > MAX_MESSAGE_LEN {
-        return Err(ExchangeError::TooLarge(len as u64));
-    }
-    let mut prefix = unsigned_varint::encode::usize_buffer();
-    let prefix = unsigned_varint::encode::usize(len, &mut prefix);
-    let mut out = Vec::with_capacity(prefix.len() + len);
-    out.extend_from_slice(prefix);
-    message.encode_raw(&mut out);
-    Ok(out)
+    Ok(FRAMING.encode(message)?)
 }
 
 /// Decodes a message body (without its prefix).
@@ -67,10 +67,7 @@ pub fn encode(message: &HolePunch) -> Result<Vec<u8>, ExchangeError> {
 /// [`ExchangeError::TooLarge`] above [`MAX_MESSAGE_LEN`], [`ExchangeError::Decode`]
 /// when the protobuf is malformed.
 pub fn decode(body: &[u8]) -> Result<HolePunch, ExchangeError> {
-    if body.len() > MAX_MESSAGE_LEN {
-        return Err(ExchangeError::TooLarge(body.len() as u64));
-    }
-    HolePunch::decode(body).map_err(|e| ExchangeError::Decode(e.to_string()))
+    Ok(FRAMING.decode(body)?)
 }
 
 /// Reads one message, consuming exactly its frame.
@@ -81,22 +78,7 @@ pub fn decode(body: &[u8]) -> Result<HolePunch, ExchangeError> {
 /// [`ExchangeError::Io`] when it fails, and the rejections of [`decode_prefix`] and
 /// [`decode`].
 pub async fn read_message<R: AsyncRead + Unpin>(io: &mut R) -> Result<HolePunch, ExchangeError> {
-    let mut prefix = [0u8; MAX_PREFIX_LEN];
-    let mut filled = 0;
-    let len = loop {
-        io.read_exact(&mut prefix[filled..=filled])
-            .await
-            .map_err(ExchangeError::from_io)?;
-        filled += 1;
-        if let Some((_, len)) = decode_prefix(&prefix[..filled])? {
-            break len;
-        }
-    };
-    let mut body = vec![0u8; len];
-    io.read_exact(&mut body)
-        .await
-        .map_err(ExchangeError::from_io)?;
-    decode(&body)
+    Ok(FRAMING.read(io, &mut Vec::new()).await?)
 }
 
 /// Writes one message with its length prefix and flushes.
@@ -108,10 +90,7 @@ pub async fn write_message<W: AsyncWrite + Unpin>(
     io: &mut W,
     message: &HolePunch,
 ) -> Result<(), ExchangeError> {
-    let frame = encode(message)?;
-    io.write_all(&frame).await.map_err(ExchangeError::from_io)?;
-    io.flush().await.map_err(ExchangeError::from_io)?;
-    Ok(())
+    Ok(FRAMING.write(io, message).await?)
 }
 
 #[cfg(test)]
