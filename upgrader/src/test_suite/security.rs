@@ -25,6 +25,7 @@ use super::support::{
 };
 use crate::io::BoxedIo;
 use crate::security::{SecuredConnection, SecurityError, SecurityUpgrade};
+use crate::Budget;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use libp2p_identity::{Keypair, PeerId};
 use std::sync::Arc;
@@ -640,6 +641,26 @@ pub async fn garbage_input(make: impl Fn(Keypair) -> Arc<dyn SecurityUpgrade>) {
     }
 }
 
+/// Runs a budgeted handshake (the calls the upgrader makes) between `a` and `b`,
+/// both roles at once over TCP, `a` expecting `expected`.
+async fn budgeted_handshake(
+    what: &str,
+    (a, budget_a): (&Node, Budget),
+    (b, budget_b): (&Node, Budget),
+    expected: PeerId,
+) -> (Outcome, Outcome) {
+    let (io_a, io_b) = boxed_tcp_pair().await;
+    step(
+        what,
+        futures::future::join(
+            a.upgrade
+                .secure_outbound_with_budget(io_a, Some(expected), &[], budget_a),
+            b.upgrade.secure_inbound_with_budget(io_b, &[], budget_b),
+        ),
+    )
+    .await
+}
+
 /// The budgeted handshake calls (the ones the upgrader makes) work, and whatever
 /// they reserve comes back when the channels are dropped, and after a failed
 /// handshake.
@@ -653,14 +674,11 @@ pub async fn budget_given_back(make: impl Fn(Keypair) -> Arc<dyn SecurityUpgrade
     let b = Node::new(&make, Keypair::generate_ed25519());
     let (at_a, budget_a) = CountingBudget::new(usize::MAX / 2);
     let (at_b, budget_b) = CountingBudget::new(usize::MAX / 2);
-    let (io_a, io_b) = boxed_tcp_pair().await;
-    let (outcome_a, outcome_b) = step(
+    let (outcome_a, outcome_b) = budgeted_handshake(
         "the budgeted handshake (both roles running at once)",
-        futures::future::join(
-            a.upgrade
-                .secure_outbound_with_budget(io_a, Some(b.peer_id()), &[], budget_a),
-            b.upgrade.secure_inbound_with_budget(io_b, &[], budget_b),
-        ),
+        (&a, budget_a),
+        (&b, budget_b),
+        b.peer_id(),
     )
     .await;
     let mut secured_a = must_succeed("budgeted initiator", outcome_a);
@@ -680,15 +698,12 @@ pub async fn budget_given_back(make: impl Fn(Keypair) -> Arc<dyn SecurityUpgrade
     // A handshake that fails (the wrong peer expected) gives everything back too.
     let (at_a, budget_a) = CountingBudget::new(usize::MAX / 2);
     let (at_b, budget_b) = CountingBudget::new(usize::MAX / 2);
-    let (io_a, io_b) = boxed_tcp_pair().await;
     let wrong = Keypair::generate_ed25519().public().to_peer_id();
-    let (outcome_a, outcome_b) = step(
+    let (outcome_a, outcome_b) = budgeted_handshake(
         "a budgeted handshake expecting the wrong peer",
-        futures::future::join(
-            a.upgrade
-                .secure_outbound_with_budget(io_a, Some(wrong), &[], budget_a),
-            b.upgrade.secure_inbound_with_budget(io_b, &[], budget_b),
-        ),
+        (&a, budget_a),
+        (&b, budget_b),
+        wrong,
     )
     .await;
     assert!(
@@ -717,14 +732,11 @@ pub async fn budget_charged(make: impl Fn(Keypair) -> Arc<dyn SecurityUpgrade>) 
     let b = Node::new(&make, Keypair::generate_ed25519());
     let (at_a, budget_a) = CountingBudget::new(1 << 20);
     let (at_b, budget_b) = CountingBudget::new(1 << 20);
-    let (io_a, io_b) = boxed_tcp_pair().await;
-    let (outcome_a, outcome_b) = step(
+    let (outcome_a, outcome_b) = budgeted_handshake(
         "a handshake with a 1 MiB budget each (both roles running at once)",
-        futures::future::join(
-            a.upgrade
-                .secure_outbound_with_budget(io_a, Some(b.peer_id()), &[], budget_a),
-            b.upgrade.secure_inbound_with_budget(io_b, &[], budget_b),
-        ),
+        (&a, budget_a),
+        (&b, budget_b),
+        b.peer_id(),
     )
     .await;
     let mut secured_a = must_succeed("budgeted initiator", outcome_a);
@@ -761,14 +773,11 @@ pub async fn budget_charged(make: impl Fn(Keypair) -> Arc<dyn SecurityUpgrade>) 
 
     let (_, budget_a) = CountingBudget::new(1 << 20);
     let (at_b, budget_b) = CountingBudget::new(1024);
-    let (io_a, io_b) = boxed_tcp_pair().await;
-    let (outcome_a, outcome_b) = step(
+    let (outcome_a, outcome_b) = budgeted_handshake(
         "a handshake whose responder has a 1 KiB budget",
-        futures::future::join(
-            a.upgrade
-                .secure_outbound_with_budget(io_a, Some(b.peer_id()), &[], budget_a),
-            b.upgrade.secure_inbound_with_budget(io_b, &[], budget_b),
-        ),
+        (&a, budget_a),
+        (&b, budget_b),
+        b.peer_id(),
     )
     .await;
     match outcome_b {
