@@ -42,6 +42,10 @@ pub use budgeted::BUFFER_PRIORITY;
 pub use certificate::{generate_certificate, GeneratedCertificate, Libp2pCertificate};
 pub use config::{TlsConfig, DEFAULT_CERTIFICATE_LIFETIME, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use error::TlsError;
+pub use provider::default_crypto_provider;
+/// The rustls this crate is built on, for building a
+/// [`CryptoProvider`](rustls::crypto::CryptoProvider) of the same version.
+pub use rustls;
 pub use rustls::pki_types::UnixTime;
 pub use sessions::{DialName, MAX_TICKETS_PER_PEER, MAX_TICKET_PEERS};
 pub use shared::{

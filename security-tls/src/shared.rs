@@ -21,11 +21,12 @@
 use crate::alpn::LIBP2P_ALPN;
 use crate::certificate::{generate_certificate, Libp2pCertificate};
 use crate::error::TlsError;
-use crate::provider::libp2p_provider;
+use crate::provider::default_crypto_provider;
 use crate::sessions::{server_name, DialName, PeerSessions, VerifiedClients, ANY_PEER};
 use crate::verifier::Libp2pCertVerifier;
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use rustls::client::{Resumption, Tls12Resumption};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
@@ -69,7 +70,24 @@ impl SharedTlsConfigs {
     ///
     /// [`TlsError::CertificateGeneration`] or [`TlsError::Config`]: local failures.
     pub fn new(identity: &Keypair) -> Result<Self, TlsError> {
-        let provider = libp2p_provider();
+        Self::with_crypto_provider(identity, default_crypto_provider())
+    }
+
+    /// As [`SharedTlsConfigs::new`], with `provider` in place of
+    /// [`default_crypto_provider`] (see [`TlsConfig::crypto_provider`]). A QUIC
+    /// transport needs a provider with `TLS13_AES_128_GCM_SHA256` (QUIC's initial
+    /// packets use it).
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::CertificateGeneration`] or [`TlsError::Config`] (also for a
+    /// provider without a TLS 1.3 cipher suite): local failures.
+    ///
+    /// [`TlsConfig::crypto_provider`]: crate::TlsConfig::crypto_provider
+    pub fn with_crypto_provider(
+        identity: &Keypair,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
         let generated = generate_certificate(identity)?;
         let key = provider
             .key_provider

@@ -5,7 +5,6 @@ use crate::budgeted::{denied, Budgeted, BUFFER_PRIORITY, CHANNEL_MEMORY, HANDSHA
 use crate::certificate::generate_certificate;
 use crate::config::TlsConfig;
 use crate::error::TlsError;
-use crate::provider::libp2p_provider;
 use crate::verifier::Libp2pCertVerifier;
 use futures_rustls::{LazyConfigAcceptor, TlsConnector};
 use libp2p_identity::{Keypair, PeerId};
@@ -75,8 +74,8 @@ impl TlsUpgrade {
     pub fn with_config(identity: Keypair, config: TlsConfig) -> Self {
         TlsUpgrade {
             identity,
+            provider: config.provider(),
             config,
-            provider: libp2p_provider(),
             cached: Mutex::new(None),
         }
     }
