@@ -3,7 +3,10 @@
 //! For each accepted connection, [`DelayRelay`] connects to the target and forwards
 //! both directions. Each direction reads as fast as the sender writes and queues
 //! `(deadline, bytes)` with `deadline = arrival + one_way_delay` in an unbounded
-//! queue; a writer sends each chunk when its deadline passes. So a ping-pong sees
+//! queue; a writer sends each chunk when its deadline passes, together with every
+//! later chunk already due, in one vectored write (a backlog costs one syscall and
+//! one wake-up, not one per read). Each direction runs as a task of its own, and
+//! reads are queued without a copy. So a ping-pong sees
 //! `RTT + 2 × one_way_delay`, order is kept, and throughput is limited only by the
 //! endpoints (the relay never applies back-pressure: its buffering is unbounded,
 //! which is fine for a test tool and means memory grows with bytes in flight).
@@ -18,12 +21,13 @@
 //! buffers, so TCP itself sees nothing wrong; only the endpoints' own liveness checks
 //! can. [`DelayRelay::resume`] lets the bytes flow again.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,8 +36,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
 
-/// Size of each read from a socket.
-const READ_CHUNK: usize = 256 * 1024;
+/// Size of the buffer reads land in; a new one is allocated when less than
+/// [`MIN_READ_ROOM`] is left.
+const ARENA: usize = 1024 * 1024;
+/// The least room a read is given.
+const MIN_READ_ROOM: usize = 64 * 1024;
+/// The most chunks one vectored write hands to the kernel.
+const MAX_BATCH: usize = 64;
 /// How long connecting to the target may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -253,7 +262,11 @@ async fn relay_connection(
         cancel,
         stall,
     );
-    tokio::join!(to_target, from_target);
+    // Each direction is a task of its own: a wake-up of one (every chunk) does not
+    // poll the other, and the two may run on different workers.
+    let to_target = tokio::spawn(to_target.in_current_span());
+    let from_target = tokio::spawn(from_target.in_current_span());
+    let _ = tokio::join!(to_target, from_target);
 }
 
 /// Which way a [`forward`] pipeline moves bytes.
@@ -267,11 +280,19 @@ enum Direction {
 #[derive(Debug)]
 enum Queued {
     /// Bytes to write at the deadline.
-    Data(Instant, Vec<u8>),
+    Data(Instant, Bytes),
     /// The sender half-closed: shut down the write side at the deadline.
     Eof(Instant),
     /// Reading failed: reset both connections at the deadline.
     Error(Instant),
+}
+
+impl Queued {
+    fn deadline(&self) -> Instant {
+        match self {
+            Queued::Data(at, _) | Queued::Eof(at) | Queued::Error(at) => *at,
+        }
+    }
 }
 
 /// What a reader's wait ended with.
@@ -279,41 +300,6 @@ enum ReadStep {
     Cancelled,
     Stalled,
     Read(io::Result<usize>),
-}
-
-/// Read buffers a direction keeps for reuse once written (each [`READ_CHUNK`] bytes).
-const POOLED_BUFFERS: usize = 16;
-
-/// Full-size read buffers handed back by a direction's writer to its reader, so that
-/// a busy relay does not allocate (and fault in) a fresh 256 KiB for every read.
-#[derive(Debug, Default)]
-struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
-
-impl BufferPool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// An empty buffer with room for [`READ_CHUNK`] bytes.
-    fn take(&self) -> Vec<u8> {
-        self.lock()
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK))
-    }
-
-    /// Keeps `buf` for a later read if it is full-size and the pool has room.
-    fn give_back(&self, mut buf: Vec<u8>) {
-        if buf.capacity() != READ_CHUNK {
-            return;
-        }
-        let mut pool = self.lock();
-        if pool.len() < POOLED_BUFFERS {
-            buf.clear();
-            pool.push(buf);
-        }
-    }
 }
 
 /// Moves one direction: a reader that queues chunks and a writer that releases them.
@@ -327,19 +313,22 @@ async fn forward(
     stall: watch::Sender<bool>,
 ) {
     let (queue, mut released) = mpsc::unbounded_channel::<Queued>();
-    let pool = BufferPool::default();
     let mut read_stall = stall.subscribe();
     let mut write_stall = stall.subscribe();
     let reader = async {
+        // Reads land in one arena, and each read is split off it and queued as it is
+        // (no copy, however short the read). A new arena is allocated only when the
+        // current one is nearly full; it is freed once all its chunks are written.
+        let mut arena = BytesMut::new();
         loop {
-            // Each read fills a buffer of its own (a pooled one when the writer gave
-            // one back), which is queued as it is (no copy). Reading is cancel safe:
-            // a stall that starts mid-read loses no bytes.
-            let mut buf = pool.take();
+            if arena.capacity() - arena.len() < MIN_READ_ROOM {
+                arena.reserve(ARENA);
+            }
+            // Reading is cancel safe: a stall that starts mid-read loses no bytes.
             let step = tokio::select! {
                 _ = cancel.cancelled() => ReadStep::Cancelled,
                 Ok(_) = read_stall.wait_for(|stalled| *stalled) => ReadStep::Stalled,
-                read = from.read_buf(&mut buf) => ReadStep::Read(read),
+                read = from.read_buf(&mut arena) => ReadStep::Read(read),
             };
             let read = match step {
                 ReadStep::Cancelled => {
@@ -358,17 +347,7 @@ async fn forward(
             let deadline = Instant::now() + delay;
             let (item, last) = match read {
                 Ok(0) => (Queued::Eof(deadline), true),
-                Ok(n) => {
-                    // A short read is queued as a copy of what little it holds (the
-                    // full-size buffer goes back to the pool), so the queue stays near
-                    // the bytes in flight.
-                    if n < READ_CHUNK / 2 {
-                        let short = buf.clone();
-                        pool.give_back(buf);
-                        buf = short;
-                    }
-                    (Queued::Data(deadline, buf), false)
-                }
+                Ok(_) => (Queued::Data(deadline, arena.split().freeze()), false),
                 Err(e) => {
                     debug!(?direction, error = %e, "relay read failed");
                     (Queued::Error(deadline), true)
@@ -384,44 +363,81 @@ async fn forward(
             Direction::ToTarget => &counters.to_target,
             Direction::FromTarget => &counters.from_target,
         };
+        // An item taken off the queue while gathering a batch but not yet due.
+        let mut next: Option<Queued> = None;
+        let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
         loop {
-            let item = tokio::select! {
-                _ = cancel.cancelled() => break,
-                item = released.recv() => item,
+            let item = match next.take() {
+                Some(item) => item,
+                None => {
+                    let received = tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        item = released.recv() => item,
+                    };
+                    match received {
+                        Some(item) => item,
+                        None => break,
+                    }
+                }
             };
-            let deadline = match &item {
-                Some(Queued::Data(at, _) | Queued::Eof(at) | Queued::Error(at)) => *at,
-                None => break,
-            };
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                () = tokio::time::sleep_until(deadline) => {}
+            let deadline = item.deadline();
+            // Only a chunk still in the future needs the timer: one already due (a
+            // backlog, or no delay at all) is written at once.
+            if deadline > Instant::now() {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    () = tokio::time::sleep_until(deadline) => {}
+                }
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = write_stall.wait_for(|stalled| !*stalled) => {}
             }
             match item {
-                Some(Queued::Data(_, bytes)) => {
+                Queued::Data(_, bytes) => {
+                    // Every further chunk already due goes out in the same write, up to
+                    // the bytes after which the relay is to stall.
+                    let stall_at = counters.stall_at_to_target.load(Ordering::Relaxed);
+                    let room = match direction {
+                        Direction::ToTarget => {
+                            stall_at.saturating_sub(counter.load(Ordering::Relaxed))
+                        }
+                        Direction::FromTarget => u64::MAX,
+                    };
+                    let mut gathered = bytes.len() as u64;
+                    batch.push(bytes);
+                    let now = Instant::now();
+                    while batch.len() < MAX_BATCH && gathered < room {
+                        match released.try_recv() {
+                            Ok(Queued::Data(at, bytes)) if at <= now => {
+                                gathered += bytes.len() as u64;
+                                batch.push(bytes);
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
                     let written = tokio::select! {
                         _ = cancel.cancelled() => break,
-                        written = to.write_all(&bytes) => written,
+                        written = write_batch(&mut to, &batch) => written,
                     };
+                    batch.clear();
                     if let Err(e) = written {
                         debug!(?direction, error = %e, "relay write failed");
                         cancel.cancel();
                         break;
                     }
-                    let total = counter.fetch_add(bytes.len() as u64, Ordering::Relaxed)
-                        + bytes.len() as u64;
-                    pool.give_back(bytes);
+                    let total = counter.fetch_add(gathered, Ordering::Relaxed) + gathered;
                     if matches!(direction, Direction::ToTarget)
                         && total >= counters.stall_at_to_target.load(Ordering::Relaxed)
                     {
                         stall.send_replace(true);
                     }
                 }
-                Some(Queued::Eof(_)) => {
+                Queued::Eof(_) => {
                     if let Err(e) = to.shutdown().await {
                         debug!(?direction, error = %e, "relay shutdown failed");
                         cancel.cancel();
@@ -429,7 +445,7 @@ async fn forward(
                     }
                     return;
                 }
-                Some(Queued::Error(_)) | None => {
+                Queued::Error(_) => {
                     cancel.cancel();
                     break;
                 }
@@ -440,6 +456,42 @@ async fn forward(
         to.forget();
     };
     tokio::join!(reader, writer);
+}
+
+/// Writes all of `batch`, in vectored writes (one syscall for many chunks).
+async fn write_batch(to: &mut OwnedWriteHalf, batch: &[Bytes]) -> io::Result<()> {
+    let mut first = 0;
+    let mut offset = 0;
+    while first < batch.len() {
+        let slices: Vec<IoSlice<'_>> = batch
+            .iter()
+            .skip(first)
+            .enumerate()
+            .map(|(i, chunk)| {
+                IoSlice::new(
+                    chunk
+                        .get(if i == 0 { offset } else { 0 }..)
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let mut n = to.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && first < batch.len() {
+            let left = batch.get(first).map_or(0, Bytes::len) - offset;
+            if n >= left {
+                n -= left;
+                first += 1;
+                offset = 0;
+            } else {
+                offset += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Makes the socket's final close send a reset rather than a FIN.
