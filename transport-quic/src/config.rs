@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// connection window). quinn fixes it for a connection's life, so it is as large as
 /// the connection window may grow: the connection window is what bounds a stream.
 pub const DEFAULT_STREAM_WINDOW: u32 = DEFAULT_MAX_CONNECTION_WINDOW;
+/// The default send window: the most data we buffer unacknowledged across a
+/// connection's streams (8 MiB at 60 ms: ~130 MiB/s one way). Not tuned: a peer that
+/// grants credit and then stalls (an echo it never reads) makes us hold this much.
+pub const DEFAULT_SEND_WINDOW: u32 = 8 * 1024 * 1024;
 /// The window a connection keeps when its budget denies everything above it.
 pub const MIN_WINDOW: u32 = 256 * 1024;
 /// The default limit on concurrent bidirectional streams the peer may open.
@@ -50,8 +54,10 @@ pub struct Config {
     /// [`DEFAULT_CONNECTION_WINDOW`]).
     pub connection_window: u32,
     /// The most the connection receive window grows to as the application reads
-    /// (default [`DEFAULT_MAX_CONNECTION_WINDOW`]); also the send window.
+    /// (default [`DEFAULT_MAX_CONNECTION_WINDOW`]).
     pub max_connection_window: u32,
+    /// The send window (default [`DEFAULT_SEND_WINDOW`]).
+    pub send_window: u32,
     /// The stream receive window (default [`DEFAULT_STREAM_WINDOW`]); the connection
     /// window bounds all streams together.
     pub stream_window: u32,
@@ -77,6 +83,7 @@ impl Default for Config {
             keep_alive_interval: DEFAULT_KEEP_ALIVE_INTERVAL,
             connection_window: DEFAULT_CONNECTION_WINDOW,
             max_connection_window: DEFAULT_MAX_CONNECTION_WINDOW,
+            send_window: DEFAULT_SEND_WINDOW,
             stream_window: DEFAULT_STREAM_WINDOW,
             max_streams: DEFAULT_MAX_STREAMS,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
@@ -116,10 +123,16 @@ impl Config {
         self
     }
 
-    /// Sets the most the connection receive window grows to (and the send window).
-    /// At most the starting window: no growth.
+    /// Sets the most the connection receive window grows to. At most the starting
+    /// window: no growth.
     pub fn with_max_connection_window(mut self, bytes: u32) -> Self {
         self.max_connection_window = bytes;
+        self
+    }
+
+    /// Sets the send window.
+    pub fn with_send_window(mut self, bytes: u32) -> Self {
+        self.send_window = bytes;
         self
     }
 

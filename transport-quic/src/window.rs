@@ -87,12 +87,7 @@ fn transport_config(config: &Config, connection: u32, stream: u32) -> Arc<Transp
     transport
         .receive_window(VarInt::from_u32(connection))
         .stream_receive_window(VarInt::from_u32(stream))
-        .send_window(u64::from(
-            config
-                .max_connection_window
-                .max(config.connection_window)
-                .max(MIN_WINDOW),
-        ))
+        .send_window(u64::from(config.send_window.max(MIN_WINDOW)))
         .max_concurrent_bidi_streams(VarInt::from_u32(config.max_streams))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .datagram_receive_buffer_size(None)
