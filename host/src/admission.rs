@@ -307,10 +307,8 @@ impl Inner {
     ) {
         let upgrade = async {
             match output {
-                TransportOutput::Connection(c) => {
-                    c.muxed.adopt_budget(budget(&scope));
-                    Ok(*c)
-                }
+                // Its budget is adopted once the connection joins its peer's scope.
+                TransportOutput::Connection(c) => Ok(*c),
                 TransportOutput::Raw(io) => {
                     let io: weft_upgrader::BoxedIo =
                         Box::new(CountingIo::new(io, pending.received.clone()));

@@ -115,6 +115,11 @@ impl Inner {
             self.discard(muxed, driver);
             return Err(e.into());
         }
+        // A connection a transport made before its budget was known (QUIC) reserves its
+        // window now, from the peer's scope: a short budget gives it a smaller window
+        // (down to a floor), never a refusal. Reserving it earlier, in the transient
+        // scope, would make `set_peer` move the whole window and fail on a full peer.
+        muxed.adopt_budget(crate::admission::budget(&scope));
         let conn = Arc::new(ConnState {
             id,
             peer: remote_peer,

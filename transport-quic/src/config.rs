@@ -10,12 +10,21 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(6);
 /// The default keep-alive interval: an idle connection sends a PING this often, so
 /// a live peer is never idle for [`DEFAULT_IDLE_TIMEOUT`].
 pub const DEFAULT_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
-/// The default connection receive window: what the peer may send us across all
-/// streams before we read it. Reserved from the connection's budget at dial/accept.
-pub const DEFAULT_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+/// The default starting connection receive window: what the peer may send us across
+/// all streams before we read anything. Reserved from the connection's budget at
+/// dial/accept; it grows as the application reads (see the README).
+pub const DEFAULT_CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// The default most the connection receive window grows to as the application
+/// reads (one stream at 60 ms RTT: 32 MiB / 60 ms = 530 MiB/s).
+pub const DEFAULT_MAX_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// The default stream receive window (what one stream may buffer, within the
-/// connection window).
-pub const DEFAULT_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+/// connection window). quinn fixes it for a connection's life, so it is as large as
+/// the connection window may grow: the connection window is what bounds a stream.
+pub const DEFAULT_STREAM_WINDOW: u32 = DEFAULT_MAX_CONNECTION_WINDOW;
+/// The default send window: the most data we buffer unacknowledged across a
+/// connection's streams (8 MiB at 60 ms: ~130 MiB/s one way). Not tuned: a peer that
+/// grants credit and then stalls (an echo it never reads) makes us hold this much.
+pub const DEFAULT_SEND_WINDOW: u32 = 8 * 1024 * 1024;
 /// The window a connection keeps when its budget denies everything above it.
 pub const MIN_WINDOW: u32 = 256 * 1024;
 /// The default limit on concurrent bidirectional streams the peer may open.
@@ -41,11 +50,16 @@ pub struct Config {
     /// How often an idle connection pings (default [`DEFAULT_KEEP_ALIVE_INTERVAL`]);
     /// keep it well below the idle timeout.
     pub keep_alive_interval: Duration,
-    /// The connection receive window asked of the budget (default
+    /// The starting connection receive window asked of the budget (default
     /// [`DEFAULT_CONNECTION_WINDOW`]).
     pub connection_window: u32,
+    /// The most the connection receive window grows to as the application reads
+    /// (default [`DEFAULT_MAX_CONNECTION_WINDOW`]).
+    pub max_connection_window: u32,
+    /// The send window (default [`DEFAULT_SEND_WINDOW`]).
+    pub send_window: u32,
     /// The stream receive window (default [`DEFAULT_STREAM_WINDOW`]); the connection
-    /// window granted bounds all streams together.
+    /// window bounds all streams together.
     pub stream_window: u32,
     /// Concurrent bidirectional streams the peer may open (default
     /// [`DEFAULT_MAX_STREAMS`]); unidirectional streams are refused.
@@ -68,6 +82,8 @@ impl Default for Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             keep_alive_interval: DEFAULT_KEEP_ALIVE_INTERVAL,
             connection_window: DEFAULT_CONNECTION_WINDOW,
+            max_connection_window: DEFAULT_MAX_CONNECTION_WINDOW,
+            send_window: DEFAULT_SEND_WINDOW,
             stream_window: DEFAULT_STREAM_WINDOW,
             max_streams: DEFAULT_MAX_STREAMS,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
@@ -101,9 +117,22 @@ impl Config {
         self
     }
 
-    /// Sets the connection receive window asked of the budget.
+    /// Sets the starting connection receive window asked of the budget.
     pub fn with_connection_window(mut self, bytes: u32) -> Self {
         self.connection_window = bytes;
+        self
+    }
+
+    /// Sets the most the connection receive window grows to. At most the starting
+    /// window: no growth.
+    pub fn with_max_connection_window(mut self, bytes: u32) -> Self {
+        self.max_connection_window = bytes;
+        self
+    }
+
+    /// Sets the send window.
+    pub fn with_send_window(mut self, bytes: u32) -> Self {
+        self.send_window = bytes;
         self
     }
 

@@ -3,10 +3,11 @@
 use crate::config::Config;
 use crate::error::QuicError;
 use crate::stream::QuicStream;
+use crate::tuning::ReceiveWindow;
 use crate::window::Windows;
 use libp2p_identity::PublicKey;
 use rustls::pki_types::CertificateDer;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::watch;
 use weft_upgrader::{
     BoxedStream, Budget, Connection, EarlyData, MuxedConnection, MuxerError, Reservation, Role,
@@ -59,14 +60,15 @@ impl Progress {
 
 /// A quinn connection as a [`MuxedConnection`]: bidirectional streams only.
 ///
-/// It holds the memory reserved for the connection's receive window; the
-/// reservation goes back when the last handle drops. The connection itself lives
+/// It holds the memory reserved for the connection's receive window, which grows as
+/// its streams are read (see the crate README on windows); the reservation goes back when the
+/// last handle (this one or a stream's) drops. The connection itself lives
 /// until [`close`](MuxedConnection::close), the peer's close or the idle timeout, or
 /// until this handle, its streams and the connection's driver are all dropped.
 pub struct QuicMuxed {
     connection: quinn::Connection,
     config: Config,
-    window: Mutex<Reservation>,
+    window: Arc<ReceiveWindow>,
     progress: watch::Receiver<Progress>,
 }
 
@@ -82,6 +84,16 @@ impl QuicMuxed {
     /// The quinn connection (statistics, RTT, the remote address).
     pub fn quinn(&self) -> &quinn::Connection {
         &self.connection
+    }
+
+    /// The connection's receive window now, in bytes (it grows as streams are read).
+    pub fn receive_window(&self) -> u64 {
+        self.window.window()
+    }
+
+    /// The bytes reserved from the connection's budget for its receive window now.
+    pub fn reserved_window(&self) -> usize {
+        self.window.reserved()
     }
 
     /// Waits until the handshake is no longer early: true if it completed.
@@ -112,7 +124,7 @@ impl MuxedConnection for QuicMuxed {
             return Err(self.failed());
         }
         let (send, recv) = self.connection.open_bi().await.map_err(muxer_error)?;
-        Ok(Box::new(QuicStream::new(send, recv)))
+        Ok(Box::new(QuicStream::new(send, recv, self.window.clone())))
     }
 
     /// Opens a stream at once: on a connection dialed with early data whose handshake
@@ -120,13 +132,17 @@ impl MuxedConnection for QuicMuxed {
     /// data, its reads and writes fail and the request must go again on a new stream.
     async fn open_early_stream(&self) -> Result<BoxedStream, MuxerError> {
         let (send, recv) = self.connection.open_bi().await.map_err(muxer_error)?;
-        Ok(Box::new(QuicStream::new(send, recv)))
+        Ok(Box::new(QuicStream::new(send, recv, self.window.clone())))
     }
 
     /// Streams the peer opened in 0-RTT report [`is_early`](weft_upgrader::MuxedStream::is_early).
     async fn accept_stream(&self) -> Result<BoxedStream, MuxerError> {
         let (send, recv) = self.connection.accept_bi().await.map_err(muxer_error)?;
-        Ok(Box::new(QuicStream::accepted(send, recv)))
+        Ok(Box::new(QuicStream::accepted(
+            send,
+            recv,
+            self.window.clone(),
+        )))
     }
 
     async fn handshake_complete(&self) -> bool {
@@ -156,19 +172,15 @@ impl MuxedConnection for QuicMuxed {
         self.is_closed()
     }
 
-    /// Reserves the configured window from `budget` (shrunk if it denies, as at a
-    /// dial) in place of what is held, and sets the connection's receive window to
-    /// it. quinn never takes back credit it granted, so a connection meant to adopt a
-    /// budget starts at [`MIN_WINDOW`](crate::MIN_WINDOW) (dialed or accepted with a
-    /// budget that denies everything).
+    /// Reserves the configured starting window from `budget` (shrunk if it denies,
+    /// as at a dial) in place of what is held, raises the connection's receive window
+    /// to it, and takes its growth from `budget` from now on. quinn never takes back
+    /// credit it granted, so a connection meant to adopt a budget starts at
+    /// [`MIN_WINDOW`](crate::MIN_WINDOW) (dialed or accepted with a budget that
+    /// denies everything).
     fn adopt_budget(&self, budget: Budget) {
         let windows = Windows::reserve(&self.config, &budget);
-        self.connection
-            .set_receive_window(quinn::VarInt::from_u32(windows.connection));
-        *self
-            .window
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = windows.reservation;
+        self.window.adopt(windows.reservation);
     }
 }
 
@@ -202,7 +214,8 @@ pub(crate) fn peer_chain(connection: &quinn::Connection) -> Option<Vec<Certifica
 }
 
 /// Wraps a quinn connection as a weft [`Connection`] of the peer `remote_public_key`,
-/// keeping `window` reserved while any handle to it lives. `progress` tells how far
+/// whose receive window is `window` bytes with `reservation` held for it while any
+/// handle to it lives; the window grows from there as its streams are read. `progress` tells how far
 /// its handshake got (see [`watch_handshake`] for one still running).
 ///
 /// The driver completes when the connection has closed: `Ok` for a close by either
@@ -211,11 +224,17 @@ pub(crate) fn peer_chain(connection: &quinn::Connection) -> Option<Vec<Certifica
 pub(crate) fn into_connection(
     connection: quinn::Connection,
     role: Role,
-    window: Reservation,
+    (window, reservation): (u32, Reservation),
     config: &Config,
     remote_public_key: PublicKey,
     progress: watch::Receiver<Progress>,
 ) -> Connection {
+    let window = Arc::new(ReceiveWindow::new(
+        connection.clone(),
+        u64::from(window),
+        u64::from(config.max_connection_window),
+        reservation,
+    ));
     let closed = connection.clone();
     let driver = Box::pin(async move {
         match muxer_error(closed.closed().await) {
@@ -233,7 +252,7 @@ pub(crate) fn into_connection(
         muxed: Arc::new(QuicMuxed {
             connection,
             config: config.clone(),
-            window: Mutex::new(window),
+            window,
             progress,
         }),
         driver,

@@ -10,8 +10,10 @@
 //!   dials (port reuse); [`QuicEndpoints::dial`] checks the expected peer inside the
 //!   handshake; [`QuicListener::accept`] yields an [`Inbound`] whose
 //!   [`handshake`](Inbound::handshake) runs apart from the accept loop.
-//! - Receive windows are reserved from a [`weft_upgrader::Budget`] before the
-//!   handshake and shrink when it denies (see the README on windows and budgets).
+//! - Receive windows start small, reserved from a [`weft_upgrader::Budget`] before
+//!   the handshake (shrunk when it denies, never failing the connection), and grow
+//!   as the application reads, each growth reserved first (see the README on
+//!   windows and budgets).
 //! - Session resumption and 0-RTT: tickets kept per remote peer id, in memory;
 //!   [`QuicEndpoints::dial_with`] with early data returns before the listener
 //!   answered on a resumed session; early streams only when asked for
@@ -29,18 +31,21 @@ mod endpoint;
 mod error;
 mod socket;
 mod stream;
+mod tuning;
 mod window;
 
 pub use addr::{multiaddr_to_socket, socket_to_multiaddr};
 pub use config::{
     Config, DEFAULT_CONNECTION_WINDOW, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_PENDING_INBOUND, DEFAULT_MAX_STREAMS,
-    DEFAULT_SOCKET_BUFFER, DEFAULT_STREAM_WINDOW, INITIAL_MTU, MIN_WINDOW,
+    DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_CONNECTION_WINDOW, DEFAULT_MAX_PENDING_INBOUND,
+    DEFAULT_MAX_STREAMS, DEFAULT_SEND_WINDOW, DEFAULT_SOCKET_BUFFER, DEFAULT_STREAM_WINDOW,
+    INITIAL_MTU, MIN_WINDOW,
 };
 pub use connection::{QuicMuxed, MUXER_PROTOCOL, SECURITY_PROTOCOL};
 pub use endpoint::{Established, Inbound, QuicEndpoints, QuicListener};
 pub use error::QuicError;
 pub use stream::QuicStream;
+pub use tuning::{GROWTH_PRIORITY, LINK_RATE};
 pub use window::{deferred_budget, WINDOW_PRIORITY};
 
 // The README example is a doctest (compiled and run: it needs only 127.0.0.1).

@@ -3,14 +3,18 @@
 use futures::io::{AsyncRead, AsyncWrite};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use weft_upgrader::MuxedStream;
+
+use crate::tuning::ReceiveWindow;
 
 /// The application error code of a stream we reset or stop.
 const RESET_CODE: u32 = 0;
 
 /// A QUIC bidirectional stream: quinn's send and receive halves as one
-/// `AsyncRead + AsyncWrite`.
+/// `AsyncRead + AsyncWrite`. What it reads counts toward its connection's receive
+/// window growth.
 ///
 /// `poll_close` finishes the send half (the remote reads EOF) and keeps reading;
 /// [`reset`](MuxedStream::reset) resets the send half and asks the remote to stop
@@ -21,23 +25,39 @@ pub struct QuicStream {
     recv: quinn::RecvStream,
     /// The peer opened it in 0-RTT.
     early: bool,
+    /// The connection's receive window, told of every read.
+    window: Arc<ReceiveWindow>,
 }
 
 impl QuicStream {
-    /// Joins the two halves of one stream.
-    pub fn new(send: quinn::SendStream, recv: quinn::RecvStream) -> Self {
+    /// Joins the two halves of one stream of the connection whose window is `window`.
+    pub(crate) fn new(
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        window: Arc<ReceiveWindow>,
+    ) -> Self {
         QuicStream {
             send,
             recv,
             early: false,
+            window,
         }
     }
 
     /// Joins the two halves of a stream the peer opened, noting whether it opened
     /// it in 0-RTT.
-    pub(crate) fn accepted(send: quinn::SendStream, recv: quinn::RecvStream) -> Self {
+    pub(crate) fn accepted(
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        window: Arc<ReceiveWindow>,
+    ) -> Self {
         let early = recv.is_0rtt();
-        QuicStream { send, recv, early }
+        QuicStream {
+            send,
+            recv,
+            early,
+            window,
+        }
     }
 }
 
@@ -47,7 +67,11 @@ impl AsyncRead for QuicStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        AsyncRead::poll_read(Pin::new(&mut self.recv), cx, buf)
+        let read = AsyncRead::poll_read(Pin::new(&mut self.recv), cx, buf);
+        if let Poll::Ready(Ok(bytes)) = read {
+            self.window.on_read(bytes);
+        }
+        read
     }
 }
 

@@ -1,9 +1,10 @@
-//! Receive windows reserved from a connection's budget, and the quinn transport
-//! parameters built from what was granted.
+//! The starting receive window reserved from a connection's budget, and the quinn
+//! transport parameters built from what was granted.
 //!
-//! quinn does not auto-tune its windows: a connection may have its whole receive
-//! window filled by the peer from the start. So the window is reserved up front,
-//! before the handshake: the configured window if the budget grants it, otherwise
+//! A peer may fill a connection's whole receive window from its first packet,
+//! before the application reads anything. So the starting window is reserved up
+//! front, before the handshake (it grows later as the application reads, see
+//! `tuning`): the configured window if the budget grants it, otherwise
 //! the largest half, quarter, ... of it that it grants, down to [`MIN_WINDOW`]. A
 //! connection whose budget denies even that runs with [`MIN_WINDOW`] unreserved (the
 //! analogue of the initial window a yamux peer may fill without asking): a denial
@@ -86,7 +87,7 @@ fn transport_config(config: &Config, connection: u32, stream: u32) -> Arc<Transp
     transport
         .receive_window(VarInt::from_u32(connection))
         .stream_receive_window(VarInt::from_u32(stream))
-        .send_window(u64::from(config.connection_window.max(MIN_WINDOW)))
+        .send_window(u64::from(config.send_window.max(MIN_WINDOW)))
         .max_concurrent_bidi_streams(VarInt::from_u32(config.max_streams))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .datagram_receive_buffer_size(None)

@@ -316,9 +316,9 @@ async fn a_denied_budget_shrinks_the_window_and_the_connection_still_works() {
     let (a, _) = node(Config::default());
     let (b, b_id) = node(Config::default());
     let listener = listen(&b, LOCALHOST);
-    // The dialer's budget fits 1 MiB of the 4 MiB default; the listener's nothing.
+    // The dialer's budget fits 512 KiB of the 1 MiB default; the listener's nothing.
     let dialer_budget = Arc::new(Limited {
-        limit: 1536 << 10,
+        limit: 768 << 10,
         used: AtomicUsize::new(0),
     });
     let listener_budget = Arc::new(Limited {
@@ -341,7 +341,7 @@ async fn a_denied_budget_shrinks_the_window_and_the_connection_still_works() {
     );
     let server = serve_echo(inbound.expect("accepts despite the denial"));
     let outbound = outbound.expect("dials despite the denial");
-    assert_eq!(dialer_budget.used.load(Ordering::SeqCst), 1 << 20);
+    assert_eq!(dialer_budget.used.load(Ordering::SeqCst), 512 << 10);
     assert_eq!(listener_budget.used.load(Ordering::SeqCst), 0);
 
     tokio::spawn(outbound.connection.driver);

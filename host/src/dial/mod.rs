@@ -649,10 +649,8 @@ impl Inner {
                 remote_addr,
             } = transported;
             let connection = match output {
-                TransportOutput::Connection(c) => {
-                    c.muxed.adopt_budget(admission::budget(&scope));
-                    *c
-                }
+                // Its budget is adopted once the connection joins its peer's scope.
+                TransportOutput::Connection(c) => *c,
                 TransportOutput::Raw(io) => self
                     .upgrader
                     .upgrade_with_budget(

@@ -2,8 +2,10 @@
 //! yields secure, multiplexed connections directly.
 //!
 //! The handshake proves the peer a dial expects (inside TLS, before any stream). Its
-//! receive window starts at [`weft_transport_quic::MIN_WINDOW`] unreserved and grows
-//! to what the connection's budget grants once the host admitted it
+//! receive window starts at [`weft_transport_quic::MIN_WINDOW`] unreserved; once the
+//! connection has joined its peer's resource scope, it reserves its starting window
+//! there (smaller, down to the minimum, when the peer's budget is short; never a
+//! refusal) and grows as the application reads
 //! ([`weft_upgrader::MuxedConnection::adopt_budget`]). Inbound handshakes run
 //! concurrently, at most `max_pending_inbound` per listener (more are refused), and
 //! the host admits the connection after its handshake. Once half of those slots are

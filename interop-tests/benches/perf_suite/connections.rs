@@ -3,8 +3,10 @@
 
 use crate::stack::{path, BenchResult, Node, Security, Stack, PERF};
 use crate::stats::Samples;
+use crate::weft_side::Weft;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use std::time::{Duration, Instant};
+use weft_host::{DialOpts, EarlyData, Protocol};
 
 /// Dials per second: `clients` client nodes, each dialing `per_client` times in a
 /// row (dial, upgrade, close and wait until closed), all clients at once; `runs`
@@ -79,6 +81,59 @@ pub async fn first_byte<S: Stack>(
         if run > 0 {
             samples.push(elapsed.as_secs_f64() * 1000.0);
         }
+    }
+    client.shutdown().await;
+    server.shutdown().await;
+    Ok(samples)
+}
+
+/// [`first_byte`] for weft over QUIC on a resumed session: each run reconnects to the
+/// same peer (the address names it, so the session ticket of the previous connection
+/// applies), with early data, and sends the perf request on an early (0-RTT) stream.
+/// The first run, a full handshake that gets the first ticket, is not counted; a run
+/// that does not resume with its early data accepted is an error.
+pub async fn first_byte_resumed(delay: Duration, runs: usize) -> BenchResult<Samples> {
+    let (server, target) = Weft::server(Security::Quic).await?;
+    let (target, _relay) = path(target, Some(delay), 0.0).await?;
+    let client = Weft::client(Security::Quic).await?;
+    let host = client.host();
+    let addr = target.multiaddr().with(Protocol::P2p(target.peer));
+    let mut samples = Samples::default();
+    for run in 0..=runs {
+        let started = Instant::now();
+        let info = host
+            .dial_with(&addr, DialOpts::new().with_early_data(true))
+            .await?;
+        let mut stream = host.new_early_stream(info.peer, &[PERF]).await?;
+        stream.write_all(&1u64.to_be_bytes()).await?;
+        stream.close().await?;
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await?;
+        let elapsed = started.elapsed();
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await?;
+        drop(stream);
+        if !host.handshake_complete(info.id).await {
+            return Err(format!("run {run}: the handshake failed").into());
+        }
+        let session = host
+            .session_info(info.id)
+            .ok_or_else(|| format!("run {run}: the connection closed"))?;
+        if run > 0 {
+            if session.resumed != Some(true) || session.early_data != EarlyData::Accepted {
+                return Err(format!(
+                    "run {run}: resumed {:?}, early data {:?}: not a 0-RTT reconnect",
+                    session.resumed, session.early_data
+                )
+                .into());
+            }
+            samples.push(elapsed.as_secs_f64() * 1000.0);
+        }
+        // The listener's session tickets follow its handshake: let them arrive before
+        // closing, or the next run finds none.
+        let rtt = session.rtt.unwrap_or(delay * 2);
+        tokio::time::sleep((rtt * 2).min(Duration::from_secs(1))).await;
+        host.disconnect(&info.peer).await;
     }
     client.shutdown().await;
     server.shutdown().await;

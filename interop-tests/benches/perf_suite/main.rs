@@ -12,7 +12,7 @@
 //! cargo bench -p weft-interop-tests --bench perf_suite -- --quick    # ~2 min
 //! ... -- --only loopback,relay0,relay,loss,dials,ttfb,streams,memory   # some sections
 //! ... -- --transports quic     # only the QUIC rows (or tcp; default tcp,quic)
-//! ... -- --weft-quic-window-mib 16   # weft's QUIC stream and connection windows
+//! ... -- --weft-quic-window-mib 16   # weft's QUIC stream and send windows and the most its connection window grows to
 //! ... -- --weft-window-mib 64 --weft-split-kib 64          # weft yamux knobs
 //! ... -- --weft-no-boost       # weft without its long-link window boost
 //! ... -- --weft-boost-rate-gib 1000   # the boost's link rate (default 1 GiB/s)
@@ -217,7 +217,8 @@ fn main() -> BenchResult<()> {
     if let Some(mib) = options.quic_window_mib {
         let config = weft_transport_quic::Config::default()
             .with_stream_window(mib << 20)
-            .with_connection_window(mib << 20);
+            .with_max_connection_window(mib << 20)
+            .with_send_window(mib << 20);
         println!("weft QUIC: {config:?}");
         weft_side::set_quic_config(config)?;
     }
@@ -352,14 +353,34 @@ async fn run(options: &Options) -> BenchResult<Vec<Row>> {
             format!("dial to first response byte, {label}, relay 60 ms RTT"),
             "ms",
             w,
-            l,
+            l.clone(),
         );
         let note = if security == Security::Quic {
             "the same in round trips (the UDP relay delays QUIC's whole handshake)"
         } else {
             "the same in round trips through the relay (TCP's own handshake is not delayed: add 1 for a real link)"
         };
-        both(format!("  {note}, {label}"), "RTT", wr, lr);
+        both(format!("  {note}, {label}"), "RTT", wr, lr.clone());
+        if security == Security::Quic {
+            // rust-libp2p never sends early data: its first-connection figure stands
+            // beside weft's resumed one.
+            let resumed = connections::first_byte_resumed(ONE_WAY, runs).await?;
+            let resumed_rtts = in_rtts(&resumed);
+            both(
+                format!(
+                    "dial to first response byte, resumed (0-RTT early stream; rust-libp2p: first connection), {label}, relay 60 ms RTT"
+                ),
+                "ms",
+                resumed,
+                l,
+            );
+            both(
+                format!("  the same in round trips, resumed, {label}"),
+                "RTT",
+                resumed_rtts,
+                lr,
+            );
+        }
     }
 
     if options.wants("streams") && options.tcp() {
@@ -379,7 +400,7 @@ async fn run(options: &Options) -> BenchResult<Vec<Row>> {
             break;
         }
         // QUIC connections share their endpoint's socket (no file-descriptor cap), but
-        // weft reserves 4 MiB of receive window per QUIC connection from the host's
+        // weft reserves a starting receive window per QUIC connection from the host's
         // memory budget (1/8 of the machine): 500 stay within it.
         let wanted = if options.quick { 1000 } else { 5000 };
         let conns = match security {
@@ -491,6 +512,15 @@ fn print_goals(rows: &[Row]) {
              (rust-libp2p: {})",
             num(r.weft.median()),
             verdict(r.weft.median() < 2.5),
+            num(r.libp2p.median())
+        );
+    }
+    for r in find(rows, "the same in round trips, resumed") {
+        println!(
+            "- dial to first byte in 1 RTT on a resumed QUIC connection: weft {} RTT → {} \
+             (rust-libp2p does not resume: {} on a first connection)",
+            num(r.weft.median()),
+            verdict(r.weft.median() < 1.5),
             num(r.libp2p.median())
         );
     }

@@ -87,6 +87,13 @@ impl Stack for Weft {
     }
 }
 
+impl WeftNode {
+    /// The host.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+}
+
 impl Node for WeftNode {
     type Conn = PeerId;
 
