@@ -22,9 +22,11 @@ pub const DEFAULT_MAX_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// the connection window may grow: the connection window is what bounds a stream.
 pub const DEFAULT_STREAM_WINDOW: u32 = DEFAULT_MAX_CONNECTION_WINDOW;
 /// The default send window: the most data we buffer unacknowledged across a
-/// connection's streams (8 MiB at 60 ms: ~130 MiB/s one way). Not tuned: a peer that
-/// grants credit and then stalls (an echo it never reads) makes us hold this much.
-pub const DEFAULT_SEND_WINDOW: u32 = 8 * 1024 * 1024;
+/// connection's streams (4 MiB at 60 ms: ~65 MiB/s one way). Not tuned: a peer that
+/// grants credit and then stalls (an echo it never reads) makes us hold this much, on
+/// every connection it opens (8 MiB let four such peers take the listener past its
+/// 64 MiB hostile-peer bound).
+pub const DEFAULT_SEND_WINDOW: u32 = 4 * 1024 * 1024;
 /// The window a connection keeps when its budget denies everything above it.
 pub const MIN_WINDOW: u32 = 256 * 1024;
 /// The default limit on concurrent bidirectional streams the peer may open.
