@@ -1,13 +1,15 @@
 //! QUIC connections over real UDP sockets on 127.0.0.1.
 
+mod support;
+
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use libp2p_identity::{Keypair, PeerId};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::Limited;
 use weft_transport_quic::{Config, Established, QuicEndpoints, QuicError, QuicListener};
-use weft_upgrader::{Budget, BudgetDenied, MemoryBudget, MuxerError, Priority, Role};
+use weft_upgrader::{Budget, MuxerError, Role};
 
 const LOCALHOST: &str = "127.0.0.1:0";
 
@@ -287,44 +289,14 @@ async fn a_silent_peer_is_reported_dead_after_the_idle_timeout() {
     assert!(outbound.connection.muxed.is_closed());
 }
 
-/// A budget with a plain byte limit that counts what it holds.
-struct Limited {
-    limit: usize,
-    used: AtomicUsize,
-}
-
-impl MemoryBudget for Limited {
-    fn try_reserve(&self, bytes: usize, _priority: Priority) -> Result<(), BudgetDenied> {
-        let used = self.used.load(Ordering::SeqCst);
-        if used + bytes > self.limit {
-            return Err(BudgetDenied {
-                requested: bytes,
-                reason: format!("{used} of {} used", self.limit).into(),
-            });
-        }
-        self.used.fetch_add(bytes, Ordering::SeqCst);
-        Ok(())
-    }
-
-    fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::SeqCst);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_budget_shrinks_the_window_and_the_connection_still_works() {
     let (a, _) = node(Config::default());
     let (b, b_id) = node(Config::default());
     let listener = listen(&b, LOCALHOST);
     // The dialer's budget fits 512 KiB of the 1 MiB default; the listener's nothing.
-    let dialer_budget = Arc::new(Limited {
-        limit: 768 << 10,
-        used: AtomicUsize::new(0),
-    });
-    let listener_budget = Arc::new(Limited {
-        limit: 0,
-        used: AtomicUsize::new(0),
-    });
+    let dialer_budget = Limited::new(768 << 10);
+    let listener_budget = Limited::new(0);
     let accept = async {
         let inbound = listener.accept().await?;
         inbound
@@ -341,8 +313,8 @@ async fn a_denied_budget_shrinks_the_window_and_the_connection_still_works() {
     );
     let server = serve_echo(inbound.expect("accepts despite the denial"));
     let outbound = outbound.expect("dials despite the denial");
-    assert_eq!(dialer_budget.used.load(Ordering::SeqCst), 512 << 10);
-    assert_eq!(listener_budget.used.load(Ordering::SeqCst), 0);
+    assert_eq!(dialer_budget.used(), 512 << 10);
+    assert_eq!(listener_budget.used(), 0);
 
     tokio::spawn(outbound.connection.driver);
     let client = outbound.connection.muxed;
@@ -352,7 +324,7 @@ async fn a_denied_budget_shrinks_the_window_and_the_connection_still_works() {
     client.close().await.expect("closes");
     drop(client);
     drop(server);
-    assert_eq!(dialer_budget.used.load(Ordering::SeqCst), 0, "given back");
+    assert_eq!(dialer_budget.used(), 0, "given back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,16 +343,13 @@ async fn a_connection_made_before_its_budget_adopts_it_afterwards() {
         accept,
     );
     let inbound = inbound.expect("accepts");
-    let budget = Arc::new(Limited {
-        limit: 64 << 20,
-        used: AtomicUsize::new(0),
-    });
+    let budget = Limited::new(64 << 20);
     inbound
         .connection
         .muxed
         .adopt_budget(Budget::new(budget.clone()));
     assert_eq!(
-        budget.used.load(Ordering::SeqCst),
+        budget.used(),
         weft_transport_quic::DEFAULT_CONNECTION_WINDOW as usize
     );
     let server = serve_echo(inbound);
@@ -392,8 +361,8 @@ async fn a_connection_made_before_its_budget_adopts_it_afterwards() {
     outbound.connection.muxed.close().await.expect("closes");
     drop(server);
     let deadline = Instant::now() + Duration::from_secs(2);
-    while budget.used.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
+    while budget.used() != 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(budget.used.load(Ordering::SeqCst), 0, "given back");
+    assert_eq!(budget.used(), 0, "given back");
 }

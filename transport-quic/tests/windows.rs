@@ -3,6 +3,8 @@
 //! from its budget first, and a stream nobody reads pins no more than the window the
 //! connection started with.
 
+mod support;
+
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use libp2p_identity::{Keypair, PeerId};
 use std::collections::VecDeque;
@@ -10,10 +12,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::Limited;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use weft_transport_quic::{Config, Established, QuicEndpoints, DEFAULT_CONNECTION_WINDOW};
-use weft_upgrader::{Budget, BudgetDenied, MemoryBudget, Priority};
+use weft_upgrader::Budget;
 
 /// One-way delay of the test path: 50 ms each way.
 const ONE_WAY: Duration = Duration::from_millis(50);
@@ -23,46 +26,6 @@ fn node() -> (QuicEndpoints, PeerId) {
     let peer = key.public().to_peer_id();
     let endpoints = QuicEndpoints::new(&key, Config::default()).expect("endpoints");
     (endpoints, peer)
-}
-
-/// A budget with a byte limit that counts what it holds and the most it held.
-#[derive(Default)]
-struct Limited {
-    limit: usize,
-    used: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-impl Limited {
-    fn new(limit: usize) -> Arc<Limited> {
-        Arc::new(Limited {
-            limit,
-            ..Default::default()
-        })
-    }
-
-    fn used(&self) -> usize {
-        self.used.load(Ordering::SeqCst)
-    }
-}
-
-impl MemoryBudget for Limited {
-    fn try_reserve(&self, bytes: usize, _priority: Priority) -> Result<(), BudgetDenied> {
-        let used = self.used.load(Ordering::SeqCst);
-        if used + bytes > self.limit {
-            return Err(BudgetDenied {
-                requested: bytes,
-                reason: format!("{used} of {} used", self.limit).into(),
-            });
-        }
-        let now = self.used.fetch_add(bytes, Ordering::SeqCst) + bytes;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-        Ok(())
-    }
-
-    fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::SeqCst);
-    }
 }
 
 /// Forwards datagrams from `rx` to `to` on `socket`, each `ONE_WAY` after it came.
@@ -204,7 +167,7 @@ async fn a_reader_grows_the_connection_window_within_its_budget() {
         .expect("the transfer ends")
         .expect("the reader ran");
     assert_eq!(received, sent);
-    let peak = budget.peak.load(Ordering::SeqCst);
+    let peak = budget.peak();
     assert!(
         peak > DEFAULT_CONNECTION_WINDOW as usize,
         "the window never grew past its start: {peak} bytes reserved at most"
@@ -269,7 +232,7 @@ async fn a_stream_nobody_reads_pins_no_more_than_the_starting_window() {
          bytes the connection started with"
     );
     assert_eq!(
-        budget.peak.load(Ordering::SeqCst),
+        budget.peak(),
         DEFAULT_CONNECTION_WINDOW as usize,
         "nothing read, so the window never grew"
     );
