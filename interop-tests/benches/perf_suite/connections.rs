@@ -4,7 +4,7 @@
 use crate::stack::{path, BenchResult, Node, Security, Stack, PERF};
 use crate::stats::Samples;
 use crate::weft_side::Weft;
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::time::{Duration, Instant};
 use weft_host::{DialOpts, EarlyData, Protocol};
 
@@ -67,15 +67,8 @@ pub async fn first_byte<S: Stack>(
     for run in 0..=runs {
         let started = Instant::now();
         let conn = client.dial(target).await?;
-        let mut stream = client.open(&conn, PERF).await?;
-        stream.write_all(&1u64.to_be_bytes()).await?;
-        stream.close().await?;
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await?;
-        let elapsed = started.elapsed();
-        let mut rest = Vec::new();
-        stream.read_to_end(&mut rest).await?;
-        drop(stream);
+        let stream = client.open(&conn, PERF).await?;
+        let elapsed = perf_first_byte(stream, started).await?;
         client.close(conn).await;
         // The first run warms up (not counted).
         if run > 0 {
@@ -104,15 +97,8 @@ pub async fn first_byte_resumed(delay: Duration, runs: usize) -> BenchResult<Sam
         let info = host
             .dial_with(&addr, DialOpts::new().with_early_data(true))
             .await?;
-        let mut stream = host.new_early_stream(info.peer, &[PERF]).await?;
-        stream.write_all(&1u64.to_be_bytes()).await?;
-        stream.close().await?;
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await?;
-        let elapsed = started.elapsed();
-        let mut rest = Vec::new();
-        stream.read_to_end(&mut rest).await?;
-        drop(stream);
+        let stream = host.new_early_stream(info.peer, &[PERF]).await?;
+        let elapsed = perf_first_byte(stream, started).await?;
         if !host.handshake_complete(info.id).await {
             return Err(format!("run {run}: the handshake failed").into());
         }
@@ -138,4 +124,21 @@ pub async fn first_byte_resumed(delay: Duration, runs: usize) -> BenchResult<Sam
     client.shutdown().await;
     server.shutdown().await;
     Ok(samples)
+}
+
+/// Asks the perf server on `stream` for one byte and reads it: the time from
+/// `started` to that byte. The rest of the answer (its end) is read before the stream
+/// is dropped.
+async fn perf_first_byte<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    started: Instant,
+) -> BenchResult<Duration> {
+    stream.write_all(&1u64.to_be_bytes()).await?;
+    stream.close().await?;
+    let mut byte = [0u8; 1];
+    stream.read_exact(&mut byte).await?;
+    let elapsed = started.elapsed();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await?;
+    Ok(elapsed)
 }
