@@ -58,10 +58,11 @@ use weft_upgrader::{Budget, Priority, Reservation};
 pub(crate) const MIN_GRANT: u64 = STREAM_WINDOW as u64 / 4;
 
 /// The priority of unread bytes within a stream's free initial window: they may
-/// fill at most 1/8 of the connection scope's memory ((31 + 1) / 256), so that a
+/// fill at most 1/16 of the connection scope's memory ((15 + 1) / 256: 8 MiB of the
+/// default 128 MiB connection scope), so that a
 /// remote pushing into many streams at once hits the budget, and has its largest
 /// stream reset, long before it crowds out reserved growth.
-pub const HELD_PRIORITY: Priority = Priority(31);
+pub const HELD_PRIORITY: Priority = Priority(15);
 
 /// The priority of window growth a reader earned: up to about 80% of a scope.
 pub const GROWTH_PRIORITY: Priority = Priority::HIGH;
@@ -69,7 +70,7 @@ pub const GROWTH_PRIORITY: Priority = Priority::HIGH;
 /// The most unread bytes within initial windows one connection holds at
 /// [`GROWTH_PRIORITY`] when [`HELD_PRIORITY`] is denied because the connection's
 /// own reserved growth already fills the low share (a scope's usage counts both):
-/// 1/8 of the default 64 MiB connection scope, so that a small stream beside a
+/// 1/16 of the default 128 MiB connection scope, so that a small stream beside a
 /// grown one is not shed for the grown one's reservation.
 pub const HELD_CAP_BESIDE_GROWTH: usize = 8 << 20;
 
@@ -1214,8 +1215,8 @@ mod tests {
 
     #[test]
     fn a_full_budget_sheds_the_largest_holder() {
-        // Held bytes may fill (31 + 1) / 256 of 2 MiB = 262,144 bytes.
-        let (source, budget) = CountingBudget::new(2 << 20);
+        // Held bytes may fill (15 + 1) / 256 of 4 MiB = 262,144 bytes.
+        let (source, budget) = CountingBudget::new(4 << 20);
         let stats = YamuxStats::default();
         let mut boost = Boost::new(Some(settings()), 20 << 20, budget, stats.clone());
         boost.on_inbound(data(FLAG_SYN, 2, 200_000)).unwrap();
@@ -1256,9 +1257,9 @@ mod tests {
 
     #[test]
     fn fixed_buffers_filling_the_low_share_leave_each_connection_one_window() {
-        // Held bytes may fill 262,144 bytes of 2 MiB, but other connections' fixed
+        // Held bytes may fill 262,144 bytes of 4 MiB, but other connections' fixed
         // buffers (Noise keeps 64 KiB each) already take 300,000 of the scope.
-        let (_source, budget) = CountingBudget::new(2 << 20);
+        let (_source, budget) = CountingBudget::new(4 << 20);
         let _buffers = budget.reserve(300_000, Priority::MEDIUM).unwrap();
         let mut boost = Boost::new(Some(settings()), 20 << 20, budget, YamuxStats::default());
         boost.on_inbound(data(FLAG_SYN, 2, 1)).unwrap();

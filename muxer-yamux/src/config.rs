@@ -68,7 +68,7 @@ pub enum ConfigError {
 /// (each growth is reserved before it is sent; a denied growth leaves the window as
 /// it is). The round trip is the smallest one measured from yamux's pings, but at
 /// least 1 ms: on loopback a busy reader is scheduled less often than pings come
-/// back, so it may earn up to `link_rate x 1 ms` (1 MiB by default) there. A stream
+/// back, so it may earn up to `link_rate x 1 ms` (1.5 MiB by default) there. A stream
 /// nobody reads never grows past 256 KiB, and a grant is bounded by
 /// bytes the reader demonstrably consumed, so a remote that delays its pongs (and so
 /// inflates the measured round trip) cannot inflate it.
@@ -95,15 +95,18 @@ pub struct WindowBoost {
 }
 
 impl Default for WindowBoost {
-    /// 1 GiB/s (about 8.6 Gbit/s), at most 64 MiB per stream and 256 MiB per
+    /// 1.5 GiB/s (about 12.9 Gbit/s), at most 96 MiB per stream and 256 MiB per
     /// connection, growth x64 per window consumed in time: a reader that keeps up on
     /// a 60 ms path has 32 MiB of window two round trips after its first byte, and
-    /// 64 MiB one round trip later. The factor bounds a grant by what the reader
+    /// 92 MiB one round trip later (`rtt x link_rate`; what the connection's budget
+    /// grants: about 80% of the default 128 MiB connection scope). A 64 MiB window,
+    /// the previous default, held one 60 ms stream at 0.7-0.85 of loopback, since the
+    /// relay's and the sockets' queues add to the round trip a window must cover. The factor bounds a grant by what the reader
     /// consumed; what a connection may hold in all is the budget's to bound.
     fn default() -> Self {
         WindowBoost {
-            link_rate: 1 << 30,
-            max_per_stream: 64 << 20,
+            link_rate: 3 << 29,
+            max_per_stream: 96 << 20,
             max_per_connection: 256 << 20,
             growth_factor: 64,
         }

@@ -270,10 +270,10 @@ async fn read_pattern_at<R: AsyncRead + Unpin>(stream: &mut R, offset: usize, le
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_budget_resets_the_stream_holding_the_most_unread_bytes() {
-    // Unread bytes in the spec's windows may fill (31 + 1) / 256 of 5 MiB = 640 KiB:
+    // Unread bytes in the spec's windows may fill (15 + 1) / 256 of 10 MiB = 640 KiB:
     // two full windows fit, a third does not.
     let (a, b) = tcp_pair().await;
-    let (budget_source, budget) = CountingBudget::new(5 << 20);
+    let (budget_source, budget) = CountingBudget::new(10 << 20);
     let yamux = Yamux::new();
     let (client, _c) = weft_peer_with(&yamux, a, Role::Initiator, Budget::unlimited());
     let (server, _s) = weft_peer_with(&yamux, b, Role::Responder, budget);

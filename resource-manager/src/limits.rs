@@ -239,7 +239,7 @@ impl Limits {
             fds: u64::MAX,
         };
         let connection = ScopeLimit {
-            memory: 64 * MIB,
+            memory: 128 * MIB,
             connections_inbound: 1,
             connections_outbound: 1,
             connections_total: 1,
@@ -250,7 +250,7 @@ impl Limits {
             fds: 1,
         };
         let stream = ScopeLimit {
-            memory: 64 * MIB,
+            memory: 128 * MIB,
             streams_inbound: 1,
             streams_outbound: 1,
             streams_total: 1,
@@ -355,7 +355,7 @@ mod tests {
         );
         assert_eq!(limits.peer.streams_inbound, 1024);
         assert_eq!(limits.peer.streams_outbound, 2048);
-        assert_eq!(limits.connection.memory, 64 * MIB);
+        assert_eq!(limits.connection.memory, 128 * MIB);
         assert_eq!(limits.connection.streams_inbound, 512);
         assert_eq!(limits.connection.streams_outbound, 512);
         assert_eq!(limits.protocol_peer.streams_inbound, 512);

@@ -15,7 +15,7 @@
 //! ... -- --weft-quic-window-mib 16   # weft's QUIC stream and send windows and the most its connection window grows to
 //! ... -- --weft-window-mib 64 --weft-split-kib 64          # weft yamux knobs
 //! ... -- --weft-no-boost       # weft without its long-link window boost
-//! ... -- --weft-boost-rate-gib 1000   # the boost's link rate (default 1 GiB/s)
+//! ... -- --weft-boost-rate-gib 1000   # the boost's link rate (default 1.5 GiB/s)
 //! ... -- --mib 256             # bytes per throughput transfer (default 1024, quick 64)
 //! ```
 
