@@ -124,18 +124,24 @@ async fn rust_initiates(transport: &str, listen: &str, expected: PunchTransport)
     assert_eq!(direct.transport, Some(expected));
     // On loopback both punches can succeed (weft's dial and rust-libp2p's
     // role-reversed one), and under load one of the two direct connections has
-    // been seen to go silent until its idle timeout; a ping that ran on it fails
-    // with the connection lost, and one more goes over a surviving connection.
-    let mut pinged = tokio::time::timeout(WAIT, a.ping(rust_peer_id))
-        .await
-        .unwrap();
-    if let Err(e) = &pinged {
-        eprintln!("first ping over the punched connections failed ({e}); once more");
-        pinged = tokio::time::timeout(WAIT, a.ping(rust_peer_id))
-            .await
-            .unwrap();
+    // been seen to go silent until its idle timeout closes it; a ping that runs on
+    // it fails with the connection lost, so pings are retried until one gets
+    // through a surviving connection or the wait ends.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut attempt = 1;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, a.ping(rust_peer_id)).await {
+            Ok(Ok(_)) => break,
+            Ok(Err(e)) if tokio::time::Instant::now() < deadline => {
+                eprintln!("ping {attempt} over the punched connections failed ({e}); again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(Err(e)) => panic!("no ping got through within {WAIT:?}: {e}"),
+            Err(_) => panic!("no ping got through within {WAIT:?}"),
+        }
     }
-    pinged.unwrap();
     assert!(a
         .connections_to(&rust_peer_id)
         .iter()
