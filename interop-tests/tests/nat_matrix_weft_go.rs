@@ -3,8 +3,11 @@
 //! punch) behind each NAT kind reached by `weft dial` from behind each kind, and a
 //! `weft listen --relay` behind each kind reached by `go-peer relay-dial`, over TCP and
 //! QUIC, `WEFT_NAT_TRIES` tries per cell. Every cell must connect through the relay.
-//! The punch columns fill in from the dialer's report once weft speaks DCUtR (the go
-//! dialer then runs with `--holepunch`, as `nat_matrix_go.rs` does).
+//! Both peers take the lab's ranges as public (weft `--public documentation`, go
+//! `--public-ranges`) and punch (weft listens on any port of the transport, the go
+//! peers run with `--holepunch`); the punch columns come from the dialer's report.
+//! Every cell must connect through the relay, and the punches must meet
+//! [`check_punches`].
 #![cfg(target_os = "linux")]
 
 use std::collections::BTreeMap;
@@ -19,9 +22,13 @@ use weft_interop_tests::nat::matrix::{
 use weft_interop_tests::nat::{require_lab, Lab, LabProcess, NatKind, NetNs};
 use weft_interop_tests::{prepare_async, require_impls, weft_binary, Impl};
 
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(90);
+/// A dialer's own limit, within [`WAIT`]: all cells of a try run at once.
+const DIAL_TIMEOUT_SECS: u64 = 60;
 const RELAY_PORT: u16 = 4001;
 const PUBLIC_RANGES: &str = "198.51.100.0/24,203.0.113.0/24";
+/// weft's `--public` class for the same ranges.
+const PUBLIC: &str = "documentation";
 
 /// Runs a dialer to completion inside `ns` and makes its JSON report a trial.
 async fn dial_trial(ns: &NetNs, program: &Path, args: Vec<String>) -> Trial {
@@ -94,6 +101,7 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
     }
 
     let mut failed = Vec::new();
+    let mut missed = Vec::new();
     for roles in [Roles::GoListensWeftDials, Roles::WeftListensGoDials] {
         let mut listeners = Vec::new();
         let mut circuits = BTreeMap::new();
@@ -121,6 +129,8 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
                             transport.listen_addr(std::net::Ipv4Addr::UNSPECIFIED),
                             "--relay".into(),
                             relay_addr,
+                            "--public".into(),
+                            PUBLIC.into(),
                         ],
                     ),
                 };
@@ -146,52 +156,68 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
             .into_iter()
             .map(|cell| (cell, CellReport::new(cell)))
             .collect();
-        for _ in 0..tries_per_cell() {
-            for transport in Transport::ALL {
-                for listener_kind in NatKind::ALL {
-                    let circuit = circuits[&(listener_kind, transport)].to_string();
-                    let dialers = &lab.peers()[4..];
-                    let trials = join_all(dialers.iter().map(|d| {
-                        let (program, args): (&Path, Vec<String>) = match roles {
-                            Roles::GoListensWeftDials => (
-                                &weft,
-                                vec![
-                                    "--json".into(),
-                                    "dial".into(),
-                                    circuit.clone(),
-                                    "--ping".into(),
-                                    "1".into(),
-                                    "--timeout-secs".into(),
-                                    "20".into(),
-                                ],
-                            ),
-                            Roles::WeftListensGoDials => (
-                                &go,
-                                vec![
-                                    "relay-dial".into(),
-                                    circuit.clone(),
-                                    "--transport".into(),
-                                    transport.name().into(),
-                                    "--echo-bytes".into(),
-                                    "1024".into(),
-                                    "--timeout-secs".into(),
-                                    "20".into(),
-                                ],
-                            ),
-                        };
-                        dial_trial(d.inside(), program, args)
-                    }))
-                    .await;
-                    for (dialer, trial) in dialers.iter().zip(trials) {
+        // One try of every cell at once: a dial through the circuit may wait for a
+        // hole punch (three attempts), so cells run concurrently, as in nat_matrix.rs.
+        let dialers = &lab.peers()[4..];
+        let jobs: Vec<(Cell, &NetNs)> = Transport::ALL
+            .into_iter()
+            .flat_map(|transport| {
+                NatKind::ALL.into_iter().flat_map(move |listener| {
+                    dialers.iter().map(move |d| {
                         let cell = Cell {
-                            listener: listener_kind,
-                            dialer: dialer.kind(),
+                            listener,
+                            dialer: d.kind(),
                             transport,
                         };
-                        if let Some(report) = reports.get_mut(&cell) {
-                            report.trials.push(trial);
-                        }
-                    }
+                        (cell, d.inside())
+                    })
+                })
+            })
+            .collect();
+        for _ in 0..tries_per_cell() {
+            let trials = join_all(jobs.iter().map(|&(cell, ns)| {
+                let circuit = circuits[&(cell.listener, cell.transport)].to_string();
+                let transport = cell.transport;
+                let (program, args): (&Path, Vec<String>) = match roles {
+                    Roles::GoListensWeftDials => (
+                        &weft,
+                        vec![
+                            "--json".into(),
+                            "dial".into(),
+                            circuit,
+                            "--ping".into(),
+                            "1".into(),
+                            "--timeout-secs".into(),
+                            DIAL_TIMEOUT_SECS.to_string(),
+                            "--listen".into(),
+                            transport.listen_addr(std::net::Ipv4Addr::UNSPECIFIED),
+                            "--public".into(),
+                            PUBLIC.into(),
+                        ],
+                    ),
+                    Roles::WeftListensGoDials => (
+                        &go,
+                        vec![
+                            "relay-dial".into(),
+                            circuit,
+                            "--transport".into(),
+                            transport.name().into(),
+                            "--echo-bytes".into(),
+                            "1024".into(),
+                            "--timeout-secs".into(),
+                            DIAL_TIMEOUT_SECS.to_string(),
+                            "--holepunch".into(),
+                            "--public-ranges".into(),
+                            PUBLIC_RANGES.into(),
+                        ],
+                    ),
+                };
+                dial_trial(ns, program, args)
+            }))
+            .await;
+            for (&(cell, _), trial) in jobs.iter().zip(trials) {
+                if let Some(report) = reports.get_mut(&cell) {
+                    report.trials.push(trial);
                 }
             }
         }
@@ -210,6 +236,11 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
                 .filter(|r| r.relayed_ok() < r.trials.len())
                 .map(|r| format!("{roles:?} {}: {:?}", r.cell, r.failures())),
         );
+        missed.extend(
+            check_punches(&matrix, roles)
+                .into_iter()
+                .map(|m| format!("{roles:?} {m}")),
+        );
         drop(listeners);
     }
     assert!(
@@ -217,5 +248,48 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
         "relayed connections failed:\n{}",
         failed.join("\n")
     );
+    assert!(
+        missed.is_empty(),
+        "hole punching between weft and go-libp2p missed its criterion:\n{}",
+        missed.join("\n")
+    );
     drop(relay);
+}
+
+/// The cells where go-libp2p's own DCUtR stays relayed although the NATs allow a
+/// punch: a go dialer (A) facing a listener behind a symmetric NAT, over TCP. The
+/// listener's SYN, from a fresh port of its symmetric mapping, gets into the go
+/// dialer's cone NAT as an ordinary inbound connection, while go's own dial to the
+/// listener's observed address is dropped, so no simultaneous open forms; go x go
+/// misses these cells the same way (`nat_matrix_go.rs`), and weft x weft punches them.
+fn go_leaves_relayed(roles: Roles, cell: Cell) -> bool {
+    roles == Roles::WeftListensGoDials
+        && cell.listener == NatKind::Symmetric
+        && cell.transport == Transport::Tcp
+}
+
+/// The hole punching criterion across implementations, per cell, as CI can hold it
+/// with 3 tries: a punchable cell (except where go-libp2p's side stays relayed, see
+/// [`go_leaves_relayed`]) ends direct in at least two thirds of its tries, an
+/// unpunchable one in none. The first-attempt share is reported, not asserted: with
+/// a go listener behind a symmetric NAT, weft's QUIC dial gets through only on a
+/// later attempt of go's. Returns what missed, one line per cell.
+fn check_punches(matrix: &MatrixReport, roles: Roles) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for report in &matrix.cells {
+        let (cell, tries, direct) = (report.cell, report.trials.len(), report.direct());
+        if !cell.punchable() {
+            if direct > 0 {
+                wrong.push(format!(
+                    "{cell}: unpunchable, yet {direct} of {tries} direct"
+                ));
+            }
+        } else if !go_leaves_relayed(roles, cell) && direct * 3 < tries * 2 {
+            wrong.push(format!(
+                "{cell}: direct in {direct} of {tries} tries (at least 2/3 expected): {:?}",
+                report.failures()
+            ));
+        }
+    }
+    wrong
 }
