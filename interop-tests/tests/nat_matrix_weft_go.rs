@@ -256,21 +256,24 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
     drop(relay);
 }
 
-/// The cells where go-libp2p's own DCUtR stays relayed although the NATs allow a
-/// punch: a go dialer (A) facing a listener behind a symmetric NAT, over TCP. The
-/// listener's SYN, from a fresh port of its symmetric mapping, gets into the go
-/// dialer's cone NAT as an ordinary inbound connection, while go's own dial to the
-/// listener's observed address is dropped, so no simultaneous open forms; go x go
-/// misses these cells the same way (`nat_matrix_go.rs`), and weft x weft punches them.
-fn go_leaves_relayed(roles: Roles, cell: Cell) -> bool {
+/// The cells where go-libp2p's dialer (A) may report no direct connection although
+/// the NATs allow a punch, over TCP. The weft listener's SYN can reach the go
+/// dialer's NAT first and, where that NAT lets it in (a full cone always; behind a
+/// symmetric NAT the SYN comes from a fresh port and gets in as an ordinary inbound
+/// connection), go takes it as an inbound connection while its own dial to the same
+/// address times out, and its DCUtR reports that dial as failed: always with the
+/// listener behind a symmetric NAT (go x go misses these cells the same way,
+/// `nat_matrix_go.rs`), in 7 of 20 tries behind a port-restricted one facing a full
+/// cone. weft x weft punches all of them (`nat_matrix.rs`).
+fn go_may_report_relayed(roles: Roles, cell: Cell) -> bool {
     roles == Roles::WeftListensGoDials
-        && cell.listener == NatKind::Symmetric
         && cell.transport == Transport::Tcp
+        && (cell.listener == NatKind::Symmetric || cell.dialer == NatKind::FullCone)
 }
 
 /// The hole punching criterion across implementations, per cell, as CI can hold it
-/// with 3 tries: a punchable cell (except where go-libp2p's side stays relayed, see
-/// [`go_leaves_relayed`]) ends direct in at least two thirds of its tries, an
+/// with 3 tries: a punchable cell (except where go-libp2p's dialer may report no punch, see
+/// [`go_may_report_relayed`]) ends direct in at least two thirds of its tries, an
 /// unpunchable one in none. The first-attempt share is reported, not asserted: with
 /// a go listener behind a symmetric NAT, weft's QUIC dial gets through only on a
 /// later attempt of go's. Returns what missed, one line per cell.
@@ -284,7 +287,7 @@ fn check_punches(matrix: &MatrixReport, roles: Roles) -> Vec<String> {
                     "{cell}: unpunchable, yet {direct} of {tries} direct"
                 ));
             }
-        } else if !go_leaves_relayed(roles, cell) && direct * 3 < tries * 2 {
+        } else if !go_may_report_relayed(roles, cell) && direct * 3 < tries * 2 {
             wrong.push(format!(
                 "{cell}: direct in {direct} of {tries} tries (at least 2/3 expected): {:?}",
                 report.failures()
