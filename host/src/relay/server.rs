@@ -55,7 +55,10 @@ async fn serve(weak: Weak<Inner>, relay: Arc<Relay>, stream: Stream) {
     };
     let source = HopSource {
         peer: stream.peer(),
-        ip: crate::dial::classify::leading_ip(&conn.remote_addr),
+        // IPv6 by its /64, as the connection manager counts it: one subscriber's
+        // addresses are one address for the relay's per-IP caps and fair shares.
+        ip: crate::dial::classify::leading_ip(&conn.remote_addr)
+            .map(|ip| weft_connmgr::ip_group(ip, weft_connmgr::DEFAULT_IPV6_PREFIX_LEN)),
         relayed: is_relayed(&conn.remote_addr),
         relay_addrs: inner
             .listen_addrs()
