@@ -545,6 +545,22 @@ impl ConnectionPolicy for ConnectionManager {
     fn trim(&self) -> Vec<ConnectionId> {
         self.run_trim(TrimMode::Normal, true)
     }
+
+    fn protect(&self, peer: PeerId, tag: &str) {
+        ConnectionManager::protect(self, peer, tag)
+    }
+
+    fn unprotect(&self, peer: &PeerId, tag: &str) -> bool {
+        ConnectionManager::unprotect(self, peer, tag)
+    }
+
+    fn tag_peer(&self, peer: PeerId, tag: &str, value: i64) {
+        ConnectionManager::tag_peer(self, peer, tag, value)
+    }
+
+    fn untag_peer(&self, peer: &PeerId, tag: &str) {
+        ConnectionManager::untag_peer(self, peer, tag)
+    }
 }
 
 /// A handle on a registered decaying tag: bump, read and remove its value on peers.
