@@ -326,3 +326,76 @@ async fn a_reservation_keeps_its_relay_connection_through_trimming() {
         h.shutdown().await;
     }
 }
+
+/// No hole punching (when built in): a relayed connection stays relayed.
+fn without_punching(builder: weft_host::HostBuilder) -> weft_host::HostBuilder {
+    #[cfg(feature = "dcutr")]
+    let builder = builder.hole_punching_enabled(false);
+    builder
+}
+
+#[tokio::test]
+async fn one_relay_brings_at_most_its_cap_of_inbound_circuits() {
+    // The relay would carry more circuits to A than A's cap: only A's own
+    // connection manager (its shipped default) stands in the way.
+    let cap = weft_host::connection_manager_config_for(&weft_host::Limits::auto())
+        .limits
+        .max_relayed_inbound_per_relay
+        .expect("the default caps relayed inbound connections per relay");
+    let (r, r_addr) = relay(RelayConfig::default().with_max_circuits_per_peer(4 * cap)).await;
+    let a = without_punching(Host::builder()).build().unwrap();
+    let a_direct = a.listen(&tcp()).await.unwrap()[0]
+        .clone()
+        .with(Protocol::P2p(a.peer_id()));
+    let circuit = r_addr.clone().with(Protocol::P2pCircuit);
+    tokio::time::timeout(WAIT, a.listen(&circuit))
+        .await
+        .unwrap()
+        .unwrap();
+    let through = circuit.with(Protocol::P2p(a.peer_id()));
+
+    // One dialer per circuit, each its own peer, all at once.
+    let dialers: Vec<Host> = (0..cap + 4)
+        .map(|_| without_punching(Host::builder()).build().unwrap())
+        .collect();
+    let dials = dialers.iter().map(|d| {
+        let through = through.clone();
+        async move { tokio::time::timeout(WAIT, d.dial(&through)).await }
+    });
+    let results = futures::future::join_all(dials).await;
+    let relayed = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Ok(info)) if info.is_relayed()))
+        .count();
+    assert_eq!(
+        relayed, cap,
+        "inbound circuits through one relay got in beyond (or short of) the cap: {results:?}"
+    );
+    // A registers each connection once its side of the upgrade ends, a little
+    // after the dialer's.
+    let relayed_at_a = || a.connections().iter().filter(|c| c.is_relayed()).count();
+    wait_for("A holds its cap of relayed connections", || {
+        relayed_at_a() == cap
+    })
+    .await;
+
+    // A direct inbound connection still gets in, and so does nobody else's circuit.
+    let direct = Host::builder().build().unwrap();
+    let info = tokio::time::timeout(WAIT, direct.dial(&a_direct))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!info.is_relayed());
+    let late = without_punching(Host::builder()).build().unwrap();
+    assert!(
+        !matches!(
+            tokio::time::timeout(WAIT, late.dial(&through)).await,
+            Ok(Ok(_))
+        ),
+        "a circuit beyond the cap got in"
+    );
+    assert_eq!(relayed_at_a(), cap);
+    for h in dialers.iter().chain([&a, &direct, &late, &r]) {
+        h.shutdown().await;
+    }
+}
