@@ -26,6 +26,8 @@ pub enum LimitKind {
     /// Inbound connections in their handshake from one remote IP address (an IPv6
     /// address stands for its prefix).
     PendingPerIp(IpAddr),
+    /// Inbound relayed connections (pending and established) through one relay.
+    RelayedPerRelay(PeerId),
 }
 
 impl fmt::Display for LimitKind {
@@ -41,6 +43,9 @@ impl fmt::Display for LimitKind {
             }
             LimitKind::PerIp(ip) => write!(f, "inbound connections from {ip}"),
             LimitKind::PendingPerIp(ip) => write!(f, "pending inbound connections from {ip}"),
+            LimitKind::RelayedPerRelay(relay) => {
+                write!(f, "inbound relayed connections through {relay}")
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
 
 use crate::{LimitError, LimitKind};
@@ -24,6 +25,7 @@ use crate::{LimitError, LimitKind};
 /// | per peer | `allow_dial` when the peer is known (early), and `established` |
 /// | per remote IP (inbound only) | `allow_inbound`, and `established` |
 /// | pending per remote IP (inbound only) | `allow_inbound` |
+/// | relayed per relay (inbound only) | `allow_inbound`, and `established` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Inbound connections still in their handshake.
@@ -39,11 +41,17 @@ pub struct ConnectionLimits {
     /// Established connections to one peer.
     pub max_established_per_peer: Option<usize>,
     /// Inbound connections, pending and established, from one remote IP address.
-    /// Relayed (`/p2p-circuit`) addresses and addresses without an IP are not counted.
+    /// Relayed (`/p2p-circuit`) addresses and addresses without an IP are not counted
+    /// (relayed ones count against [`max_relayed_inbound_per_relay`](Self::max_relayed_inbound_per_relay)).
     pub max_inbound_per_ip: Option<usize>,
     /// Inbound connections still in their handshake from one remote IP address (or
     /// IPv6 prefix).
     pub max_pending_inbound_per_ip: Option<usize>,
+    /// Inbound relayed (`/p2p-circuit`) connections, pending and established, through
+    /// one relay (the `/p2p/<relay>` before `/p2p-circuit` in the remote address):
+    /// the relay stands in for the IP address its circuits hide, so many circuits
+    /// through one relay cannot take every inbound slot.
+    pub max_relayed_inbound_per_relay: Option<usize>,
     /// IPv6 addresses sharing this many leading bits count as one address for the
     /// per-IP limits (default 64; 128 counts each address alone).
     pub ipv6_prefix_len: u8,
@@ -67,6 +75,7 @@ impl Default for ConnectionLimits {
             max_established_per_peer: None,
             max_inbound_per_ip: None,
             max_pending_inbound_per_ip: None,
+            max_relayed_inbound_per_relay: None,
             ipv6_prefix_len: DEFAULT_IPV6_PREFIX_LEN,
             exempt_loopback_from_ip_limit: true,
         }
@@ -122,6 +131,13 @@ impl ConnectionLimits {
         self
     }
 
+    /// Limits inbound relayed connections, pending and established, through one
+    /// relay.
+    pub fn with_max_relayed_inbound_per_relay(mut self, limit: usize) -> Self {
+        self.max_relayed_inbound_per_relay = Some(limit);
+        self
+    }
+
     /// Groups IPv6 addresses by their first `bits` bits for the per-IP limits
     /// (clamped to 0..=128).
     pub fn with_ipv6_prefix_len(mut self, bits: u8) -> Self {
@@ -148,6 +164,29 @@ impl ConnectionLimits {
         }
         Some(ip_group(ip, self.ipv6_prefix_len))
     }
+}
+
+impl ConnectionLimits {
+    /// The relay `remote` counts against for the per-relay limit, if any: the peer
+    /// id just before the first `/p2p-circuit` of a relayed address.
+    pub(crate) fn counted_relay(&self, remote: &Multiaddr) -> Option<PeerId> {
+        self.max_relayed_inbound_per_relay?;
+        relay_of(remote)
+    }
+}
+
+/// The relay of a relayed address: the `/p2p/<relay>` just before its first
+/// `/p2p-circuit`; `None` for a direct address or one that does not name its relay.
+pub(crate) fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    let mut relay = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2pCircuit => return relay,
+            Protocol::P2p(peer) => relay = Some(peer),
+            _ => relay = None,
+        }
+    }
+    None
 }
 
 /// The address an IP counts as for the per-IP limits: IPv4 (and IPv4-mapped IPv6) as
@@ -264,6 +303,28 @@ mod tests {
             ip_group("2001:db8::1".parse().unwrap(), 0),
             "::".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn relayed_addresses_count_against_the_relay_that_carries_them() {
+        let relay: PeerId = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+            .parse()
+            .unwrap();
+        let through: Multiaddr = format!("/ip4/1.2.3.4/tcp/5/p2p/{relay}/p2p-circuit")
+            .parse()
+            .unwrap();
+        let limits = ConnectionLimits::default().with_max_relayed_inbound_per_relay(4);
+        assert_eq!(limits.counted_relay(&through), Some(relay));
+        // With the target's id after it, still the relay.
+        let dialed = through.clone().with(Protocol::P2p(PeerId::random()));
+        assert_eq!(limits.counted_relay(&dialed), Some(relay));
+        // Direct addresses, and a circuit that does not name its relay, count nowhere.
+        let direct: Multiaddr = format!("/ip4/1.2.3.4/tcp/5/p2p/{relay}").parse().unwrap();
+        assert_eq!(limits.counted_relay(&direct), None);
+        let anonymous: Multiaddr = "/ip4/1.2.3.4/tcp/5/p2p-circuit".parse().unwrap();
+        assert_eq!(limits.counted_relay(&anonymous), None);
+        // Without the limit nothing is counted.
+        assert_eq!(ConnectionLimits::default().counted_relay(&through), None);
     }
 
     #[test]

@@ -337,8 +337,14 @@ impl ConnectionManager {
         chosen
     }
 
-    /// A permit that gives back one pending slot (and its IP count) when dropped.
-    fn pending_permit(&self, direction: Direction, ip: Option<std::net::IpAddr>) -> PendingPermit {
+    /// A permit that gives back one pending slot (and its IP and relay counts) when
+    /// dropped.
+    fn pending_permit(
+        &self,
+        direction: Direction,
+        ip: Option<std::net::IpAddr>,
+        relay: Option<PeerId>,
+    ) -> PendingPermit {
         let shared = Arc::clone(&self.shared);
         PendingPermit::new(move || {
             let mut state = shared.lock();
@@ -355,6 +361,9 @@ impl ConnectionManager {
                 if direction == Direction::Inbound {
                     state.remove_pending_ip(ip);
                 }
+            }
+            if let Some(relay) = relay {
+                state.remove_relay(relay);
             }
         })
     }
@@ -403,7 +412,7 @@ impl ConnectionPolicy for ConnectionManager {
             checks().map_err(refused)?;
             state.pending_outbound += 1;
         }
-        Ok(self.pending_permit(Direction::Outbound, None))
+        Ok(self.pending_permit(Direction::Outbound, None, None))
     }
 
     fn allow_inbound(
@@ -413,6 +422,7 @@ impl ConnectionPolicy for ConnectionManager {
     ) -> Result<PendingPermit, LimitError> {
         let limits = &self.shared.config.limits;
         let ip = limits.counted_ip(remote);
+        let relay = limits.counted_relay(remote);
         {
             let mut state = self.shared.lock();
             let checks = || -> Result<(), LimitError> {
@@ -443,6 +453,13 @@ impl ConnectionPolicy for ConnectionManager {
                         LimitKind::PerIp(ip),
                     )?;
                 }
+                if let Some(relay) = relay {
+                    check(
+                        limits.max_relayed_inbound_per_relay,
+                        state.relay_count(&relay),
+                        LimitKind::RelayedPerRelay(relay),
+                    )?;
+                }
                 Ok(())
             };
             checks().map_err(refused)?;
@@ -451,8 +468,11 @@ impl ConnectionPolicy for ConnectionManager {
                 state.add_ip(ip);
                 state.add_pending_ip(ip);
             }
+            if let Some(relay) = relay {
+                state.add_relay(relay);
+            }
         }
-        Ok(self.pending_permit(Direction::Inbound, ip))
+        Ok(self.pending_permit(Direction::Inbound, ip, relay))
     }
 
     fn established(
@@ -467,9 +487,9 @@ impl ConnectionPolicy for ConnectionManager {
         // see this connection only once.
         permit.release();
         let limits = &self.shared.config.limits;
-        let ip = match direction {
-            Direction::Inbound => limits.counted_ip(remote),
-            Direction::Outbound => None,
+        let (ip, relay) = match direction {
+            Direction::Inbound => (limits.counted_ip(remote), limits.counted_relay(remote)),
+            Direction::Outbound => (None, None),
         };
         let now = self.shared.clock.now();
         let mut state = self.shared.lock();
@@ -506,6 +526,13 @@ impl ConnectionPolicy for ConnectionManager {
                     LimitKind::PerIp(ip),
                 )?;
             }
+            if let Some(relay) = relay {
+                check(
+                    limits.max_relayed_inbound_per_relay,
+                    state.relay_count(&relay),
+                    LimitKind::RelayedPerRelay(relay),
+                )?;
+            }
             Ok(())
         };
         checks(&state).map_err(refused)?;
@@ -517,6 +544,7 @@ impl ConnectionPolicy for ConnectionManager {
                 opened_at: now,
                 streams: 0,
                 ip,
+                relay,
                 closing: false,
             },
         );
@@ -544,6 +572,22 @@ impl ConnectionPolicy for ConnectionManager {
 
     fn trim(&self) -> Vec<ConnectionId> {
         self.run_trim(TrimMode::Normal, true)
+    }
+
+    fn protect(&self, peer: PeerId, tag: &str) {
+        ConnectionManager::protect(self, peer, tag)
+    }
+
+    fn unprotect(&self, peer: &PeerId, tag: &str) -> bool {
+        ConnectionManager::unprotect(self, peer, tag)
+    }
+
+    fn tag_peer(&self, peer: PeerId, tag: &str, value: i64) {
+        ConnectionManager::tag_peer(self, peer, tag, value)
+    }
+
+    fn untag_peer(&self, peer: &PeerId, tag: &str) {
+        ConnectionManager::untag_peer(self, peer, tag)
     }
 }
 

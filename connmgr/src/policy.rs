@@ -83,6 +83,32 @@ pub trait ConnectionPolicy: Send + Sync {
     /// and then reports each with [`closed`](Self::closed). Empty when nothing needs
     /// trimming.
     fn trim(&self) -> Vec<ConnectionId>;
+
+    /// Protects `peer`'s connections from trimming under `tag` (the host protects a
+    /// relay while it holds a reservation there). The default does nothing: a
+    /// policy that never trims needs no protection.
+    fn protect(&self, peer: PeerId, tag: &str) {
+        let _ = (peer, tag);
+    }
+
+    /// Removes the protection `tag` from `peer`; returns whether other tags still
+    /// protect it. The default protects nothing and returns false.
+    fn unprotect(&self, peer: &PeerId, tag: &str) -> bool {
+        let _ = (peer, tag);
+        false
+    }
+
+    /// Sets tag `tag` on `peer` to `value`: trimming closes the peers of the lowest
+    /// summed tag value first (a relay server tags the peers it holds reservations
+    /// for). The default does nothing.
+    fn tag_peer(&self, peer: PeerId, tag: &str, value: i64) {
+        let _ = (peer, tag, value);
+    }
+
+    /// Removes tag `tag` from `peer`. The default does nothing.
+    fn untag_peer(&self, peer: &PeerId, tag: &str) {
+        let _ = (peer, tag);
+    }
 }
 
 impl<P: ConnectionPolicy + ?Sized> ConnectionPolicy for Arc<P> {
@@ -123,6 +149,22 @@ impl<P: ConnectionPolicy + ?Sized> ConnectionPolicy for Arc<P> {
 
     fn trim(&self) -> Vec<ConnectionId> {
         (**self).trim()
+    }
+
+    fn protect(&self, peer: PeerId, tag: &str) {
+        (**self).protect(peer, tag)
+    }
+
+    fn unprotect(&self, peer: &PeerId, tag: &str) -> bool {
+        (**self).unprotect(peer, tag)
+    }
+
+    fn tag_peer(&self, peer: PeerId, tag: &str, value: i64) {
+        (**self).tag_peer(peer, tag, value)
+    }
+
+    fn untag_peer(&self, peer: &PeerId, tag: &str) {
+        (**self).untag_peer(peer, tag)
     }
 }
 
@@ -183,5 +225,11 @@ mod tests {
         }
         assert!(policy.allow_dial(None, &addr).is_ok());
         assert!(policy.trim().is_empty());
+        // Protection and tags are no-ops on a policy that never trims.
+        let peer = PeerId::random();
+        policy.protect(peer, "relay");
+        policy.tag_peer(peer, "relay", 10);
+        assert!(!policy.unprotect(&peer, "relay"));
+        policy.untag_peer(&peer, "relay");
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct ConnRecord {
     pub(crate) streams: usize,
     /// The IP this connection counts against for the per-IP limit.
     pub(crate) ip: Option<IpAddr>,
+    /// The relay this (relayed, inbound) connection counts against.
+    pub(crate) relay: Option<PeerId>,
     /// Chosen by a trim; the host is closing it.
     pub(crate) closing: bool,
 }
@@ -113,6 +115,8 @@ pub(crate) struct State {
     pub(crate) inbound_per_ip: HashMap<IpAddr, usize>,
     /// Inbound connections still in their handshake per counted remote IP.
     pub(crate) pending_per_ip: HashMap<IpAddr, usize>,
+    /// Inbound relayed connections (pending and established) per counted relay.
+    pub(crate) inbound_per_relay: HashMap<PeerId, usize>,
     pub(crate) connections: HashMap<ConnectionId, ConnRecord>,
     /// How many of `connections` are marked closing.
     pub(crate) closing: usize,
@@ -155,6 +159,23 @@ impl State {
         }
     }
 
+    pub(crate) fn relay_count(&self, relay: &PeerId) -> usize {
+        self.inbound_per_relay.get(relay).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn add_relay(&mut self, relay: PeerId) {
+        *self.inbound_per_relay.entry(relay).or_insert(0) += 1;
+    }
+
+    pub(crate) fn remove_relay(&mut self, relay: PeerId) {
+        if let Some(n) = self.inbound_per_relay.get_mut(&relay) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.inbound_per_relay.remove(&relay);
+            }
+        }
+    }
+
     pub(crate) fn add_ip(&mut self, ip: IpAddr) {
         *self.inbound_per_ip.entry(ip).or_insert(0) += 1;
     }
@@ -176,6 +197,9 @@ impl State {
         }
         if let Some(ip) = record.ip {
             self.add_ip(ip);
+        }
+        if let Some(relay) = record.relay {
+            self.add_relay(relay);
         }
         self.peers.entry(record.peer).or_default().connections += 1;
         if let Some(old) = self.connections.insert(conn, record) {
@@ -206,6 +230,9 @@ impl State {
         }
         if let Some(ip) = record.ip {
             self.remove_ip(ip);
+        }
+        if let Some(relay) = record.relay {
+            self.remove_relay(relay);
         }
         let mut last_gone = false;
         if let Some(entry) = self.peers.get_mut(&record.peer) {

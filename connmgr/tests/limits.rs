@@ -305,3 +305,51 @@ fn closed_is_idempotent_and_unknown_ids_are_ignored() {
     assert_eq!(m.stats().established_outbound, 0);
     assert!(m.allow_dial(None, &addr("/ip4/10.0.0.1/tcp/1")).is_ok());
 }
+
+#[test]
+fn relayed_inbound_connections_are_capped_per_relay() {
+    let m = manager(
+        ConnectionLimits::default()
+            .with_max_relayed_inbound_per_relay(2)
+            .with_max_inbound_per_ip(1),
+    );
+    let (relay, other_relay) = (PeerId::random(), PeerId::random());
+    let through = |relay: PeerId| addr(&format!("/ip4/10.0.0.9/tcp/4001/p2p/{relay}/p2p-circuit"));
+    // Relayed connections escape the per-IP cap (the relay's IP is not theirs) but
+    // count against their relay, pending and established together.
+    let first = open_inbound(&m, PeerId::random(), &through(relay));
+    let pending = m.allow_inbound(&local(), &through(relay)).unwrap();
+    assert_eq!(
+        m.allow_inbound(&local(), &through(relay)).unwrap_err(),
+        exceeded(LimitKind::RelayedPerRelay(relay), 2, 2)
+    );
+    // Another relay, and a direct connection, have slots of their own.
+    let _ = open_inbound(&m, PeerId::random(), &through(other_relay));
+    let _ = open_inbound(&m, PeerId::random(), &addr("/ip4/10.0.0.9/tcp/5000"));
+    // A failed handshake gives its slot back, and so does a closed connection.
+    drop(pending);
+    let again = m.allow_inbound(&local(), &through(relay)).unwrap();
+    m.closed(first);
+    let _ = m
+        .established(
+            again,
+            ConnectionId::next(),
+            PeerId::random(),
+            Direction::Inbound,
+            &through(relay),
+        )
+        .unwrap();
+    let _ = open_inbound(&m, PeerId::random(), &through(relay));
+    assert!(m.allow_inbound(&local(), &through(relay)).is_err());
+    // Outbound circuits are not inbound slots.
+    let dialed = addr(&format!(
+        "/ip4/10.0.0.9/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{}",
+        PeerId::random()
+    ));
+    assert!(m.allow_dial(None, &dialed).is_ok());
+    // Without the limit, circuits are not counted at all.
+    let open = manager(ConnectionLimits::default());
+    for _ in 0..10 {
+        let _ = open_inbound(&open, PeerId::random(), &through(relay));
+    }
+}

@@ -332,6 +332,11 @@ const DEFAULT_HIGH_WATERMARK: usize = 192;
 const DEFAULT_MAX_INBOUND_PER_IP: usize = 16;
 /// Inbound handshakes one remote IP address (IPv6: one /64) may have in progress.
 const DEFAULT_MAX_PENDING_INBOUND_PER_IP: usize = 8;
+/// Inbound relayed connections one relay may bring, pending and established
+/// together: the relay stands in for the IP address its circuits hide, so it gets
+/// the per-IP cap (and a relay server's default of 16 circuits per peer fits). Never
+/// more than half the high watermark, so one relay cannot fill what trimming keeps.
+const DEFAULT_MAX_RELAYED_INBOUND_PER_RELAY: usize = DEFAULT_MAX_INBOUND_PER_IP;
 
 /// The connection manager settings that agree with `limits` by construction: the
 /// high watermark sits below the resource manager's hard connection limit (at most
@@ -339,8 +344,9 @@ const DEFAULT_MAX_PENDING_INBOUND_PER_IP: usize = 8;
 /// #1640 trap), the low watermark at 5/6 of the high one, and the pending-inbound
 /// limit equal to the resource manager's. Hard limits on established connections are
 /// left to the resource manager; the connection manager adds the per-IP caps
-/// (16 inbound, 8 pending, IPv6 grouped by /64; exactly 127.0.0.1 and ::1 exempt) and
-/// trimming, with a 20 s grace period.
+/// (16 inbound, 8 pending, IPv6 grouped by /64; exactly 127.0.0.1 and ::1 exempt),
+/// a cap of 16 inbound relayed connections per relay (which the per-IP caps cannot
+/// see; at most half the high watermark), and trimming, with a 20 s grace period.
 pub fn connection_manager_config_for(limits: &Limits) -> ConnectionManagerConfig {
     let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let system = &limits.system;
@@ -364,7 +370,10 @@ pub fn connection_manager_config_for(limits: &Limits) -> ConnectionManagerConfig
     let connmgr_limits = ConnectionLimits::default()
         .with_max_pending_inbound(pending)
         .with_max_inbound_per_ip(DEFAULT_MAX_INBOUND_PER_IP)
-        .with_max_pending_inbound_per_ip(DEFAULT_MAX_PENDING_INBOUND_PER_IP);
+        .with_max_pending_inbound_per_ip(DEFAULT_MAX_PENDING_INBOUND_PER_IP)
+        .with_max_relayed_inbound_per_relay(
+            DEFAULT_MAX_RELAYED_INBOUND_PER_RELAY.min(high / 2).max(1),
+        );
     ConnectionManagerConfig::default()
         .with_limits(connmgr_limits)
         .with_watermarks(low, high)
@@ -385,7 +394,7 @@ pub fn connection_manager_for(limits: &Limits) -> Result<ConnectionManager, Buil
 /// connections younger than 20 s; at most 128 inbound handshakes at once (the
 /// resource manager's pending limit; when full, the host evicts the least advanced
 /// handshake), 8 of them and 16 inbound connections per remote IP address (IPv6: per
-/// /64; exactly 127.0.0.1 and ::1 exempt).
+/// /64; exactly 127.0.0.1 and ::1 exempt), 16 inbound relayed connections per relay.
 pub fn default_policy() -> Result<Arc<dyn ConnectionPolicy>, BuildError> {
     Ok(Arc::new(default_connection_manager()?))
 }
@@ -437,6 +446,15 @@ mod tests {
                 config.limits.max_pending_inbound,
                 Some(s.pending_inbound.min(limits.transient.pending_inbound) as usize)
             );
+            // One relay's circuits never fill what trimming keeps.
+            let relayed = config
+                .limits
+                .max_relayed_inbound_per_relay
+                .expect("relayed inbound connections are capped");
+            assert!(
+                relayed >= 1 && (relayed <= w.high / 2 || w.high < 2),
+                "{relayed}"
+            );
             // The manager accepts what was derived.
             assert!(ConnectionManager::new(config).is_ok());
         }
@@ -446,6 +464,10 @@ mod tests {
         assert_eq!(
             (w.low, w.high),
             (DEFAULT_LOW_WATERMARK, DEFAULT_HIGH_WATERMARK)
+        );
+        assert_eq!(
+            roomy.limits.max_relayed_inbound_per_relay,
+            Some(DEFAULT_MAX_RELAYED_INBOUND_PER_RELAY)
         );
     }
 }

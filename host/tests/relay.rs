@@ -222,3 +222,180 @@ async fn the_listener_renews_its_reservation_before_it_expires() {
         h.shutdown().await;
     }
 }
+
+/// A connection manager that trims down to one connection above two, at once (no
+/// grace period): what a busy host's watermarks do, in small.
+fn tight_manager() -> weft_connmgr::ConnectionManager {
+    let config = weft_connmgr::ConnectionManagerConfig::default()
+        .with_watermarks(1, 2)
+        .with_grace_period(Duration::ZERO);
+    weft_connmgr::ConnectionManager::new(config).unwrap()
+}
+
+/// Waits until `done` holds (checked every 50 ms), or panics after `WAIT`.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: not within {WAIT:?}"));
+}
+
+#[tokio::test]
+async fn a_reservation_keeps_its_relay_connection_through_trimming() {
+    let relay_manager = tight_manager();
+    let r = Host::builder()
+        .relay_server(RelayConfig::default())
+        .connection_policy(std::sync::Arc::new(relay_manager.clone()))
+        .build()
+        .unwrap();
+    let r_addr = r.listen(&tcp()).await.unwrap()[0]
+        .clone()
+        .with(Protocol::P2p(r.peer_id()));
+    let manager = tight_manager();
+    let a = Host::builder()
+        .connection_policy(std::sync::Arc::new(manager.clone()))
+        .build()
+        .unwrap();
+    a.set_handler(ECHO, |mut s| async move {
+        let mut buf = Vec::new();
+        if s.read_to_end(&mut buf).await.is_ok() {
+            let _ = s.write_all(&buf).await;
+            let _ = s.close().await;
+        }
+    });
+    let circuit = r_addr.clone().with(Protocol::P2pCircuit);
+    tokio::time::timeout(WAIT, a.listen(&circuit))
+        .await
+        .unwrap()
+        .unwrap();
+    let tag = weft_host::relay::RESERVATION_TAG;
+    assert!(manager.is_protected(&r.peer_id(), Some(tag)));
+    // The relay tags the peers it holds reservations for.
+    wait_for("the relay tags its reserved peer", || {
+        relay_manager.tag_value(&a.peer_id(), tag) == Some(weft_host::relay::RESERVATION_TAG_VALUE)
+    })
+    .await;
+    let relay_conn = a.connections_to(&r.peer_id());
+    assert_eq!(relay_conn.len(), 1);
+    let relay_conn = relay_conn[0].id;
+
+    // Four more connections, each newer than the relay's (the oldest closes first
+    // among equals): every one takes A over its high watermark of 2.
+    let mut others = Vec::new();
+    for _ in 0..4 {
+        let other = Host::builder().build().unwrap();
+        let addr = other.listen(&tcp()).await.unwrap()[0]
+            .clone()
+            .with(Protocol::P2p(other.peer_id()));
+        tokio::time::timeout(WAIT, a.dial(&addr))
+            .await
+            .unwrap()
+            .unwrap();
+        others.push(other);
+    }
+    wait_for("A trims down to its low watermark", || {
+        a.connections().len() <= 1
+    })
+    .await;
+    assert_eq!(
+        a.connections().iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![relay_conn],
+        "trimming kept exactly the relay's connection"
+    );
+
+    // The reservation is still there: a dialer reaches A through the relay.
+    let b = Host::builder().build().unwrap();
+    let through = circuit.clone().with(Protocol::P2p(a.peer_id()));
+    let info = tokio::time::timeout(WAIT, b.dial(&through))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(info.is_relayed());
+    assert_eq!(echo(&b, a.peer_id(), b"kept").await.unwrap(), b"kept");
+
+    // Without the listener, the relay is no longer protected.
+    assert!(a.close_listener(&circuit));
+    wait_for("the relay's protection ends with the listener", || {
+        !manager.is_protected(&r.peer_id(), Some(tag))
+    })
+    .await;
+    for h in others.iter().chain([&a, &b, &r]) {
+        h.shutdown().await;
+    }
+}
+
+/// No hole punching (when built in): a relayed connection stays relayed.
+fn without_punching(builder: weft_host::HostBuilder) -> weft_host::HostBuilder {
+    #[cfg(feature = "dcutr")]
+    let builder = builder.hole_punching_enabled(false);
+    builder
+}
+
+#[tokio::test]
+async fn one_relay_brings_at_most_its_cap_of_inbound_circuits() {
+    // The relay would carry more circuits to A than A's cap: only A's own
+    // connection manager (its shipped default) stands in the way.
+    let cap = weft_host::connection_manager_config_for(&weft_host::Limits::auto())
+        .limits
+        .max_relayed_inbound_per_relay
+        .expect("the default caps relayed inbound connections per relay");
+    let (r, r_addr) = relay(RelayConfig::default().with_max_circuits_per_peer(4 * cap)).await;
+    let a = without_punching(Host::builder()).build().unwrap();
+    let a_direct = a.listen(&tcp()).await.unwrap()[0]
+        .clone()
+        .with(Protocol::P2p(a.peer_id()));
+    let circuit = r_addr.clone().with(Protocol::P2pCircuit);
+    tokio::time::timeout(WAIT, a.listen(&circuit))
+        .await
+        .unwrap()
+        .unwrap();
+    let through = circuit.with(Protocol::P2p(a.peer_id()));
+
+    // One dialer per circuit, each its own peer, all at once.
+    let dialers: Vec<Host> = (0..cap + 4)
+        .map(|_| without_punching(Host::builder()).build().unwrap())
+        .collect();
+    let dials = dialers.iter().map(|d| {
+        let through = through.clone();
+        async move { tokio::time::timeout(WAIT, d.dial(&through)).await }
+    });
+    let results = futures::future::join_all(dials).await;
+    let relayed = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Ok(info)) if info.is_relayed()))
+        .count();
+    assert_eq!(
+        relayed, cap,
+        "inbound circuits through one relay got in beyond (or short of) the cap: {results:?}"
+    );
+    // A registers each connection once its side of the upgrade ends, a little
+    // after the dialer's.
+    let relayed_at_a = || a.connections().iter().filter(|c| c.is_relayed()).count();
+    wait_for("A holds its cap of relayed connections", || {
+        relayed_at_a() == cap
+    })
+    .await;
+
+    // A direct inbound connection still gets in, and so does nobody else's circuit.
+    let direct = Host::builder().build().unwrap();
+    let info = tokio::time::timeout(WAIT, direct.dial(&a_direct))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!info.is_relayed());
+    let late = without_punching(Host::builder()).build().unwrap();
+    assert!(
+        !matches!(
+            tokio::time::timeout(WAIT, late.dial(&through)).await,
+            Ok(Ok(_))
+        ),
+        "a circuit beyond the cap got in"
+    );
+    assert_eq!(relayed_at_a(), cap);
+    for h in dialers.iter().chain([&a, &direct, &late, &r]) {
+        h.shutdown().await;
+    }
+}

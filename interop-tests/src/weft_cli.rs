@@ -27,12 +27,24 @@ pub struct WeftListen {
     pub listen: Vec<String>,
     /// Run it under `prlimit --nofile=N:N`, so it may open at most `N` files.
     pub nofile: Option<u64>,
+    /// Run `weft relay` (a circuit relay v2 server with the shipped limits)
+    /// instead of `weft listen`.
+    pub relay: bool,
 }
 
 impl WeftListen {
     /// `weft listen` with the shipped defaults.
     pub fn defaults() -> Self {
         Self::default()
+    }
+
+    /// `weft relay` with the shipped defaults: `listen`, and a circuit relay v2
+    /// server.
+    pub fn relay() -> Self {
+        Self {
+            relay: true,
+            ..Self::default()
+        }
     }
 
     /// Adds an argument after `listen`.
@@ -66,7 +78,7 @@ impl WeftListen {
             }
             None => weft,
         };
-        args.push("listen".into());
+        args.push(if self.relay { "relay" } else { "listen" }.into());
         if self.listen.is_empty() {
             args.extend(["--ip", "127.0.0.1", "--port", "0"].map(OsString::from));
         }
@@ -74,7 +86,12 @@ impl WeftListen {
             args.extend(["--listen", addr].map(OsString::from));
         }
         args.extend(self.args.iter().map(OsString::from));
-        ListeningPeer::spawn_program("weft listen", &program, args).await
+        let label = if self.relay {
+            "weft relay"
+        } else {
+            "weft listen"
+        };
+        ListeningPeer::spawn_program(label, &program, args).await
     }
 }
 

@@ -40,8 +40,8 @@ pub use config::RelayConfig;
 pub use error::{ClientError, HopError, Step};
 pub use proto::{Limit, Status};
 pub use server::{HopOutcome, HopSource, Relay, StopOpener};
-pub use splice::{splice, SpliceEnd, SpliceReport};
-pub use table::{CircuitSlot, Refusal, ReservationTable};
+pub use splice::{splice, splice_until, SpliceEnd, SpliceReport};
+pub use table::{CircuitId, CircuitSlot, Granted, Refusal, ReservationTable};
 
 /// The protocol id of the hop protocol (client <-> relay).
 pub const HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";

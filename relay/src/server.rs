@@ -6,11 +6,13 @@ use crate::codec::{read_message, write_message, CodecError};
 use crate::config::RelayConfig;
 use crate::error::{HopError, Step};
 use crate::proto::{HopMessage, HopType, Limit, Peer, Reservation, Status, StopMessage, StopType};
-use crate::splice::{splice, SpliceReport};
-use crate::table::{CircuitSlot, ReservationTable};
+use crate::splice::{splice_until, SpliceReport};
+use crate::table::{CircuitId, CircuitSlot, ReservationTable};
+use futures::channel::oneshot;
 use futures::io::AsyncWriteExt;
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::{Multiaddr, Protocol};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,8 +34,10 @@ pub trait StopOpener: Send + Sync {
 pub struct HopSource {
     /// The peer.
     pub peer: PeerId,
-    /// The IP address of the connection, if it has one (reservations are counted
-    /// per IP).
+    /// The IP address of the connection, if it has one: reservations are counted
+    /// per IP, and a full table shares its slots out by IP. Give an IPv6 address
+    /// masked to the prefix one subscriber gets (weft-host: its /64), or one
+    /// attacker counts as many.
     pub ip: Option<IpAddr>,
     /// Whether the connection is itself relayed: such requests are refused.
     pub relayed: bool,
@@ -54,6 +58,9 @@ pub enum HopOutcome {
         peer: PeerId,
         /// Its end.
         expire: u64,
+        /// The peer whose reservation was taken to make room (a full table gives a
+        /// newcomer the newest slot of the address holding the most), if any.
+        evicted: Option<PeerId>,
     },
     /// A circuit was relayed and has ended.
     Relayed {
@@ -74,6 +81,8 @@ pub struct Relay {
     keypair: Keypair,
     config: RelayConfig,
     table: Arc<Mutex<ReservationTable>>,
+    /// How to end each open circuit early (when the table evicts it).
+    stops: Arc<Mutex<HashMap<CircuitId, oneshot::Sender<()>>>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -85,21 +94,23 @@ impl std::fmt::Debug for Relay {
     }
 }
 
-/// A circuit's slot in the table, given back on drop.
+/// A circuit's slot in the table (and its stop signal), given back on drop.
 struct SlotGuard {
     table: Arc<Mutex<ReservationTable>>,
+    stops: Arc<Mutex<HashMap<CircuitId, oneshot::Sender<()>>>>,
     slot: Option<CircuitSlot>,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
+            lock(&self.stops).remove(&slot.id);
             lock(&self.table).close_circuit(slot);
         }
     }
 }
 
-fn lock(table: &Mutex<ReservationTable>) -> MutexGuard<'_, ReservationTable> {
+fn lock<T>(table: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every table operation completes its counters before anything can panic.
     table.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -125,6 +136,7 @@ impl Relay {
     pub fn new(keypair: Keypair, config: RelayConfig) -> Self {
         Relay {
             table: Arc::new(Mutex::new(ReservationTable::new(&config))),
+            stops: Arc::default(),
             keypair,
             config,
         }
@@ -244,11 +256,22 @@ impl Relay {
                 )
                 .await;
         }
-        let granted = lock(&self.table).reserve(peer, source.ip, Instant::now());
-        if let Err(refusal) = granted {
-            return self
-                .refuse(&mut stream, refusal.status(), refusal.to_string())
-                .await;
+        let now = Instant::now();
+        let granted = {
+            let mut table = lock(&self.table);
+            let renewal = table.has_reservation(&peer, now);
+            table.reserve(peer, source.ip, now).map(|g| (g, renewal))
+        };
+        let (granted, renewal) = match granted {
+            Ok(g) => g,
+            Err(refusal) => {
+                return self
+                    .refuse(&mut stream, refusal.status(), refusal.to_string())
+                    .await
+            }
+        };
+        if let Some(evicted) = granted.evicted {
+            info!(%peer, %evicted, "reservation taken from a peer of the address holding the most");
         }
         let expire = (unix_now() + self.config.reservation_duration).as_secs();
         let relay_id = self.keypair.public().to_peer_id();
@@ -280,13 +303,19 @@ impl Relay {
             .step(Step::HopAnswer, write_message(&mut stream, &answer))
             .await;
         if let Err(e) = written {
-            // The peer did not hear of it: the slot is not held for it.
-            lock(&self.table).remove(&peer);
+            // The peer did not hear of a new one: the slot is not held for it.
+            if !renewal {
+                lock(&self.table).remove(&peer);
+            }
             return Err(e);
         }
         let _ = stream.close().await;
-        info!(%peer, expire, "reservation granted");
-        Ok(HopOutcome::Reserved { peer, expire })
+        info!(%peer, expire, renewal, "reservation granted");
+        Ok(HopOutcome::Reserved {
+            peer,
+            expire,
+            evicted: granted.evicted,
+        })
     }
 
     async fn connect(
@@ -319,12 +348,26 @@ impl Relay {
                 )
                 .await;
         };
-        let opened = lock(&self.table).open_circuit(src, dst, Instant::now());
-        let _slot = match opened {
-            Ok(slot) => SlotGuard {
-                table: self.table.clone(),
-                slot: Some(slot),
-            },
+        let opened = lock(&self.table).open_circuit_from(src, source.ip, dst, Instant::now());
+        let (_slot, stopped) = match opened {
+            Ok(slot) => {
+                let (stop, stopped) = oneshot::channel();
+                let mut stops = lock(&self.stops);
+                if let Some(evicted) = slot.evicted {
+                    debug!(%src, %dst, "a circuit of the address holding the most ends to make room");
+                    if let Some(stop) = stops.remove(&evicted) {
+                        let _ = stop.send(());
+                    }
+                }
+                stops.insert(slot.id, stop);
+                drop(stops);
+                let guard = SlotGuard {
+                    table: self.table.clone(),
+                    stops: self.stops.clone(),
+                    slot: Some(slot),
+                };
+                (guard, stopped)
+            }
             Err(refusal) => {
                 return self
                     .refuse(&mut stream, refusal.status(), refusal.to_string())
@@ -407,12 +450,18 @@ impl Relay {
         )
         .await?;
         info!(%src, %dst, "relaying a circuit");
-        let report = splice(
+        let report = splice_until(
             &mut *stream,
             &mut *stop,
             buffer,
             self.config.max_circuit_bytes,
             self.config.max_circuit_duration,
+            async {
+                // A dropped sender (never: the guard outlives the splice) is no stop.
+                if stopped.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            },
         )
         .await
         .map_err(HopError::Splice)?;

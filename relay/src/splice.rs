@@ -3,7 +3,8 @@
 //!
 //! A half-close travels across (EOF on one side closes the other side's write); the
 //! circuit ends when both directions have. Going over the data limit in either
-//! direction, or over the duration, resets both streams, as the spec asks.
+//! direction, or over the duration, resets both streams, as the spec asks; so does
+//! a stop signal ([`splice_until`]: the relay evicted the circuit).
 
 use futures::io::{AsyncRead, AsyncWrite};
 use std::future::{poll_fn, Future};
@@ -22,6 +23,9 @@ pub enum SpliceEnd {
     DataLimit,
     /// The duration limit passed; both streams were reset.
     DurationLimit,
+    /// The relay stopped the circuit (evicted it to make room); both streams were
+    /// reset.
+    Stopped,
 }
 
 /// The bytes each direction carried, and how the circuit ended.
@@ -152,6 +156,36 @@ where
     A: MuxedStream + ?Sized,
     B: MuxedStream + ?Sized,
 {
+    splice_until(
+        a,
+        b,
+        buffer,
+        data_limit,
+        duration_limit,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// [`splice`], also ended (both streams reset, [`SpliceEnd::Stopped`]) when `stop`
+/// completes.
+///
+/// # Errors
+///
+/// An I/O error of either stream; both are reset then too.
+pub async fn splice_until<A, B>(
+    a: &mut A,
+    b: &mut B,
+    buffer: usize,
+    data_limit: Option<u64>,
+    duration_limit: Option<Duration>,
+    stop: impl Future<Output = ()>,
+) -> io::Result<SpliceReport>
+where
+    A: MuxedStream + ?Sized,
+    B: MuxedStream + ?Sized,
+{
+    let mut stop = std::pin::pin!(stop);
     let mut forward = Direction::new(buffer, data_limit);
     let mut backward = Direction::new(buffer, data_limit);
     let mut forward_done = false;
@@ -166,6 +200,9 @@ where
     let outcome = poll_fn(|cx| {
         if deadline.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(SpliceEnd::DurationLimit));
+        }
+        if stop.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(SpliceEnd::Stopped));
         }
         if !forward_done {
             match forward.poll_copy(cx, Pin::new(&mut *a), Pin::new(&mut *b)) {
@@ -264,6 +301,29 @@ mod tests {
         assert!(rest.is_empty());
         let mut buf = [0u8; 1];
         assert!(a_user.read(&mut buf).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stop_signal_resets_both_sides() {
+        let (mut a_user, mut a_relay) = stream_pair().await;
+        let (mut b_relay, mut b_user) = stream_pair().await;
+        let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+        let relay = tokio::spawn(async move {
+            splice_until(&mut *a_relay, &mut *b_relay, 64, None, None, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        a_user.write_all(b"before").await.unwrap();
+        let mut got = [0u8; 6];
+        b_user.read_exact(&mut got).await.unwrap();
+        stop.send(()).unwrap();
+        let report = relay.await.unwrap().unwrap();
+        assert_eq!(report.end, SpliceEnd::Stopped);
+        assert_eq!(report.a_to_b, 6);
+        let mut buf = [0u8; 1];
+        assert!(a_user.read(&mut buf).await.is_err());
+        assert!(b_user.read(&mut buf).await.is_err());
     }
 
     #[tokio::test]

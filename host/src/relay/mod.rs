@@ -10,6 +10,9 @@
 //! - The server (opt-in, [`HostBuilder::relay_server`]): the hop handler, serving
 //!   reservations and circuits within a [`RelayConfig`], each circuit's copy buffers
 //!   charged to the initiator's connection scope.
+//! - Trimming: a client protects its relay's connection in the connection policy
+//!   while its reservation lives, and a server tags the peers it holds reservations
+//!   for ([`RESERVATION_TAG`]).
 //!
 //! A relayed connection's addresses contain `/p2p-circuit`:
 //! [`ConnectionInfo::is_relayed`](crate::ConnectionInfo::is_relayed) tells it.
@@ -25,6 +28,16 @@ use std::sync::Arc;
 use weft_upgrader::MuxedStream;
 
 pub use weft_relay::{Limit, RelayConfig, ReservationInfo, Status, HOP_PROTOCOL, STOP_PROTOCOL};
+
+/// The connection manager tag of reservations: a client protects its relay under it
+/// while it holds a reservation there (trimming never closes that connection, so
+/// the reservation and the relayed address live on), and a relay server tags the
+/// peers it holds reservations for with [`RESERVATION_TAG_VALUE`] (trimming closes
+/// them after untagged peers), as go-libp2p does.
+pub const RESERVATION_TAG: &str = "relay-reservation";
+
+/// The tag value a relay server gives a peer holding a reservation.
+pub const RESERVATION_TAG_VALUE: i64 = 10;
 
 /// What the builder was asked for.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
-//! The relay server in the host: the hop handler, the stop streams it opens, and
-//! reservations dropped when their peer disconnects.
+//! The relay server in the host: the hop handler, the stop streams it opens,
+//! reservations dropped when their peer disconnects, and the connection manager tag
+//! of the peers holding one.
 
-use super::is_relayed;
+use super::{is_relayed, RESERVATION_TAG, RESERVATION_TAG_VALUE};
 use crate::admission;
 use crate::events::Event;
 use crate::handlers::{Handler, HandlerOptions};
@@ -11,7 +12,9 @@ use libp2p_identity::PeerId;
 use std::sync::{Arc, Weak};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
-use weft_relay::{HopSource, Relay, RelayConfig, StopOpener, HOP_PROTOCOL, STOP_PROTOCOL};
+use weft_relay::{
+    HopOutcome, HopSource, Relay, RelayConfig, StopOpener, HOP_PROTOCOL, STOP_PROTOCOL,
+};
 use weft_upgrader::BoxedStream;
 
 /// Registers the hop handler and the task that forgets the reservations of peers
@@ -55,7 +58,10 @@ async fn serve(weak: Weak<Inner>, relay: Arc<Relay>, stream: Stream) {
     };
     let source = HopSource {
         peer: stream.peer(),
-        ip: crate::dial::classify::leading_ip(&conn.remote_addr),
+        // IPv6 by its /64, as the connection manager counts it: one subscriber's
+        // addresses are one address for the relay's per-IP caps and fair shares.
+        ip: crate::dial::classify::leading_ip(&conn.remote_addr)
+            .map(|ip| weft_connmgr::ip_group(ip, weft_connmgr::DEFAULT_IPV6_PREFIX_LEN)),
         relayed: is_relayed(&conn.remote_addr),
         relay_addrs: inner
             .listen_addrs()
@@ -65,9 +71,24 @@ async fn serve(weak: Weak<Inner>, relay: Arc<Relay>, stream: Stream) {
         budget: admission::budget(&conn.scope),
     };
     drop((inner, conn));
-    let opener = HostStopOpener { inner: weak };
+    let opener = HostStopOpener {
+        inner: weak.clone(),
+    };
     match relay.serve_hop(Box::new(stream), source, &opener).await {
-        Ok(outcome) => debug!(?outcome, "hop stream served"),
+        Ok(outcome) => {
+            debug!(?outcome, "hop stream served");
+            if let HopOutcome::Reserved { peer, evicted, .. } = outcome {
+                let Some(inner) = weak.upgrade() else { return };
+                // Tags go with the peer's last connection; an evicted peer loses it
+                // at once.
+                inner
+                    .policy
+                    .tag_peer(peer, RESERVATION_TAG, RESERVATION_TAG_VALUE);
+                if let Some(evicted) = evicted {
+                    inner.policy.untag_peer(&evicted, RESERVATION_TAG);
+                }
+            }
+        }
         Err(e) => debug!(error = %e, "hop stream ended with an error"),
     }
 }

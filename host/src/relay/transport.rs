@@ -5,7 +5,7 @@
 //! itself once built ([`install`]), through which it dials relays and opens hop
 //! streams.
 
-use super::is_relayed;
+use super::{is_relayed, RESERVATION_TAG};
 use crate::conn::ConnState;
 use crate::dial::DialOpts;
 use crate::events::Event;
@@ -225,6 +225,9 @@ impl Transport for RelayTransport {
             }
         };
         info!(%relay, expire = info.expire, "reserved a relay slot");
+        // While the reservation lives, trimming must not close the connection it
+        // needs (the relay drops a reservation with its peer's connection).
+        inner.policy.protect(relay, RESERVATION_TAG);
         let mut addrs = info.circuit_addrs();
         if addrs.is_empty() {
             addrs.push(addr.clone());
@@ -271,7 +274,9 @@ struct KeepReserved {
 
 /// Renews the reservation before it expires (and at least every half idle timeout,
 /// so neither side closes the connection as idle), at once when the connection to
-/// the relay dropped, until the listener is dropped or the host shuts down.
+/// the relay dropped, until the listener is dropped or the host shuts down. The
+/// relay stays protected from trimming while the reservation lives: from each
+/// renewal to its expiry, and never after the listener ends.
 async fn keep_reserved(task: KeepReserved) {
     let KeepReserved {
         inner: weak,
@@ -308,16 +313,31 @@ async fn keep_reserved(task: KeepReserved) {
             Ok(info) => {
                 debug!(%relay, expire = info.expire, "relay reservation renewed");
                 expire = info.expire;
+                inner.policy.protect(relay, RESERVATION_TAG);
                 renewal_delay(expire, idle)
             }
             Err(e) => {
                 warn!(%relay, error = %e, "renewing the relay reservation failed; retrying");
+                if expired(expire) {
+                    inner.policy.unprotect(&relay, RESERVATION_TAG);
+                }
                 RETRY_DELAY
             }
         };
         next = tokio::time::Instant::now() + delay;
     }
+    if let Some(inner) = weak.upgrade() {
+        inner.policy.unprotect(&relay, RESERVATION_TAG);
+    }
     remove_listener(&shared, relay, &sender);
+}
+
+/// Whether a reservation ending at `expire` (UNIX seconds) has ended.
+fn expired(expire: u64) -> bool {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_secs() >= expire
 }
 
 /// When to renew: [`weft_relay::renewal_delay`], and at least every half idle
