@@ -619,14 +619,7 @@ fn wrap(
         // A listener advertised the minimum (see `Windows::listener_transport_config`).
         connection.set_receive_window(quinn::VarInt::from_u32(windows.connection));
     }
-    let connection = into_connection(
-        connection,
-        role,
-        (windows.connection, windows.reservation),
-        config,
-        key,
-        progress,
-    );
+    let connection = into_connection(connection, role, windows, config, key, progress);
     Established {
         connection,
         local_addr,
