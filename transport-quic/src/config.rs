@@ -1,6 +1,7 @@
 //! Settings of the QUIC endpoints and connections.
 
 use std::time::Duration;
+pub use weft_security_tls::DEFAULT_CERTIFICATE_LIFETIME;
 
 /// The default limit on a QUIC handshake (one round trip plus certificate checks).
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,6 +82,11 @@ pub struct Config {
     pub max_pending_inbound: usize,
     /// Whether path MTU discovery probes for packets above [`INITIAL_MTU`] (default on).
     pub mtu_discovery: bool,
+    /// How long one generated TLS certificate is presented before a fresh one of the
+    /// same identity replaces it, inside the long-lived TLS configuration (default
+    /// [`DEFAULT_CERTIFICATE_LIFETIME`], 60 s; `Duration::ZERO`: a fresh one per
+    /// handshake). Sessions resume across rotations.
+    pub certificate_rotation: Duration,
 }
 
 impl Default for Config {
@@ -98,6 +104,7 @@ impl Default for Config {
             socket_buffer: DEFAULT_SOCKET_BUFFER,
             max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
             mtu_discovery: true,
+            certificate_rotation: DEFAULT_CERTIFICATE_LIFETIME,
         }
     }
 }
@@ -179,6 +186,12 @@ impl Config {
     /// Turns path MTU discovery on or off.
     pub fn with_mtu_discovery(mut self, on: bool) -> Self {
         self.mtu_discovery = on;
+        self
+    }
+
+    /// Sets how long one TLS certificate is presented before it is rotated.
+    pub fn with_certificate_rotation(mut self, interval: Duration) -> Self {
+        self.certificate_rotation = interval;
         self
     }
 }

@@ -20,6 +20,8 @@
 //!   answered on a resumed session; early streams only when asked for
 //!   (`open_early_stream`), and reported to the listener (`MuxedStream::is_early`).
 //!   See the README on what a resumed connection proves and what 0-RTT is not.
+//! - One long-lived TLS configuration per identity, its certificate rotated inside it
+//!   ([`Config::certificate_rotation`], [`QuicEndpoints::rotate_certificate`]).
 //! - [`Config`]: handshake timeout, idle timeout and keep-alive (a dead peer is
 //!   reported within about 6 s), windows, stream limit, socket buffers, MTU discovery.
 //! - [`multiaddr_to_socket`] / [`socket_to_multiaddr`] for `/ip4|ip6/../udp/../quic-v1`.
@@ -38,10 +40,10 @@ mod window;
 
 pub use addr::{multiaddr_to_socket, socket_to_multiaddr};
 pub use config::{
-    Config, DEFAULT_CONNECTION_WINDOW, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_CONNECTION_WINDOW, DEFAULT_MAX_PENDING_INBOUND,
-    DEFAULT_MAX_SEND_WINDOW, DEFAULT_MAX_STREAMS, DEFAULT_SEND_WINDOW, DEFAULT_SOCKET_BUFFER,
-    DEFAULT_STREAM_WINDOW, INITIAL_MTU, MIN_WINDOW,
+    Config, DEFAULT_CERTIFICATE_LIFETIME, DEFAULT_CONNECTION_WINDOW, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_CONNECTION_WINDOW,
+    DEFAULT_MAX_PENDING_INBOUND, DEFAULT_MAX_SEND_WINDOW, DEFAULT_MAX_STREAMS, DEFAULT_SEND_WINDOW,
+    DEFAULT_SOCKET_BUFFER, DEFAULT_STREAM_WINDOW, INITIAL_MTU, MIN_WINDOW,
 };
 pub use connection::{QuicMuxed, MUXER_PROTOCOL, SECURITY_PROTOCOL};
 pub use endpoint::{Established, Inbound, QuicEndpoints, QuicListener};
