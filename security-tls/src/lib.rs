@@ -18,7 +18,8 @@
 //! For transports with TLS built in (QUIC), [`SharedTlsConfigs`] holds a rustls client
 //! and server configuration per identity with the same checks, the expected peer
 //! carried in the server name of each dial ([`SharedTlsConfigs::dial_name`]), and
-//! TLS 1.3 session tickets kept per remote peer id for resumption (0-RTT in QUIC).
+//! TLS 1.3 session tickets kept per remote peer id for resumption (0-RTT in QUIC);
+//! its certificate rotates inside the configurations ([`RotatingCertificate`]).
 //!
 //! Failures are [`weft_upgrader::SecurityError`]s; the detailed cause is a boxed
 //! [`TlsError`] inside `Authentication` or `Protocol`.
@@ -31,6 +32,7 @@ pub mod certificate;
 mod config;
 mod error;
 mod provider;
+mod rotation;
 mod sessions;
 mod shared;
 mod signed_key;
@@ -43,6 +45,7 @@ pub use certificate::{generate_certificate, GeneratedCertificate, Libp2pCertific
 pub use config::{TlsConfig, DEFAULT_CERTIFICATE_LIFETIME, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use error::TlsError;
 pub use provider::default_crypto_provider;
+pub use rotation::RotatingCertificate;
 /// The rustls this crate is built on, for building a
 /// [`CryptoProvider`](rustls::crypto::CryptoProvider) of the same version.
 pub use rustls;

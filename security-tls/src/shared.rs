@@ -15,13 +15,19 @@
 //! single-use tickets are the anti-replay within one process. The client allows
 //! early data too; whether any is sent is up to the transport.
 //!
-//! The certificate is generated once per configuration pair: the spec allows its
-//! reuse, and it saves a key generation and two signatures per connection.
+//! The certificate is reused across connections (the spec allows it, and it saves a
+//! key generation and two signatures per connection) and rotated inside the
+//! configurations: both resolve it through one [`RotatingCertificate`], which swaps
+//! in a fresh certificate of the same identity every rotation interval
+//! ([`DEFAULT_CERTIFICATE_LIFETIME`] by default) without a new configuration, so
+//! sessions resume across rotations.
 
 use crate::alpn::LIBP2P_ALPN;
-use crate::certificate::{generate_certificate, Libp2pCertificate};
+use crate::certificate::Libp2pCertificate;
+use crate::config::DEFAULT_CERTIFICATE_LIFETIME;
 use crate::error::TlsError;
 use crate::provider::default_crypto_provider;
+use crate::rotation::RotatingCertificate;
 use crate::sessions::{server_name, DialName, PeerSessions, VerifiedClients, ANY_PEER};
 use crate::verifier::Libp2pCertVerifier;
 use libp2p_identity::{Keypair, PeerId, PublicKey};
@@ -29,9 +35,9 @@ use rustls::client::{Resumption, Tls12Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use rustls::server::ServerSessionMemoryCache;
-use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, ServerConfig};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The server name of a dial that expects no particular peer.
 pub const ANY_PEER_SERVER_NAME: &str = ANY_PEER;
@@ -61,10 +67,12 @@ pub struct SharedTlsConfigs {
     pub server: Arc<ServerConfig>,
     sessions: Arc<PeerSessions>,
     clients: Arc<VerifiedClients>,
+    certificate: Arc<RotatingCertificate>,
 }
 
 impl SharedTlsConfigs {
-    /// Generates a certificate for `identity` and builds both configurations around it.
+    /// Generates a certificate for `identity` and builds both configurations around it;
+    /// the certificate rotates every [`DEFAULT_CERTIFICATE_LIFETIME`].
     ///
     /// # Errors
     ///
@@ -88,12 +96,26 @@ impl SharedTlsConfigs {
         identity: &Keypair,
         provider: Arc<CryptoProvider>,
     ) -> Result<Self, TlsError> {
-        let generated = generate_certificate(identity)?;
-        let key = provider
-            .key_provider
-            .load_private_key(generated.private_key)
-            .map_err(|e| TlsError::CertificateGeneration(e.to_string()))?;
-        let certified = Arc::new(CertifiedKey::new(vec![generated.certificate], key));
+        Self::with_rotation(identity, provider, DEFAULT_CERTIFICATE_LIFETIME)
+    }
+
+    /// As [`SharedTlsConfigs::with_crypto_provider`], with the certificate rotated
+    /// every `interval` (`Duration::ZERO`: a fresh certificate for every handshake)
+    /// in place of [`DEFAULT_CERTIFICATE_LIFETIME`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedTlsConfigs::with_crypto_provider`].
+    pub fn with_rotation(
+        identity: &Keypair,
+        provider: Arc<CryptoProvider>,
+        interval: Duration,
+    ) -> Result<Self, TlsError> {
+        let certificate = Arc::new(RotatingCertificate::new(
+            identity,
+            provider.clone(),
+            interval,
+        )?);
         let algorithms = provider.signature_verification_algorithms;
         let sessions = Arc::new(PeerSessions::default());
         let clients = Arc::new(VerifiedClients::default());
@@ -106,7 +128,7 @@ impl SharedTlsConfigs {
                 algorithms,
                 sessions.clone(),
             )))
-            .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified.clone())));
+            .with_client_cert_resolver(certificate.clone());
         client.enable_sni = false;
         client.alpn_protocols = vec![LIBP2P_ALPN.to_vec()];
         client.resumption =
@@ -120,7 +142,7 @@ impl SharedTlsConfigs {
                 algorithms,
                 clients.clone(),
             )))
-            .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+            .with_cert_resolver(certificate.clone());
         server.alpn_protocols = vec![LIBP2P_ALPN.to_vec()];
         server.send_tls13_tickets = TICKETS_PER_HANDSHAKE;
         server.session_storage = ServerSessionMemoryCache::new(MAX_SERVER_SESSIONS);
@@ -131,7 +153,15 @@ impl SharedTlsConfigs {
             server: Arc::new(server),
             sessions,
             clients,
+            certificate,
         })
+    }
+
+    /// The certificate both configurations present: [`RotatingCertificate::rotate`]
+    /// replaces it at once, [`RotatingCertificate::certificate`] shows the current
+    /// one.
+    pub fn certificate(&self) -> &RotatingCertificate {
+        &self.certificate
     }
 
     /// The server name of a new dial expecting `expected` (none: any peer, and no
@@ -225,7 +255,7 @@ mod tests {
     #[test]
     fn the_peer_key_comes_from_a_single_certificate() {
         let key = Keypair::generate_ed25519();
-        let generated = generate_certificate(&key).expect("generates");
+        let generated = crate::certificate::generate_certificate(&key).expect("generates");
         let chain = vec![generated.certificate];
         assert_eq!(peer_public_key(&chain).unwrap(), key.public());
         assert!(matches!(peer_public_key(&[]), Err(TlsError::NoCertificate)));

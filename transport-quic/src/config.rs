@@ -1,6 +1,7 @@
 //! Settings of the QUIC endpoints and connections.
 
 use std::time::Duration;
+pub use weft_security_tls::DEFAULT_CERTIFICATE_LIFETIME;
 
 /// The default limit on a QUIC handshake (one round trip plus certificate checks).
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,12 +22,15 @@ pub const DEFAULT_MAX_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// connection window). quinn fixes it for a connection's life, so it is as large as
 /// the connection window may grow: the connection window is what bounds a stream.
 pub const DEFAULT_STREAM_WINDOW: u32 = DEFAULT_MAX_CONNECTION_WINDOW;
-/// The default send window: the most data we buffer unacknowledged across a
-/// connection's streams (4 MiB at 60 ms: ~65 MiB/s one way). Not tuned: a peer that
-/// grants credit and then stalls (an echo it never reads) makes us hold this much, on
-/// every connection it opens (8 MiB let four such peers take the listener past its
-/// 64 MiB hostile-peer bound).
-pub const DEFAULT_SEND_WINDOW: u32 = 4 * 1024 * 1024;
+/// The default starting send window: the most data the application may have written
+/// on a connection that the peer has not acknowledged yet, across its streams, before
+/// the path showed that it carries more. Reserved from the connection's budget at
+/// dial/accept; it grows as the path carries data (about twice quinn's congestion
+/// window, see the README) and shrinks back when it no longer does.
+pub const DEFAULT_SEND_WINDOW: u32 = 1024 * 1024;
+/// The default most the send window grows to (one connection at 60 ms RTT:
+/// 32 MiB / 60 ms = 530 MiB/s, as much as a weft peer's receive window allows).
+pub const DEFAULT_MAX_SEND_WINDOW: u32 = 32 * 1024 * 1024;
 /// The window a connection keeps when its budget denies everything above it.
 pub const MIN_WINDOW: u32 = 256 * 1024;
 /// The default limit on concurrent bidirectional streams the peer may open.
@@ -58,8 +62,11 @@ pub struct Config {
     /// The most the connection receive window grows to as the application reads
     /// (default [`DEFAULT_MAX_CONNECTION_WINDOW`]).
     pub max_connection_window: u32,
-    /// The send window (default [`DEFAULT_SEND_WINDOW`]).
+    /// The starting send window asked of the budget (default [`DEFAULT_SEND_WINDOW`]).
     pub send_window: u32,
+    /// The most the send window grows to as the path carries data (default
+    /// [`DEFAULT_MAX_SEND_WINDOW`]).
+    pub max_send_window: u32,
     /// The stream receive window (default [`DEFAULT_STREAM_WINDOW`]); the connection
     /// window bounds all streams together.
     pub stream_window: u32,
@@ -75,6 +82,11 @@ pub struct Config {
     pub max_pending_inbound: usize,
     /// Whether path MTU discovery probes for packets above [`INITIAL_MTU`] (default on).
     pub mtu_discovery: bool,
+    /// How long one generated TLS certificate is presented before a fresh one of the
+    /// same identity replaces it, inside the long-lived TLS configuration (default
+    /// [`DEFAULT_CERTIFICATE_LIFETIME`], 60 s; `Duration::ZERO`: a fresh one per
+    /// handshake). Sessions resume across rotations.
+    pub certificate_rotation: Duration,
 }
 
 impl Default for Config {
@@ -86,11 +98,13 @@ impl Default for Config {
             connection_window: DEFAULT_CONNECTION_WINDOW,
             max_connection_window: DEFAULT_MAX_CONNECTION_WINDOW,
             send_window: DEFAULT_SEND_WINDOW,
+            max_send_window: DEFAULT_MAX_SEND_WINDOW,
             stream_window: DEFAULT_STREAM_WINDOW,
             max_streams: DEFAULT_MAX_STREAMS,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
             max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
             mtu_discovery: true,
+            certificate_rotation: DEFAULT_CERTIFICATE_LIFETIME,
         }
     }
 }
@@ -132,9 +146,16 @@ impl Config {
         self
     }
 
-    /// Sets the send window.
+    /// Sets the starting send window asked of the budget.
     pub fn with_send_window(mut self, bytes: u32) -> Self {
         self.send_window = bytes;
+        self
+    }
+
+    /// Sets the most the send window grows to. At most the starting window: no
+    /// growth.
+    pub fn with_max_send_window(mut self, bytes: u32) -> Self {
+        self.max_send_window = bytes;
         self
     }
 
@@ -165,6 +186,12 @@ impl Config {
     /// Turns path MTU discovery on or off.
     pub fn with_mtu_discovery(mut self, on: bool) -> Self {
         self.mtu_discovery = on;
+        self
+    }
+
+    /// Sets how long one TLS certificate is presented before it is rotated.
+    pub fn with_certificate_rotation(mut self, interval: Duration) -> Self {
+        self.certificate_rotation = interval;
         self
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::error::QuicError;
+use crate::send_window::SendWindow;
 use crate::stream::QuicStream;
 use crate::tuning::ReceiveWindow;
 use crate::window::Windows;
@@ -10,8 +11,7 @@ use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
 use tokio::sync::watch;
 use weft_upgrader::{
-    BoxedStream, Budget, Connection, EarlyData, MuxedConnection, MuxerError, Reservation, Role,
-    SessionInfo,
+    BoxedStream, Budget, Connection, EarlyData, MuxedConnection, MuxerError, Role, SessionInfo,
 };
 
 /// The security protocol a QUIC connection reports: the libp2p TLS handshake it runs
@@ -61,14 +61,16 @@ impl Progress {
 /// A quinn connection as a [`MuxedConnection`]: bidirectional streams only.
 ///
 /// It holds the memory reserved for the connection's receive window, which grows as
-/// its streams are read (see the crate README on windows); the reservation goes back when the
-/// last handle (this one or a stream's) drops. The connection itself lives
+/// its streams are read, and for its send window, which grows as the path carries
+/// what they write (see the crate README on windows); the reservations go back when
+/// the last handle (this one or a stream's) drops. The connection itself lives
 /// until [`close`](MuxedConnection::close), the peer's close or the idle timeout, or
 /// until this handle, its streams and the connection's driver are all dropped.
 pub struct QuicMuxed {
     connection: quinn::Connection,
     config: Config,
     window: Arc<ReceiveWindow>,
+    send_window: Arc<SendWindow>,
     progress: watch::Receiver<Progress>,
 }
 
@@ -94,6 +96,21 @@ impl QuicMuxed {
     /// The bytes reserved from the connection's budget for its receive window now.
     pub fn reserved_window(&self) -> usize {
         self.window.reserved()
+    }
+
+    /// The connection's send window now, in bytes (it grows as the path carries data).
+    pub fn send_window(&self) -> u64 {
+        self.send_window.window()
+    }
+
+    /// The bytes reserved from the connection's budget for its send window now.
+    pub fn reserved_send_window(&self) -> usize {
+        self.send_window.reserved()
+    }
+
+    /// A stream of this connection from quinn's two halves.
+    fn stream(&self, send: quinn::SendStream, recv: quinn::RecvStream) -> QuicStream {
+        QuicStream::new(send, recv, self.window.clone(), self.send_window.clone())
     }
 
     /// Waits until the handshake is no longer early: true if it completed.
@@ -124,7 +141,7 @@ impl MuxedConnection for QuicMuxed {
             return Err(self.failed());
         }
         let (send, recv) = self.connection.open_bi().await.map_err(muxer_error)?;
-        Ok(Box::new(QuicStream::new(send, recv, self.window.clone())))
+        Ok(Box::new(self.stream(send, recv)))
     }
 
     /// Opens a stream at once: on a connection dialed with early data whose handshake
@@ -132,17 +149,13 @@ impl MuxedConnection for QuicMuxed {
     /// data, its reads and writes fail and the request must go again on a new stream.
     async fn open_early_stream(&self) -> Result<BoxedStream, MuxerError> {
         let (send, recv) = self.connection.open_bi().await.map_err(muxer_error)?;
-        Ok(Box::new(QuicStream::new(send, recv, self.window.clone())))
+        Ok(Box::new(self.stream(send, recv)))
     }
 
     /// Streams the peer opened in 0-RTT report [`is_early`](weft_upgrader::MuxedStream::is_early).
     async fn accept_stream(&self) -> Result<BoxedStream, MuxerError> {
         let (send, recv) = self.connection.accept_bi().await.map_err(muxer_error)?;
-        Ok(Box::new(QuicStream::accepted(
-            send,
-            recv,
-            self.window.clone(),
-        )))
+        Ok(Box::new(self.stream(send, recv).accepted()))
     }
 
     async fn handshake_complete(&self) -> bool {
@@ -172,15 +185,17 @@ impl MuxedConnection for QuicMuxed {
         self.is_closed()
     }
 
-    /// Reserves the configured starting window from `budget` (shrunk if it denies,
-    /// as at a dial) in place of what is held, raises the connection's receive window
-    /// to it, and takes its growth from `budget` from now on. quinn never takes back
-    /// credit it granted, so a connection meant to adopt a budget starts at
-    /// [`MIN_WINDOW`](crate::MIN_WINDOW) (dialed or accepted with a budget that
-    /// denies everything).
+    /// Reserves the configured starting windows from `budget` (shrunk if it denies,
+    /// as at a dial) in place of what is held, raises the connection's receive and
+    /// send windows to them, and takes their growth from `budget` from now on. quinn
+    /// never takes back credit it granted, so a connection meant to adopt a budget
+    /// starts at [`MIN_WINDOW`](crate::MIN_WINDOW) (dialed or accepted with a budget
+    /// that denies everything).
     fn adopt_budget(&self, budget: Budget) {
         let windows = Windows::reserve(&self.config, &budget);
         self.window.adopt(windows.reservation);
+        self.send_window
+            .adopt(windows.send_reservation, u64::from(windows.send));
     }
 }
 
@@ -214,9 +229,10 @@ pub(crate) fn peer_chain(connection: &quinn::Connection) -> Option<Vec<Certifica
 }
 
 /// Wraps a quinn connection as a weft [`Connection`] of the peer `remote_public_key`,
-/// whose receive window is `window` bytes with `reservation` held for it while any
-/// handle to it lives; the window grows from there as its streams are read. `progress` tells how far
-/// its handshake got (see [`watch_handshake`] for one still running).
+/// whose receive and send windows are those of `windows`, their reservations held
+/// while any handle to it lives; the windows are tuned from there (the receive window
+/// as its streams are read, the send window as its path carries data). `progress`
+/// tells how far its handshake got (see [`watch_handshake`] for one still running).
 ///
 /// The driver completes when the connection has closed: `Ok` for a close by either
 /// application, the error otherwise (a timed-out idle connection reports
@@ -224,16 +240,22 @@ pub(crate) fn peer_chain(connection: &quinn::Connection) -> Option<Vec<Certifica
 pub(crate) fn into_connection(
     connection: quinn::Connection,
     role: Role,
-    (window, reservation): (u32, Reservation),
+    windows: Windows,
     config: &Config,
     remote_public_key: PublicKey,
     progress: watch::Receiver<Progress>,
 ) -> Connection {
     let window = Arc::new(ReceiveWindow::new(
         connection.clone(),
-        u64::from(window),
+        u64::from(windows.connection),
         u64::from(config.max_connection_window),
-        reservation,
+        windows.reservation,
+    ));
+    let send_window = Arc::new(SendWindow::new(
+        connection.clone(),
+        u64::from(windows.send),
+        u64::from(config.max_send_window),
+        windows.send_reservation,
     ));
     let closed = connection.clone();
     let driver = Box::pin(async move {
@@ -253,6 +275,7 @@ pub(crate) fn into_connection(
             connection,
             config: config.clone(),
             window,
+            send_window,
             progress,
         }),
         driver,

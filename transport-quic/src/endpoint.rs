@@ -10,6 +10,7 @@ use crate::socket;
 use crate::window::Windows;
 use libp2p_identity::{Keypair, PeerId};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::pki_types::CertificateDer;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
@@ -28,6 +29,11 @@ pub struct Established {
     pub local_addr: SocketAddr,
     /// The peer's address as we see it.
     pub remote_addr: SocketAddr,
+    /// The certificate the peer presented: verified in this handshake, or, for a
+    /// resumed session, the one of its original handshake (which rustls restores).
+    /// `None` on a dialer's connection handed out before its handshake completed
+    /// (0-RTT).
+    pub peer_certificate: Option<CertificateDer<'static>>,
 }
 
 /// The QUIC endpoints of one identity.
@@ -80,13 +86,19 @@ struct Listening {
 }
 
 impl QuicEndpoints {
-    /// Endpoints for `identity`: its certificate is generated once, here.
+    /// Endpoints for `identity`: its TLS configuration is built once, here, and its
+    /// certificate rotates inside it every [`Config::certificate_rotation`].
     ///
     /// # Errors
     ///
     /// [`QuicError::LocalTls`] when the TLS configuration cannot be built.
     pub fn new(identity: &Keypair, config: Config) -> Result<Self, QuicError> {
-        let tls = SharedTlsConfigs::new(identity).map_err(QuicError::LocalTls)?;
+        let tls = SharedTlsConfigs::with_rotation(
+            identity,
+            weft_security_tls::default_crypto_provider(),
+            config.certificate_rotation,
+        )
+        .map_err(QuicError::LocalTls)?;
         let tls_error =
             |e: &dyn std::fmt::Display| weft_security_tls::TlsError::Config(e.to_string());
         let client_crypto = QuicClientConfig::try_from(tls.client.clone())
@@ -113,6 +125,26 @@ impl QuicEndpoints {
     /// The configuration in use.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The certificate our next handshake presents (until it is rotated).
+    pub fn local_certificate(&self) -> CertificateDer<'static> {
+        self.inner.tls.certificate().certificate()
+    }
+
+    /// Replaces our certificate by a freshly generated one of the same identity now,
+    /// inside the same TLS configuration: sessions from before still resume.
+    ///
+    /// # Errors
+    ///
+    /// [`QuicError::LocalTls`] when the certificate cannot be generated (the current
+    /// one stays).
+    pub fn rotate_certificate(&self) -> Result<(), QuicError> {
+        self.inner
+            .tls
+            .certificate()
+            .rotate()
+            .map_err(QuicError::LocalTls)
     }
 
     /// Binds a UDP socket to `addr` (port 0: any) and listens on it.
@@ -613,23 +645,18 @@ fn wrap(
     progress: watch::Receiver<Progress>,
 ) -> Established {
     let remote_addr = connection.remote_address();
+    let peer_certificate = peer_chain(&connection).and_then(|chain| chain.into_iter().next());
     let local_ip = connection.local_ip().unwrap_or(socket_addr.ip());
     let local_addr = SocketAddr::new(local_ip, socket_addr.port());
     if role == Role::Responder {
         // A listener advertised the minimum (see `Windows::listener_transport_config`).
         connection.set_receive_window(quinn::VarInt::from_u32(windows.connection));
     }
-    let connection = into_connection(
-        connection,
-        role,
-        (windows.connection, windows.reservation),
-        config,
-        key,
-        progress,
-    );
+    let connection = into_connection(connection, role, windows, config, key, progress);
     Established {
         connection,
         local_addr,
         remote_addr,
+        peer_certificate,
     }
 }

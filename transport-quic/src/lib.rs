@@ -12,13 +12,16 @@
 //!   [`handshake`](Inbound::handshake) runs apart from the accept loop.
 //! - Receive windows start small, reserved from a [`weft_upgrader::Budget`] before
 //!   the handshake (shrunk when it denies, never failing the connection), and grow
-//!   as the application reads, each growth reserved first (see the README on
-//!   windows and budgets).
+//!   as the application reads, each growth reserved first; the send window likewise
+//!   starts small, reserved, and grows as the path carries data (about twice the
+//!   congestion window; see the README on windows and budgets).
 //! - Session resumption and 0-RTT: tickets kept per remote peer id, in memory;
 //!   [`QuicEndpoints::dial_with`] with early data returns before the listener
 //!   answered on a resumed session; early streams only when asked for
 //!   (`open_early_stream`), and reported to the listener (`MuxedStream::is_early`).
 //!   See the README on what a resumed connection proves and what 0-RTT is not.
+//! - One long-lived TLS configuration per identity, its certificate rotated inside it
+//!   ([`Config::certificate_rotation`], [`QuicEndpoints::rotate_certificate`]).
 //! - [`Config`]: handshake timeout, idle timeout and keep-alive (a dead peer is
 //!   reported within about 6 s), windows, stream limit, socket buffers, MTU discovery.
 //! - [`multiaddr_to_socket`] / [`socket_to_multiaddr`] for `/ip4|ip6/../udp/../quic-v1`.
@@ -29,6 +32,7 @@ mod config;
 mod connection;
 mod endpoint;
 mod error;
+mod send_window;
 mod socket;
 mod stream;
 mod tuning;
@@ -36,10 +40,10 @@ mod window;
 
 pub use addr::{multiaddr_to_socket, socket_to_multiaddr};
 pub use config::{
-    Config, DEFAULT_CONNECTION_WINDOW, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_CONNECTION_WINDOW, DEFAULT_MAX_PENDING_INBOUND,
-    DEFAULT_MAX_STREAMS, DEFAULT_SEND_WINDOW, DEFAULT_SOCKET_BUFFER, DEFAULT_STREAM_WINDOW,
-    INITIAL_MTU, MIN_WINDOW,
+    Config, DEFAULT_CERTIFICATE_LIFETIME, DEFAULT_CONNECTION_WINDOW, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_CONNECTION_WINDOW,
+    DEFAULT_MAX_PENDING_INBOUND, DEFAULT_MAX_SEND_WINDOW, DEFAULT_MAX_STREAMS, DEFAULT_SEND_WINDOW,
+    DEFAULT_SOCKET_BUFFER, DEFAULT_STREAM_WINDOW, INITIAL_MTU, MIN_WINDOW,
 };
 pub use connection::{QuicMuxed, MUXER_PROTOCOL, SECURITY_PROTOCOL};
 pub use endpoint::{Established, Inbound, QuicEndpoints, QuicListener};

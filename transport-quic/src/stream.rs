@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use weft_upgrader::MuxedStream;
 
+use crate::send_window::SendWindow;
 use crate::tuning::ReceiveWindow;
 
 /// The application error code of a stream we reset or stop.
@@ -14,7 +15,7 @@ const RESET_CODE: u32 = 0;
 
 /// A QUIC bidirectional stream: quinn's send and receive halves as one
 /// `AsyncRead + AsyncWrite`. What it reads counts toward its connection's receive
-/// window growth.
+/// window growth, what it writes toward its send window's.
 ///
 /// `poll_close` finishes the send half (the remote reads EOF) and keeps reading;
 /// [`reset`](MuxedStream::reset) resets the send half and asks the remote to stop
@@ -27,37 +28,32 @@ pub struct QuicStream {
     early: bool,
     /// The connection's receive window, told of every read.
     window: Arc<ReceiveWindow>,
+    /// The connection's send window, told of every write.
+    send_window: Arc<SendWindow>,
 }
 
 impl QuicStream {
-    /// Joins the two halves of one stream of the connection whose window is `window`.
+    /// Joins the two halves of one stream of the connection whose windows are
+    /// `window` (receive) and `send_window`.
     pub(crate) fn new(
         send: quinn::SendStream,
         recv: quinn::RecvStream,
         window: Arc<ReceiveWindow>,
+        send_window: Arc<SendWindow>,
     ) -> Self {
         QuicStream {
             send,
             recv,
             early: false,
             window,
+            send_window,
         }
     }
 
-    /// Joins the two halves of a stream the peer opened, noting whether it opened
-    /// it in 0-RTT.
-    pub(crate) fn accepted(
-        send: quinn::SendStream,
-        recv: quinn::RecvStream,
-        window: Arc<ReceiveWindow>,
-    ) -> Self {
-        let early = recv.is_0rtt();
-        QuicStream {
-            send,
-            recv,
-            early,
-            window,
-        }
+    /// The same stream, opened by the peer: notes whether it opened it in 0-RTT.
+    pub(crate) fn accepted(mut self) -> Self {
+        self.early = self.recv.is_0rtt();
+        self
     }
 }
 
@@ -81,7 +77,11 @@ impl AsyncWrite for QuicStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf)
+        let written = AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf);
+        if let Poll::Ready(Ok(bytes)) = written {
+            self.send_window.on_write(bytes);
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

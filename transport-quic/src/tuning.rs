@@ -31,7 +31,7 @@ const GROW_WITHIN_RTTS: f64 = 2.0;
 const SHRINK_AFTER_RTTS: f64 = 16.0;
 /// The round trip assumed when quinn's estimate is below it (loopback), so that a
 /// burst on a sub-millisecond path does not count as a long fat link.
-const MIN_RTT: Duration = Duration::from_millis(1);
+pub(crate) const MIN_RTT: Duration = Duration::from_millis(1);
 /// The fastest link a window is grown for: never past what this rate needs at the
 /// measured round trip (1 GiB/s x 60 ms = 60 MiB; on loopback, 1 MiB), so a fast
 /// burst on a short path (a peer that makes us read, then stalls) cannot grow a

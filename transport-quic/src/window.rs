@@ -1,5 +1,5 @@
-//! The starting receive window reserved from a connection's budget, and the quinn
-//! transport parameters built from what was granted.
+//! The starting receive and send windows reserved from a connection's budget, and the
+//! quinn transport parameters built from what was granted.
 //!
 //! A peer may fill a connection's whole receive window from its first packet,
 //! before the application reads anything. So the starting window is reserved up
@@ -9,6 +9,11 @@
 //! connection whose budget denies even that runs with [`MIN_WINDOW`] unreserved (the
 //! analogue of the initial window a yamux peer may fill without asking): a denial
 //! slows a connection down, it never fails it.
+//!
+//! The send window (what the application may have written that the peer has not
+//! acknowledged) is reserved the same way, after the receive window (the memory a
+//! peer can fill on its own comes first); it grows later as the path carries data
+//! (see `send_window`).
 
 use crate::config::{Config, INITIAL_MTU, MIN_WINDOW};
 use quinn::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
@@ -19,7 +24,7 @@ use weft_upgrader::{Budget, BudgetDenied, MemoryBudget, Priority, Reservation};
 /// the other muxers, the peer can fill it without the application reading.
 pub const WINDOW_PRIORITY: Priority = Priority::LOW;
 
-/// A connection's receive windows and the memory reserved for them.
+/// A connection's windows and the memory reserved for them.
 #[derive(Debug)]
 pub(crate) struct Windows {
     /// The connection receive window.
@@ -29,31 +34,20 @@ pub(crate) struct Windows {
     /// The memory held for `connection` bytes (less when the budget denied even
     /// [`MIN_WINDOW`]).
     pub(crate) reservation: Reservation,
+    /// The send window.
+    pub(crate) send: u32,
+    /// The memory held for `send` bytes (less when the budget denied even
+    /// [`MIN_WINDOW`]).
+    pub(crate) send_reservation: Reservation,
 }
 
 impl Windows {
-    /// Reserves the largest window of `config.connection_window`, its half, quarter,
-    /// ... down to [`MIN_WINDOW`], that `budget` grants.
+    /// Reserves the largest receive window of `config.connection_window`, its half,
+    /// quarter, ... down to [`MIN_WINDOW`], that `budget` grants, then the largest
+    /// send window of `config.send_window` likewise.
     pub(crate) fn reserve(config: &Config, budget: &Budget) -> Windows {
-        let wanted = config.connection_window.max(MIN_WINDOW);
-        let mut window = wanted;
-        let (connection, reservation) = loop {
-            match budget.reserve(window as usize, WINDOW_PRIORITY) {
-                Ok(reservation) => break (window, reservation),
-                Err(denied) if window <= MIN_WINDOW => {
-                    tracing::debug!(%denied, window, "budget denies the minimum QUIC window; running with it unreserved");
-                    break (MIN_WINDOW, budget.empty());
-                }
-                Err(_) => window = (window / 2).max(MIN_WINDOW),
-            }
-        };
-        if connection < wanted {
-            tracing::debug!(
-                wanted,
-                granted = connection,
-                "QUIC receive window shrunk by the budget"
-            );
-        }
+        let (connection, reservation) = reserve_start(budget, config.connection_window, "receive");
+        let (send, send_reservation) = reserve_start(budget, config.send_window, "send");
         Windows {
             connection,
             // Not capped by the connection window: that one bounds what all streams
@@ -61,12 +55,14 @@ impl Windows {
             // handshake cannot raise its stream window any more.
             stream: config.stream_window.max(1),
             reservation,
+            send,
+            send_reservation,
         }
     }
 
     /// The quinn transport parameters of a connection with these windows.
     pub(crate) fn transport_config(&self, config: &Config) -> Arc<TransportConfig> {
-        transport_config(config, self.connection, self.stream)
+        transport_config(config, self.connection, self.stream, self.send)
     }
 
     /// The transport parameters a listener advertises: the connection window starts
@@ -76,18 +72,44 @@ impl Windows {
     /// fails such a connection), so what a listener advertises must not depend on
     /// how much its budget grants at the time.
     pub(crate) fn listener_transport_config(&self, config: &Config) -> Arc<TransportConfig> {
-        transport_config(config, MIN_WINDOW, self.stream)
+        transport_config(config, MIN_WINDOW, self.stream, self.send)
     }
 }
 
+/// Reserves the largest window of `wanted`, its half, quarter, ... down to
+/// [`MIN_WINDOW`], that `budget` grants; [`MIN_WINDOW`] unreserved if it grants none.
+fn reserve_start(budget: &Budget, wanted: u32, which: &'static str) -> (u32, Reservation) {
+    let wanted = wanted.max(MIN_WINDOW);
+    let mut window = wanted;
+    let (granted, reservation) = loop {
+        match budget.reserve(window as usize, WINDOW_PRIORITY) {
+            Ok(reservation) => break (window, reservation),
+            Err(denied) if window <= MIN_WINDOW => {
+                tracing::debug!(%denied, window, which, "budget denies the minimum QUIC window; running with it unreserved");
+                break (MIN_WINDOW, budget.empty());
+            }
+            Err(_) => window = (window / 2).max(MIN_WINDOW),
+        }
+    };
+    if granted < wanted {
+        tracing::debug!(wanted, granted, which, "QUIC window shrunk by the budget");
+    }
+    (granted, reservation)
+}
+
 /// The quinn transport parameters of a connection advertising `connection` and
-/// `stream` as its receive windows.
-fn transport_config(config: &Config, connection: u32, stream: u32) -> Arc<TransportConfig> {
+/// `stream` as its receive windows, with a send window of `send` bytes.
+fn transport_config(
+    config: &Config,
+    connection: u32,
+    stream: u32,
+    send: u32,
+) -> Arc<TransportConfig> {
     let mut transport = TransportConfig::default();
     transport
         .receive_window(VarInt::from_u32(connection))
         .stream_receive_window(VarInt::from_u32(stream))
-        .send_window(u64::from(config.send_window.max(MIN_WINDOW)))
+        .send_window(u64::from(send))
         .max_concurrent_bidi_streams(VarInt::from_u32(config.max_streams))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .datagram_receive_buffer_size(None)
@@ -166,9 +188,10 @@ mod tests {
         let windows = Windows::reserve(&config, &budget);
         assert_eq!(windows.connection, config.connection_window);
         assert_eq!(windows.stream, config.stream_window);
+        assert_eq!(windows.send, config.send_window);
         assert_eq!(
             source.used.load(Ordering::SeqCst),
-            config.connection_window as usize
+            (config.connection_window + config.send_window) as usize
         );
         drop(windows);
         assert_eq!(source.used.load(Ordering::SeqCst), 0);
@@ -176,7 +199,9 @@ mod tests {
 
     #[test]
     fn a_tight_budget_halves_the_window_and_keeps_the_stream_window() {
-        let config = Config::default().with_connection_window(4 << 20);
+        let config = Config::default()
+            .with_connection_window(4 << 20)
+            .with_send_window(1 << 20);
         let (source, budget) = limited(1536 << 10);
         let windows = Windows::reserve(&config, &budget);
         assert_eq!(windows.connection, 1 << 20, "4 MiB -> 2 MiB -> 1 MiB fits");
@@ -184,7 +209,8 @@ mod tests {
             windows.stream, config.stream_window,
             "bounded by the connection window anyway"
         );
-        assert_eq!(source.used.load(Ordering::SeqCst), 1 << 20);
+        assert_eq!(windows.send, 512 << 10, "the send window takes the rest");
+        assert_eq!(source.used.load(Ordering::SeqCst), 1536 << 10);
     }
 
     #[test]
@@ -193,6 +219,8 @@ mod tests {
         let windows = Windows::reserve(&Config::default(), &budget);
         assert_eq!(windows.connection, MIN_WINDOW);
         assert_eq!(windows.reservation.bytes(), 0);
+        assert_eq!(windows.send, MIN_WINDOW);
+        assert_eq!(windows.send_reservation.bytes(), 0);
         assert_eq!(source.used.load(Ordering::SeqCst), 0);
     }
 }

@@ -294,7 +294,8 @@ async fn a_denied_budget_shrinks_the_window_and_the_connection_still_works() {
     let (a, _) = node(Config::default());
     let (b, b_id) = node(Config::default());
     let listener = listen(&b, LOCALHOST);
-    // The dialer's budget fits 512 KiB of the 1 MiB default; the listener's nothing.
+    // The dialer's budget fits 512 KiB of the 1 MiB receive window and 256 KiB of the
+    // 1 MiB send window; the listener's nothing.
     let dialer_budget = Limited::new(768 << 10);
     let listener_budget = Limited::new(0);
     let accept = async {
@@ -313,7 +314,7 @@ async fn a_denied_budget_shrinks_the_window_and_the_connection_still_works() {
     );
     let server = serve_echo(inbound.expect("accepts despite the denial"));
     let outbound = outbound.expect("dials despite the denial");
-    assert_eq!(dialer_budget.used(), 512 << 10);
+    assert_eq!(dialer_budget.used(), (512 + 256) << 10);
     assert_eq!(listener_budget.used(), 0);
 
     tokio::spawn(outbound.connection.driver);
@@ -350,7 +351,9 @@ async fn a_connection_made_before_its_budget_adopts_it_afterwards() {
         .adopt_budget(Budget::new(budget.clone()));
     assert_eq!(
         budget.used(),
-        weft_transport_quic::DEFAULT_CONNECTION_WINDOW as usize
+        (weft_transport_quic::DEFAULT_CONNECTION_WINDOW + weft_transport_quic::DEFAULT_SEND_WINDOW)
+            as usize,
+        "both starting windows"
     );
     let server = serve_echo(inbound);
     let outbound = outbound.expect("dials");

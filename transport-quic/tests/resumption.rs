@@ -7,6 +7,7 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use libp2p_identity::{Keypair, PeerId};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 use weft_security_tls::TICKETS_PER_HANDSHAKE;
 use weft_transport_quic::{Config, Established, QuicEndpoints, QuicError, QuicListener};
 use weft_upgrader::{Budget, EarlyData, MuxedConnection};
@@ -65,27 +66,97 @@ async fn echo_on(mut stream: weft_upgrader::BoxedStream, data: &[u8]) -> std::io
     Ok(back)
 }
 
-/// A UDP relay in front of `server` for one client: every datagram from the client
-/// reaches the server `delay` late, the server's go back at once. The listener so
-/// reads a client's first flight (ClientHello and 0-RTT) well before its Finished.
-async fn delaying_relay(server: SocketAddr, delay: Duration) -> SocketAddr {
+/// The long-header packet types of QUIC v1 (RFC 9000, 17.2) the gate tells apart.
+const INITIAL: u8 = 0;
+const ZERO_RTT: u8 = 1;
+
+/// Reads a QUIC variable-length integer (RFC 9000, 16) at the start of `bytes`:
+/// the value and its length.
+fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let first = *bytes.first()?;
+    let len = 1usize << (first >> 6);
+    let rest = bytes.get(1..len)?;
+    let value = rest
+        .iter()
+        .fold(u64::from(first & 0x3f), |v, b| (v << 8) | u64::from(*b));
+    Some((value, len))
+}
+
+/// Whether every QUIC packet coalesced in `datagram` is an Initial or a 0-RTT one: a
+/// client's first flight (its ClientHello and early data). Its Finished travels in a
+/// Handshake packet, and after it 1-RTT (short header) packets: not first flight.
+fn first_flight_only(datagram: &[u8]) -> bool {
+    let mut rest = datagram;
+    while !rest.is_empty() {
+        let Some(packet_len) = long_header_len(rest) else {
+            return false;
+        };
+        rest = &rest[packet_len..];
+    }
+    true
+}
+
+/// The length of the Initial or 0-RTT packet at the start of `bytes`; `None` for any
+/// other packet (or one that does not parse).
+fn long_header_len(bytes: &[u8]) -> Option<usize> {
+    let first = *bytes.first()?;
+    let kind = (first >> 4) & 0x3;
+    // A long header (form bit), and a type whose packets belong to the first flight.
+    if first & 0x80 == 0 || (kind != INITIAL && kind != ZERO_RTT) {
+        return None;
+    }
+    // Flags, version, then the destination and source connection ids.
+    let mut at = 5;
+    for _ in 0..2 {
+        at += 1 + usize::from(*bytes.get(at)?);
+    }
+    if kind == INITIAL {
+        let (token, len) = varint(bytes.get(at..)?)?;
+        at += len + usize::try_from(token).ok()?;
+    }
+    let (payload, len) = varint(bytes.get(at..)?)?;
+    let end = at + len + usize::try_from(payload).ok()?;
+    (end <= bytes.len()).then_some(end)
+}
+
+/// A UDP relay in front of `server` for one client that holds the client's handshake
+/// back: it forwards the client's first flight (ClientHello and 0-RTT packets) and
+/// keeps every later datagram of the client (its Finished first) until the returned
+/// sender fires (or is dropped); then it forwards what it kept, in order, and
+/// everything after. The server's datagrams go back at once. So the listener reads a
+/// resuming client's early data while its handshake cannot complete, however slowly
+/// the test gets to accept the connection and its streams.
+async fn handshake_holding_relay(server: SocketAddr) -> (SocketAddr, oneshot::Sender<()>) {
     use std::sync::{Arc, Mutex};
     use tokio::net::UdpSocket;
     let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("binds"));
     let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("binds"));
     let addr = front.local_addr().expect("an address");
     let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+    let (release, mut released) = oneshot::channel::<()>();
     let (inbound, outbound, seen) = (front.clone(), back.clone(), client.clone());
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
-        while let Ok((n, from)) = inbound.recv_from(&mut buf).await {
-            *seen.lock().expect("not poisoned") = Some(from);
-            let datagram = buf[..n].to_vec();
-            let outbound = outbound.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _ = outbound.send_to(&datagram, server).await;
-            });
+        let mut held: Option<Vec<Vec<u8>>> = Some(Vec::new());
+        loop {
+            tokio::select! {
+                _ = &mut released, if held.is_some() => {
+                    for datagram in held.take().unwrap_or_default() {
+                        let _ = outbound.send_to(&datagram, server).await;
+                    }
+                }
+                received = inbound.recv_from(&mut buf) => {
+                    let Ok((n, from)) = received else { return };
+                    *seen.lock().expect("not poisoned") = Some(from);
+                    let datagram = &buf[..n];
+                    match held.as_mut() {
+                        Some(held) if !first_flight_only(datagram) => held.push(datagram.to_vec()),
+                        _ => {
+                            let _ = outbound.send_to(datagram, server).await;
+                        }
+                    }
+                }
+            }
         }
     });
     tokio::spawn(async move {
@@ -97,7 +168,7 @@ async fn delaying_relay(server: SocketAddr, delay: Duration) -> SocketAddr {
             }
         }
     });
-    addr
+    (addr, release)
 }
 
 /// Waits until the client holds all [`TICKETS_PER_HANDSHAKE`] tickets of one handshake with `peer` (they
@@ -155,12 +226,11 @@ async fn a_reconnect_resumes_and_its_early_stream_goes_in_0rtt() {
     first.connection.muxed.close().await.unwrap();
 
     // The dial returns before the listener even accepted: it sends early data. The
-    // relay holds the client's Finished back, so the listener takes the early
-    // stream while the handshake still runs. quinn marks a stream early when it is
-    // accepted during the handshake, so the delay must outlast the listener's
-    // accept on a loaded machine (100 ms did not, with the whole workspace's
-    // tests running beside it).
-    let relay = delaying_relay(listener.local_addr(), Duration::from_millis(500)).await;
+    // relay holds the client's Finished back until the listener has taken the early
+    // stream, so the stream arrives while the handshake still runs (quinn marks a
+    // stream early when it is accepted during the handshake), however loaded the
+    // machine is.
+    let (relay, release) = handshake_holding_relay(listener.local_addr()).await;
     let second = client
         .dial_with(relay, Some(server_id), true, Budget::unlimited())
         .await
@@ -175,18 +245,26 @@ async fn a_reconnect_resumes_and_its_early_stream_goes_in_0rtt() {
     stream.write_all(b"early ping").await.expect("writes");
     stream.close().await.expect("half-closes");
 
-    let (server_side, mut early) = serve_echo(accept_one(&listener).await.expect("accepts"));
+    let inbound = tokio::time::timeout(WAIT, accept_one(&listener))
+        .await
+        .expect("the relay let the first flight through")
+        .expect("accepts");
+    let (server_side, mut early) = serve_echo(inbound);
+    let first_stream = tokio::time::timeout(WAIT, early.recv())
+        .await
+        .expect("the listener takes the early stream in time");
+    assert_eq!(first_stream, Some(true), "the listener saw a 0-RTT stream");
+    assert!(
+        !server_side.session_info().handshake_complete,
+        "the relay still holds the client's Finished"
+    );
+    release.send(()).expect("the relay runs");
     let mut back = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut back))
         .await
         .expect("in time")
         .expect("echoed");
     assert_eq!(back, b"early ping");
-    assert_eq!(
-        early.recv().await,
-        Some(true),
-        "the listener saw a 0-RTT stream"
-    );
     assert!(muxed.handshake_complete().await);
     let after = muxed.session_info();
     assert_eq!(after.resumed, Some(true));

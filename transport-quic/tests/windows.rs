@@ -1,7 +1,8 @@
-//! Receive windows with the shipped defaults, over real UDP sockets on 127.0.0.1:
-//! a connection's window grows only as its application reads, every growth reserved
-//! from its budget first, and a stream nobody reads pins no more than the window the
-//! connection started with.
+//! Windows with the shipped defaults, over real UDP sockets on 127.0.0.1: a
+//! connection's receive window grows only as its application reads, its send window
+//! only as a long path carries what it writes, every growth reserved from its budget
+//! first, and a stream nobody reads pins no more than the window the connection
+//! started with.
 
 mod support;
 
@@ -15,8 +16,13 @@ use std::time::{Duration, Instant};
 use support::Limited;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use weft_transport_quic::{Config, Established, QuicEndpoints, DEFAULT_CONNECTION_WINDOW};
-use weft_upgrader::Budget;
+use weft_transport_quic::{
+    Config, Established, QuicEndpoints, DEFAULT_CONNECTION_WINDOW, DEFAULT_SEND_WINDOW,
+};
+use weft_upgrader::{Budget, MuxedConnection};
+
+/// What a connection reserves at the start with the defaults: both windows.
+const STARTING_WINDOWS: usize = (DEFAULT_CONNECTION_WINDOW + DEFAULT_SEND_WINDOW) as usize;
 
 /// One-way delay of the test path: 50 ms each way.
 const ONE_WAY: Duration = Duration::from_millis(50);
@@ -103,6 +109,16 @@ struct Nodes {
 /// A client connected to a listener whose connection is charged to `budget`,
 /// through the delaying relay if `relay` (or directly).
 async fn connect(budget: Arc<Limited>, relay: bool) -> (Established, Established, Nodes) {
+    connect_with(Budget::unlimited(), Budget::new(budget), relay).await
+}
+
+/// A client whose connection is charged to `dialer` connected to a listener whose
+/// connection is charged to `listener_budget`, through the delaying relay if `relay`.
+async fn connect_with(
+    dialer: Budget,
+    listener_budget: Budget,
+    relay: bool,
+) -> (Established, Established, Nodes) {
     let (a, _) = node();
     let (b, b_id) = node();
     let listener = b
@@ -115,9 +131,9 @@ async fn connect(budget: Arc<Limited>, relay: bool) -> (Established, Established
     };
     let accept = async {
         let inbound = listener.accept().await?;
-        inbound.handshake(Budget::new(budget)).await
+        inbound.handshake(listener_budget).await
     };
-    let (outbound, inbound) = tokio::join!(a.dial(target, Some(b_id), Budget::unlimited()), accept);
+    let (outbound, inbound) = tokio::join!(a.dial(target, Some(b_id), dialer), accept);
     let (outbound, inbound) = (outbound.expect("dials"), inbound.expect("accepts"));
     let nodes = Nodes {
         _client: a,
@@ -127,16 +143,13 @@ async fn connect(budget: Arc<Limited>, relay: bool) -> (Established, Established
     (outbound, inbound, nodes)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reader_grows_the_connection_window_within_its_budget() {
-    // Room for the starting window and two doublings (1 + 1 + 2 MiB), not a third.
-    let budget = Limited::new(4 * DEFAULT_CONNECTION_WINDOW as usize);
-    let (outbound, inbound, _nodes) = connect(budget.clone(), true).await;
-    assert_eq!(
-        budget.used(),
-        DEFAULT_CONNECTION_WINDOW as usize,
-        "the start is reserved"
-    );
+/// Sends `bytes` from `outbound`'s side on one stream, half-closes, and has
+/// `inbound`'s side read it all; returns what was read and both connections.
+async fn upload(
+    outbound: Established,
+    inbound: Established,
+    bytes: usize,
+) -> (usize, Arc<dyn MuxedConnection>, Arc<dyn MuxedConnection>) {
     tokio::spawn(outbound.connection.driver);
     tokio::spawn(inbound.connection.driver);
     let server = inbound.connection.muxed;
@@ -152,13 +165,10 @@ async fn a_reader_grows_the_connection_window_within_its_budget() {
         }
         (total, server)
     });
-    // At 100 ms RTT a 1 MiB window allows 10 MiB/s: the window limits the transfer
-    // once congestion control has ramped up, and the reader keeps up.
-    let sent = 24 << 20;
     let client = outbound.connection.muxed;
     let mut stream = client.open_stream().await.expect("opens");
     let chunk = vec![7u8; 64 * 1024];
-    for _ in 0..sent / chunk.len() {
+    for _ in 0..bytes / chunk.len() {
         stream.write_all(&chunk).await.expect("writes");
     }
     stream.close().await.expect("half-closes");
@@ -166,15 +176,17 @@ async fn a_reader_grows_the_connection_window_within_its_budget() {
         .await
         .expect("the transfer ends")
         .expect("the reader ran");
-    assert_eq!(received, sent);
-    let peak = budget.peak();
-    assert!(
-        peak > DEFAULT_CONNECTION_WINDOW as usize,
-        "the window never grew past its start: {peak} bytes reserved at most"
-    );
-    assert!(peak <= budget.limit, "reserved {peak} of {}", budget.limit);
+    (received, client, server)
+}
+
+/// Closes `client`, drops both ends, and waits until `budget` holds nothing.
+async fn given_back(
+    budget: &Limited,
+    client: Arc<dyn MuxedConnection>,
+    server: Arc<dyn MuxedConnection>,
+) {
     client.close().await.expect("closes");
-    drop((stream, client, server));
+    drop((client, server));
     let deadline = Instant::now() + Duration::from_secs(10);
     while budget.used() != 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -184,6 +196,68 @@ async fn a_reader_grows_the_connection_window_within_its_budget() {
         0,
         "given back when the connection's handles drop"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_grows_the_connection_window_within_its_budget() {
+    // Room for both starting windows and two doublings of the receive window
+    // (1 + 1 + 1 + 2 MiB), not a third. The listener writes nothing: its send
+    // window stays at its start.
+    let budget = Limited::new(STARTING_WINDOWS + 3 * DEFAULT_CONNECTION_WINDOW as usize);
+    let (outbound, inbound, _nodes) = connect(budget.clone(), true).await;
+    assert_eq!(budget.used(), STARTING_WINDOWS, "the starts are reserved");
+    // At 100 ms RTT a 1 MiB window allows 10 MiB/s: the window limits the transfer
+    // once congestion control has ramped up, and the reader keeps up.
+    let sent = 24 << 20;
+    let (received, client, server) = upload(outbound, inbound, sent).await;
+    assert_eq!(received, sent);
+    let peak = budget.peak();
+    assert!(
+        peak > STARTING_WINDOWS,
+        "the window never grew past its start: {peak} bytes reserved at most"
+    );
+    assert!(peak <= budget.limit, "reserved {peak} of {}", budget.limit);
+    given_back(&budget, client, server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_a_long_path_grows_the_send_window_within_its_budget() {
+    // The uploader's budget: both starting windows and two doublings of the send
+    // window (1 + 1 + 1 + 2 MiB), where a 100 ms path would take 32 MiB. It reads
+    // nothing, so only its send window can grow.
+    let budget = Limited::new(STARTING_WINDOWS + 3 * DEFAULT_SEND_WINDOW as usize);
+    let (outbound, inbound, _nodes) =
+        connect_with(Budget::new(budget.clone()), Budget::unlimited(), true).await;
+    assert_eq!(budget.used(), STARTING_WINDOWS, "the starts are reserved");
+    // At 100 ms RTT a 1 MiB send window allows 10 MiB/s: once congestion control has
+    // ramped up, the path carries more than half the window per round trip.
+    let sent = 24 << 20;
+    let (received, client, server) = upload(outbound, inbound, sent).await;
+    assert_eq!(received, sent);
+    let peak = budget.peak();
+    assert!(
+        peak > STARTING_WINDOWS,
+        "the send window never grew past its start: {peak} bytes reserved at most"
+    );
+    assert!(peak <= budget.limit, "reserved {peak} of {}", budget.limit);
+    given_back(&budget, client, server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_budget_keeps_the_send_window_at_its_start_and_the_upload_goes_on() {
+    // Exactly the starting windows: every growth is denied.
+    let budget = Limited::new(STARTING_WINDOWS);
+    let (outbound, inbound, _nodes) =
+        connect_with(Budget::new(budget.clone()), Budget::unlimited(), true).await;
+    let sent = 8 << 20;
+    let (received, client, server) = upload(outbound, inbound, sent).await;
+    assert_eq!(received, sent, "a denied growth never fails the connection");
+    assert_eq!(
+        budget.peak(),
+        STARTING_WINDOWS,
+        "no growth was reserved, so none happened"
+    );
+    given_back(&budget, client, server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,8 +307,8 @@ async fn a_stream_nobody_reads_pins_no_more_than_the_starting_window() {
     );
     assert_eq!(
         budget.peak(),
-        DEFAULT_CONNECTION_WINDOW as usize,
-        "nothing read, so the window never grew"
+        STARTING_WINDOWS,
+        "nothing read and nothing written, so no window grew"
     );
     writer.abort();
     let (_stream, _server) = held.await.expect("the listener accepted the stream");

@@ -12,7 +12,7 @@
 //! cargo bench -p weft-interop-tests --bench perf_suite -- --quick    # ~2 min
 //! ... -- --only loopback,relay0,relay,loss,dials,ttfb,streams,memory   # some sections
 //! ... -- --transports quic     # only the QUIC rows (or tcp; default tcp,quic)
-//! ... -- --weft-quic-window-mib 16   # weft's QUIC stream and send windows and the most its connection window grows to
+//! ... -- --weft-quic-window-mib 16   # weft's QUIC stream window and the most its connection and send windows grow to
 //! ... -- --weft-window-mib 64 --weft-split-kib 64          # weft yamux knobs
 //! ... -- --weft-no-boost       # weft without its long-link window boost
 //! ... -- --weft-boost-rate-gib 1000   # the boost's link rate (default 1.5 GiB/s)
@@ -218,7 +218,7 @@ fn main() -> BenchResult<()> {
         let config = weft_transport_quic::Config::default()
             .with_stream_window(mib << 20)
             .with_max_connection_window(mib << 20)
-            .with_send_window(mib << 20);
+            .with_max_send_window(mib << 20);
         println!("weft QUIC: {config:?}");
         weft_side::set_quic_config(config)?;
     }

@@ -21,8 +21,10 @@ pub const CHILD_ENV: &str = "WEFT_PERF_SUITE_MEMORY_CHILD";
 const REPORT: &str = "PERF_SUITE_MEMORY";
 /// Dials in flight at once while filling up.
 const DIAL_CONCURRENCY: usize = 16;
-/// QUIC connections per client node: weft reserves each QUIC connection's 4 MiB
-/// receive window in the peer's scope, whose default memory limit (128 MiB) holds 32.
+/// QUIC connections per client node: weft reserves each QUIC connection's starting
+/// windows (1 MiB receive, 1 MiB send) in the peer's scope, whose default memory
+/// limit (128 MiB) lets such reservations take about 51 MiB (a denied one only
+/// shrinks a window).
 const QUIC_PER_CLIENT: usize = 25;
 
 /// Per-connection and per-stream memory, KiB.
