@@ -129,6 +129,7 @@ async fn one(transport: Transport, lazy: bool) -> Result<crate::dial::DialReport
         timeout: Duration::from_secs(30),
         reconnect: 0,
         listen: Vec::new(),
+        connect: Vec::new(),
         public: Vec::new(),
     };
     let result = tokio::time::timeout(opts.timeout, dial_with(&client, &opts))

@@ -75,6 +75,9 @@ pub struct DialOptions {
     /// hole punching needs (TCP dials leave from the listen port, and identify's
     /// observed addresses are then the NAT's mappings of it).
     pub listen: Vec<Multiaddr>,
+    /// Peers to connect to first (`--connect`), each one more observer of our
+    /// address.
+    pub connect: Vec<Multiaddr>,
     /// Address classes taken as public (`--public`, test networks): observed
     /// addresses in them become hole punching candidates.
     pub public: Vec<AddrClass>,
@@ -104,7 +107,11 @@ pub async fn run(opts: DialOptions) -> Result<DialReport, String> {
             return Err(format!("cannot listen on {addr}: {e}"));
         }
     }
-    let result = tokio::time::timeout(opts.timeout, dial_with(&host, &opts)).await;
+    let result = tokio::time::timeout(opts.timeout, async {
+        crate::observers::connect(&host, &opts.connect).await;
+        dial_with(&host, &opts).await
+    })
+    .await;
     host.shutdown().await;
     result.map_err(|_| {
         format!(

@@ -17,6 +17,9 @@ pub struct ListenOptions {
     /// Relays (addresses ending in `/p2p/<relay>`) to reserve a slot at and listen
     /// through.
     pub relays: Vec<Multiaddr>,
+    /// Peers to connect to (`--connect`) after listening directly and before
+    /// reserving at the relays: more observers of our address.
+    pub connect: Vec<Multiaddr>,
     /// Whether to serve circuit relay v2 (`weft relay`).
     pub relay_server: bool,
     /// Whether to serve `/perf/1.0.0`.
@@ -42,6 +45,7 @@ pub async fn run(
     let ListenOptions {
         addrs,
         relays,
+        connect,
         relay_server,
         perf,
         metrics,
@@ -83,7 +87,7 @@ pub async fn run(
     if perf {
         host.enable_perf();
     }
-    let mut addrs = if addrs.is_empty() && relays.is_empty() {
+    let addrs = if addrs.is_empty() && relays.is_empty() {
         DEFAULT_LISTEN
             .iter()
             .map(|a| a.parse().map_err(|e| format!("{e}")))
@@ -91,15 +95,18 @@ pub async fn run(
     } else {
         addrs
     };
-    addrs.extend(relays.into_iter().map(|r| r.with(Protocol::P2pCircuit)));
+    // Direct addresses first (so dials leave from their ports), then the observers,
+    // then the relays: a relayed address is printed once our observations are in.
+    let circuits: Vec<Multiaddr> = relays
+        .into_iter()
+        .map(|r| r.with(Protocol::P2pCircuit))
+        .collect();
     for addr in &addrs {
-        let actual = host
-            .listen(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        for a in actual {
-            print_addr(&a.with(Protocol::P2p(host.peer_id())));
-        }
+        listen_on(&host, addr).await?;
+    }
+    crate::observers::connect(&host, &connect).await;
+    for addr in &circuits {
+        listen_on(&host, addr).await?;
     }
     let announcer = tokio::spawn(announce_changes(host.clone()));
     tracing::info!(peer = %host.peer_id(), "serving; Ctrl-C to stop");
@@ -107,6 +114,18 @@ pub async fn run(
     announcer.abort();
     tracing::info!("shutting down");
     host.shutdown().await;
+    Ok(())
+}
+
+/// Listens on `addr` and prints each address it gave, with our peer id.
+async fn listen_on(host: &weft_host::Host, addr: &Multiaddr) -> Result<(), String> {
+    let actual = host
+        .listen(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    for a in actual {
+        print_addr(&a.with(Protocol::P2p(host.peer_id())));
+    }
     Ok(())
 }
 

@@ -21,6 +21,7 @@ mod holepunch;
 mod listen;
 mod metrics;
 mod nat;
+mod observers;
 mod options;
 mod perf;
 mod progress;
@@ -109,6 +110,11 @@ struct ListenArgs {
     /// through it, at RELAY_ADDRESS/p2p-circuit (repeatable).
     #[arg(long = "relay", value_name = "MULTIADDR")]
     relay: Vec<Multiaddr>,
+    /// Also connect to this peer at the start and stay connected (repeatable): each
+    /// peer that identifies us tells the address it sees us at, and hole punching
+    /// tells a symmetric NAT by the ports several observers see.
+    #[arg(long = "connect", value_name = "MULTIADDR")]
+    connect: Vec<Multiaddr>,
     /// Security protocols in order of preference.
     #[arg(long, default_value = "noise,tls", value_parser = parse_security_list)]
     security: SecurityList,
@@ -175,6 +181,11 @@ struct DialArgs {
     /// listen port).
     #[arg(long = "listen", value_name = "MULTIADDR")]
     listen: Vec<Multiaddr>,
+    /// Also connect to this peer at the start and stay connected (repeatable): each
+    /// peer that identifies us tells the address it sees us at, and hole punching
+    /// tells a symmetric NAT by the ports several observers see.
+    #[arg(long = "connect", value_name = "MULTIADDR")]
+    connect: Vec<Multiaddr>,
     /// Take these address classes as public, comma-separated (loopback, private,
     /// link-local, shared, documentation, benchmarking): for test networks.
     #[arg(long, value_name = "CLASSES", value_delimiter = ',', value_parser = nat::parse_class)]
@@ -224,6 +235,7 @@ async fn listen(a: ListenArgs, relay_server: bool) -> Result<(), String> {
     let options = listen::ListenOptions {
         addrs,
         relays: a.relay,
+        connect: a.connect,
         relay_server,
         perf: a.perf,
         metrics: a.metrics,
@@ -262,6 +274,7 @@ async fn main() -> ExitCode {
                 timeout: Duration::from_secs(a.timeout_secs),
                 reconnect: a.reconnect,
                 listen: a.listen,
+                connect: a.connect,
                 public: a.public,
             };
             dial::run(opts).await.map(|report| {

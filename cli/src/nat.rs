@@ -8,13 +8,13 @@
 
 use crate::options::{build_host_with, keypair, Security};
 use serde::Serialize;
-use std::collections::HashSet;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use weft_host::autonat::DIAL_REQUEST_PROTOCOL;
 use weft_host::autonat::{AutonatClientConfig, Reason};
 use weft_host::dial::classify::{AddrClass, Classifier};
-use weft_host::{DialConfig, Event, Host, Limits, Multiaddr, PeerId};
+use weft_host::{ConnectionId, DialConfig, DialOpts, Event, Host, Limits, Multiaddr, PeerId};
 
 /// What `weft nat` does.
 pub struct NatOptions {
@@ -47,6 +47,10 @@ pub struct AddrReport {
     pub successes: usize,
     /// Servers that could not.
     pub failures: usize,
+    /// From the start (listening) to the verdict, in milliseconds, for an address
+    /// confirmed reachable or unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_ms: Option<f64>,
 }
 
 /// What `weft nat` found.
@@ -82,7 +86,8 @@ pub fn parse_class(s: &str) -> Result<AddrClass, String> {
 
 /// Runs `weft nat`.
 pub async fn run(o: NatOptions) -> Result<NatReport, String> {
-    let dial = DialConfig::default().with_classifier(Classifier::new().with_public(&o.public));
+    let classifier = Classifier::new().with_public(&o.public);
+    let dial = DialConfig::default().with_classifier(classifier.clone());
     let host = build_host_with(
         keypair(o.seed.as_deref())?,
         &o.security,
@@ -94,6 +99,7 @@ pub async fn run(o: NatOptions) -> Result<NatReport, String> {
         },
     )?;
     let mut events = host.subscribe();
+    let started = Instant::now();
     let listen = if o.listen.is_empty() {
         vec!["/ip4/0.0.0.0/tcp/0".parse().map_err(|e| format!("{e}"))?]
     } else {
@@ -108,19 +114,46 @@ pub async fn run(o: NatOptions) -> Result<NatReport, String> {
         host.add_external_addr(addr);
     }
     let servers = connect(&host, &o.servers).await?;
+    let mut confirmed = HashMap::new();
     if o.servers.is_empty() {
         // Only peers that connect to us can be asked: give them the whole time.
-        tokio::time::sleep(o.timeout).await;
-    } else if tokio::time::timeout(o.timeout, wait(&host, &mut events, servers.clone()))
-        .await
-        .is_err()
+        let _ = tokio::time::timeout(o.timeout, record(&mut events, started, &mut confirmed)).await;
+    } else if tokio::time::timeout(
+        o.timeout,
+        wait(
+            &host,
+            &mut events,
+            servers.keys().copied().collect(),
+            Watch {
+                classifier: &classifier,
+                started,
+                confirmed: &mut confirmed,
+            },
+        ),
+    )
+    .await
+    .is_err()
     {
         tracing::info!("time is up: printing the verdicts so far");
+    }
+    // Verdicts already taken by `wait` whose events are still queued.
+    loop {
+        match events.try_recv() {
+            Ok(Event::AddrReachability { addr, verdict }) => {
+                note(&mut confirmed, started, addr, &verdict.reason);
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
     }
     let addrs = host
         .reachability()
         .into_iter()
         .map(|(addr, v)| AddrReport {
+            after_ms: confirmed
+                .get(&addr)
+                .filter(|_| v.reason == Reason::Confirmed)
+                .map(|d: &Duration| d.as_secs_f64() * 1e3),
             addr: addr.to_string(),
             reachability: v.reachability.to_string(),
             verdict: v.to_string(),
@@ -130,6 +163,7 @@ pub async fn run(o: NatOptions) -> Result<NatReport, String> {
         .collect();
     let peer = host.peer_id().to_string();
     host.shutdown().await;
+    let servers: HashSet<PeerId> = servers.into_values().collect();
     Ok(NatReport {
         ok: true,
         peer,
@@ -138,18 +172,25 @@ pub async fn run(o: NatOptions) -> Result<NatReport, String> {
     })
 }
 
-/// Connects to every server; fails only if none of those given answered.
-async fn connect(host: &Host, servers: &[Multiaddr]) -> Result<HashSet<PeerId>, String> {
+/// Connects to every server address (a server given at a TCP and a QUIC address is
+/// connected to twice, so both transports get observed); fails only if none of
+/// those given answered. Returns the connections, with their peers.
+async fn connect(
+    host: &Host,
+    servers: &[Multiaddr],
+) -> Result<HashMap<ConnectionId, PeerId>, String> {
     let dials = servers.iter().map(|addr| async move {
-        let r = host.dial(addr).await;
+        let r = host
+            .dial_with(addr, DialOpts::new().with_new_connection(true))
+            .await;
         (addr, r)
     });
-    let mut connected = HashSet::new();
+    let mut connected = HashMap::new();
     let mut errors = Vec::new();
     for (addr, r) in futures::future::join_all(dials).await {
         match r {
             Ok(info) => {
-                connected.insert(info.peer);
+                connected.insert(info.id, info.peer);
             }
             Err(e) => {
                 eprintln!("weft: cannot connect to {addr}: {e}");
@@ -163,49 +204,124 @@ async fn connect(host: &Host, servers: &[Multiaddr]) -> Result<HashSet<PeerId>, 
     Ok(connected)
 }
 
-/// Waits until every server dialed has been identified (so the client knows which
-/// speak AutoNAT v2), and then until every address has a settled verdict: confirmed
-/// or not public, or out of servers as reported after the servers were known (a
-/// verdict from before they were is not taken). Returns at once when none of the
-/// servers speaks AutoNAT v2.
+/// Notes in `confirmed` when (since `started`) each address got its latest
+/// confirmed verdict, until the events end.
+async fn record(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    started: Instant,
+    confirmed: &mut HashMap<Multiaddr, Duration>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(Event::AddrReachability { addr, verdict }) => {
+                note(confirmed, started, addr, &verdict.reason);
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Keeps the time of a confirmed verdict (a change to another confirmed one, say
+/// reachable to unreachable, moves it).
+fn note(
+    confirmed: &mut HashMap<Multiaddr, Duration>,
+    started: Instant,
+    addr: Multiaddr,
+    reason: &Reason,
+) {
+    if *reason == Reason::Confirmed {
+        confirmed.insert(addr, started.elapsed());
+    }
+}
+
+/// How long "no more servers to ask" must hold before it is final, when some
+/// servers gave no answer about the address.
+const NO_SERVERS_GRACE: Duration = Duration::from_secs(2);
+
+/// What [`wait`] needs besides the host: our classifier (which observed addresses
+/// the client will probe), and where to note the time of each confirmed verdict.
+struct Watch<'a> {
+    classifier: &'a Classifier,
+    started: Instant,
+    confirmed: &'a mut HashMap<Multiaddr, Duration>,
+}
+
+/// Waits until every server connection has been identified (so the client knows
+/// which speak AutoNAT v2, and the addresses they observe us at, which it probes),
+/// and then until every address, those observed included, has a settled verdict:
+/// confirmed or not public, or out of servers as reported after the servers were
+/// known (a verdict from before they were is not taken). Returns at once when none
+/// of the servers speaks AutoNAT v2. Notes the time of each confirmed verdict (since
+/// `started`).
 async fn wait(
     host: &Host,
     events: &mut tokio::sync::broadcast::Receiver<Event>,
-    mut unidentified: HashSet<PeerId>,
+    mut unidentified: HashSet<ConnectionId>,
+    watch: Watch<'_>,
 ) {
-    let mut speaking = 0;
-    let mut out_of_servers: HashSet<Multiaddr> = HashSet::new();
+    let Watch {
+        classifier,
+        started,
+        confirmed,
+    } = watch;
+    let mut speaking: HashSet<PeerId> = HashSet::new();
+    let mut observed: HashSet<Multiaddr> = HashSet::new();
+    let mut out_of_servers: HashMap<Multiaddr, Instant> = HashMap::new();
     loop {
         if unidentified.is_empty() {
-            if speaking == 0 {
+            if speaking.is_empty() {
                 return eprintln!("weft: none of the servers speaks AutoNAT v2");
             }
             let verdicts = host.reachability();
+            // Out of servers is final once every server answered about it, or when
+            // it held for a while (the others failed, and are backed off): the client
+            // may learn of the last servers after we did.
             let done = verdicts.iter().all(|(addr, v)| match v.reason {
                 Reason::Confirmed | Reason::NotPublic => true,
-                Reason::NoServers => out_of_servers.contains(addr),
+                Reason::NoServers => out_of_servers.get(addr).is_some_and(|at| {
+                    v.successes + v.failures >= speaking.len() || at.elapsed() >= NO_SERVERS_GRACE
+                }),
                 Reason::Probing => false,
             });
-            if done && !verdicts.is_empty() {
+            let tracked = observed
+                .iter()
+                .all(|o| verdicts.iter().any(|(addr, _)| addr == o));
+            if done && tracked && !verdicts.is_empty() {
                 return;
             }
         }
-        match events.recv().await {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            // Looks again when a grace period may have ended.
+            _ = tokio::time::sleep(NO_SERVERS_GRACE / 4) => continue,
+        };
+        match event {
             Ok(Event::PeerIdentified {
-                peer, protocols, ..
+                peer,
+                connection,
+                protocols,
+                observed_addr,
+                ..
             }) => {
-                if unidentified.remove(&peer)
+                if unidentified.remove(&connection)
                     && protocols.iter().any(|p| p == DIAL_REQUEST_PROTOCOL)
                 {
-                    speaking += 1;
+                    speaking.insert(peer);
+                    observed
+                        .extend(observed_addr.filter(|a| classifier.addr(a) == AddrClass::Public));
                 }
             }
             Ok(Event::AddrReachability { addr, verdict }) if unidentified.is_empty() => {
+                note(confirmed, started, addr.clone(), &verdict.reason);
                 if verdict.reason == Reason::NoServers {
-                    out_of_servers.insert(addr);
+                    out_of_servers.insert(addr, Instant::now());
                 } else {
                     out_of_servers.remove(&addr);
                 }
+            }
+            Ok(Event::AddrReachability { addr, verdict }) => {
+                note(confirmed, started, addr, &verdict.reason);
             }
             Ok(_) | Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return,
@@ -217,7 +333,10 @@ async fn wait(
 pub fn print_human(report: &NatReport) {
     println!("peer {} ({} servers)", report.peer, report.servers);
     for a in &report.addrs {
-        println!("{}  {}", a.addr, a.verdict);
+        match a.after_ms {
+            Some(ms) => println!("{}  {} (after {ms:.0} ms)", a.addr, a.verdict),
+            None => println!("{}  {}", a.addr, a.verdict),
+        }
     }
 }
 

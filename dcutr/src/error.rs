@@ -106,8 +106,13 @@ pub enum Failure {
         /// What went wrong.
         error: ExchangeError,
     },
-    /// Every attempt ran out of time: no direct connection after the last one.
-    #[error("timed out at attempt {attempts}: no direct connection")]
+    /// Every attempt ran out of time: no direct connection after the last one. The
+    /// message says which side's addresses looked like a symmetric NAT's (likely the
+    /// cause, when the other side's filtering is port-dependent).
+    #[error(
+        "timed out at attempt {attempts}: no direct connection{}",
+        symmetric_hint(*local_symmetric, *remote_symmetric)
+    )]
     TimedOut {
         /// Attempts made.
         attempts: u8,
@@ -130,4 +135,14 @@ pub enum Failure {
         /// The attempt it closed in.
         attempt: u8,
     },
+}
+
+/// What [`Failure::TimedOut`]'s message adds about symmetric-looking addresses.
+fn symmetric_hint(local: bool, remote: bool) -> &'static str {
+    match (local, remote) {
+        (false, false) => "",
+        (true, false) => " (our addresses look like a symmetric NAT's)",
+        (false, true) => " (the peer's addresses look like a symmetric NAT's)",
+        (true, true) => " (both sides' addresses look like symmetric NATs')",
+    }
 }

@@ -520,6 +520,15 @@ mod tests {
             .to_string(),
             "timed out at attempt 3: no direct connection"
         );
+        assert_eq!(
+            Failure::TimedOut {
+                attempts: 3,
+                local_symmetric: false,
+                remote_symmetric: true
+            }
+            .to_string(),
+            "timed out at attempt 3: no direct connection (the peer's addresses look like a symmetric NAT's)"
+        );
     }
 
     #[test]

@@ -12,7 +12,12 @@
 //! the set of addresses changes (the network may have changed under us); a fresh
 //! result replaces the same server's older one, so a verdict flips once enough
 //! servers see the change. Non-public addresses are never probed and never
-//! confirmed. One probe runs at a time.
+//! confirmed. Several probes run at once (`max_in_flight`), but never two of one
+//! address with one server, at most `max_in_flight_per_server` with one server (the
+//! servers' own per-peer limit, go-libp2p's and weft's 2) and at most
+//! `target_confidence` of one address: an unreachable address costs a server its
+//! whole dial-back timeout, so asking three servers at once gives a verdict in one
+//! timeout instead of three.
 
 use super::verdict::{Reachability, Reason, Verdict};
 use libp2p_identity::PeerId;
@@ -24,7 +29,8 @@ use std::time::{Duration, Instant};
 ///
 /// The defaults: a margin of 3 agreeing servers (go-libp2p's `targetConfidence`)
 /// among the latest results of 5; re-probes every hour; a server that failed a
-/// probe is left alone for 10 minutes; at most 32 addresses tracked.
+/// probe is left alone for 10 minutes; at most 32 addresses tracked; at most 6
+/// probes at once, 2 with one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TrackerConfig {
@@ -39,6 +45,10 @@ pub struct TrackerConfig {
     pub server_backoff: Duration,
     /// Addresses tracked at once (the first ones given win).
     pub max_addrs: usize,
+    /// Probes running at once, all servers together (at least 1).
+    pub max_in_flight: usize,
+    /// Probes running at once with one server (at least 1).
+    pub max_in_flight_per_server: usize,
 }
 
 impl Default for TrackerConfig {
@@ -49,6 +59,8 @@ impl Default for TrackerConfig {
             reprobe_interval: Duration::from_secs(60 * 60),
             server_backoff: Duration::from_secs(10 * 60),
             max_addrs: 32,
+            max_in_flight: 6,
+            max_in_flight_per_server: 2,
         }
     }
 }
@@ -82,6 +94,13 @@ impl TrackerConfig {
     /// Addresses tracked at once.
     pub fn with_max_addrs(mut self, max: usize) -> Self {
         self.max_addrs = max;
+        self
+    }
+
+    /// Probes running at once, in total and with one server (each at least 1).
+    pub fn with_max_in_flight(mut self, total: usize, per_server: usize) -> Self {
+        self.max_in_flight = total.max(1);
+        self.max_in_flight_per_server = per_server.max(1);
         self
     }
 }
@@ -137,7 +156,7 @@ pub struct Tracker {
     entries: Vec<Entry>,
     /// Servers left alone for one address after a failed probe of it.
     backoff: HashMap<(PeerId, Multiaddr), Instant>,
-    in_flight: Option<Probe>,
+    in_flight: Vec<Probe>,
 }
 
 impl Tracker {
@@ -146,13 +165,15 @@ impl Tracker {
         let config = TrackerConfig {
             target_confidence: config.target_confidence.max(1),
             window: config.window.max(config.target_confidence.max(1)),
+            max_in_flight: config.max_in_flight.max(1),
+            max_in_flight_per_server: config.max_in_flight_per_server.max(1),
             ..config
         };
         Tracker {
             config,
             entries: Vec::new(),
             backoff: HashMap::new(),
-            in_flight: None,
+            in_flight: Vec::new(),
         }
     }
 
@@ -177,9 +198,9 @@ impl Tracker {
             .map(|e| e.verdict)
     }
 
-    /// The probe in progress.
-    pub fn in_flight(&self) -> Option<&Probe> {
-        self.in_flight.as_ref()
+    /// The probes in progress, oldest first.
+    pub fn in_flight(&self) -> &[Probe] {
+        &self.in_flight
     }
 
     /// Sets the addresses to test, each with whether it is public. New addresses
@@ -251,12 +272,28 @@ impl Tracker {
     }
 
     /// The server to ask about `e`, if any: one without a result for it first,
-    /// then the one with the stalest stale result.
-    fn pick_server(&self, e: &Entry, servers: &[PeerId], now: Instant) -> Option<PeerId> {
+    /// then the one with the stalest stale result; never one already asked about it
+    /// or (unless `busy_ok`) busy with as many probes as it may run.
+    fn pick_server(
+        &self,
+        e: &Entry,
+        servers: &[PeerId],
+        now: Instant,
+        busy_ok: bool,
+    ) -> Option<PeerId> {
         let available = servers.iter().filter(|s| {
-            self.backoff
-                .get(&(**s, e.addr.clone()))
-                .is_none_or(|until| *until <= now)
+            let busy = self.in_flight.iter().filter(|p| p.server == **s);
+            let (mut probes, mut this_addr) = (0, false);
+            for p in busy {
+                probes += 1;
+                this_addr |= p.addr == e.addr;
+            }
+            !this_addr
+                && (busy_ok || probes < self.config.max_in_flight_per_server)
+                && self
+                    .backoff
+                    .get(&(**s, e.addr.clone()))
+                    .is_none_or(|until| *until <= now)
         });
         let mut stale: Option<(Instant, PeerId)> = None;
         for s in available {
@@ -283,11 +320,13 @@ impl Tracker {
 
     /// The next probe to run, given the servers available now (connected, speaking
     /// AutoNAT v2), and the verdicts that changed because no server is left for an
-    /// undecided address. `None` while a probe is in flight or nothing is due.
+    /// undecided address. `None` while as many probes as allowed are in flight, or
+    /// nothing is due; call it again after each probe it returns, to start several.
+    /// An address whose servers are all busy with it is not starved: it waits.
     pub fn next_probe(&mut self, now: Instant, servers: &[PeerId]) -> (Option<Probe>, Vec<Change>) {
         self.backoff.retain(|_, until| *until > now);
         let mut changes = Vec::new();
-        if self.in_flight.is_some() {
+        if self.in_flight.len() >= self.config.max_in_flight {
             return (None, changes);
         }
         let mut found = None;
@@ -296,12 +335,20 @@ impl Tracker {
             if !self.wants_probe(e, now) {
                 continue;
             }
-            match self.pick_server(e, servers, now) {
+            let running = self.in_flight.iter().filter(|p| p.addr == e.addr).count();
+            if running >= self.config.target_confidence {
+                continue;
+            }
+            match self.pick_server(e, servers, now, false) {
                 Some(server) => {
                     found = Some((i, server));
                     break;
                 }
-                None => starved.push(i),
+                // Waiting for a busy server, or for its own probes, is no starving.
+                None if running == 0 && self.pick_server(e, servers, now, true).is_none() => {
+                    starved.push(i)
+                }
+                None => {}
             }
         }
         let found = found.map(|(i, server)| {
@@ -329,7 +376,9 @@ impl Tracker {
                 });
             }
         }
-        self.in_flight = found.clone();
+        if let Some(probe) = &found {
+            self.in_flight.push(probe.clone());
+        }
         (found, changes)
     }
 
@@ -345,7 +394,7 @@ impl Tracker {
         stale.chain(backoffs).min()
     }
 
-    /// The result of the probe in flight: evidence, or `None` when it taught us
+    /// The result of a probe in flight: evidence, or `None` when it taught us
     /// nothing (refused, timed out, no dial-back ...; the server is then not asked
     /// about this address for a while). Returns the verdict if it changed.
     pub fn on_result(
@@ -354,8 +403,8 @@ impl Tracker {
         evidence: Option<Evidence>,
         now: Instant,
     ) -> Option<Change> {
-        if self.in_flight.as_ref() == Some(probe) {
-            self.in_flight = None;
+        if let Some(i) = self.in_flight.iter().position(|p| p == probe) {
+            self.in_flight.remove(i);
         }
         let Some(evidence) = evidence else {
             self.backoff.insert(
@@ -403,7 +452,7 @@ impl Tracker {
         })
     }
 
-    /// The probe in flight could not even start (the server went away): it taught
+    /// A probe in flight could not even start (the server went away): it taught
     /// us nothing, and the server is not asked about the address for a while.
     pub fn abort(&mut self, probe: &Probe, now: Instant) {
         let _ = self.on_result(probe, None, now);
@@ -540,8 +589,8 @@ mod tests {
         let s = servers(1);
         let (probe, _) = t.next_probe(now, &s);
         let probe = probe.unwrap();
-        // One probe at a time.
-        assert_eq!(t.next_probe(now, &s).0, None);
+        // One probe of an address with one server at a time.
+        assert_eq!(t.next_probe(now, &s), (None, vec![]));
         assert_eq!(t.on_result(&probe, None, now), None);
         let (none, starved) = t.next_probe(now, &s);
         assert_eq!(none, None, "the server is backed off");
@@ -614,14 +663,60 @@ mod tests {
         assert_eq!(probe.unwrap().addr, x);
         t.set_addrs([(y.clone(), true)], soon);
         assert_eq!(t.verdict(&x), None);
-        assert_eq!(t.in_flight().map(|p| p.addr.clone()), Some(x.clone()));
+        let running: Vec<_> = t.in_flight().iter().map(|p| p.addr.clone()).collect();
+        assert_eq!(running, std::slice::from_ref(&x));
         // The result of a probe for a forgotten address is dropped.
         let stale = Probe {
             addr: x.clone(),
             server: s[0],
         };
         assert_eq!(t.on_result(&stale, Some(Evidence::Reachable), soon), None);
-        assert_eq!(t.in_flight(), None);
+        assert!(t.in_flight().is_empty());
+    }
+
+    #[test]
+    fn probes_run_at_once_with_distinct_servers_within_the_limits() {
+        let now = Instant::now();
+        let addrs: Vec<Multiaddr> = (1..=4u16)
+            .map(|p| a(&format!("/ip4/8.8.8.8/tcp/{p}")))
+            .collect();
+        let start_all = |t: &mut Tracker, s: &[PeerId]| {
+            let mut started = Vec::new();
+            loop {
+                let (probe, starved) = t.next_probe(now, s);
+                assert!(starved.is_empty(), "busy servers starve nobody");
+                let Some(probe) = probe else { break };
+                started.push(probe);
+            }
+            started
+        };
+        // With many servers, the total is the limit.
+        let mut t = Tracker::new(TrackerConfig::default());
+        t.set_addrs(addrs.iter().map(|x| (x.clone(), true)), now);
+        assert_eq!(start_all(&mut t, &servers(10)).len(), 6);
+        // With three, two per server (under a higher total).
+        let mut t = Tracker::new(TrackerConfig::default().with_max_in_flight(10, 2));
+        t.set_addrs(addrs.iter().map(|x| (x.clone(), true)), now);
+        let s = servers(3);
+        let started = start_all(&mut t, &s);
+        // 2 per server, 3 per address, never one pair twice.
+        assert_eq!(started.len(), 6);
+        for server in &s {
+            assert_eq!(started.iter().filter(|p| p.server == *server).count(), 2);
+        }
+        assert_eq!(started.iter().filter(|p| p.addr == addrs[0]).count(), 3);
+        assert_eq!(started.iter().filter(|p| p.addr == addrs[1]).count(), 3);
+        // The results come back in any order; the verdicts are those of the rule.
+        for probe in started.iter().rev() {
+            t.on_result(probe, Some(Evidence::Unreachable), now);
+        }
+        for x in &addrs[..2] {
+            let v = t.verdict(x).unwrap();
+            assert_eq!((v.reachability, v.failures), (Reachability::Unreachable, 3));
+        }
+        let changes = run(&mut t, now, &s, |_| Some(Evidence::Reachable));
+        assert_eq!(changes.len(), 2, "the other two addresses confirmed");
+        assert!(t.in_flight().is_empty());
     }
 
     #[test]

@@ -1,6 +1,14 @@
 //! The AutoNAT v2 client in the host: the loop that feeds the tracker our addresses
-//! and the servers, runs its probes one at a time, and reports verdicts; and the
-//! dial-back handler.
+//! and the servers, runs its probes (several at once, within the tracker's limits),
+//! and reports verdicts; and the dial-back handler.
+//!
+//! The addresses probed: our listen and accepted external addresses, the candidates
+//! identify's observations confirmed ([`Event::ExternalAddrCandidate`]), and each
+//! public address an AutoNAT server observed us at. A server's observation is probed
+//! at once, without waiting for other observers to confirm it: the servers are the
+//! peers we ask anyway (so those candidates stay few), and the confidence rule, not
+//! the number of observers, decides. Behind a symmetric NAT each server sees another
+//! port, and each of those is probed and found unreachable.
 
 use super::AutonatClientConfig;
 use crate::conn::ConnState;
@@ -12,6 +20,7 @@ use crate::stream::Stream;
 use crate::transport::is_circuit;
 use futures::channel::oneshot;
 use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
@@ -190,21 +199,46 @@ async fn run_probe(
     }
 }
 
+/// Keeps `addr` as a candidate to probe (the oldest goes when there are too many).
+fn add_candidate(candidates: &mut VecDeque<Multiaddr>, addr: Multiaddr) {
+    if candidates.contains(&addr) {
+        return;
+    }
+    if candidates.len() >= MAX_CANDIDATES {
+        candidates.pop_front();
+    }
+    candidates.push_back(addr);
+}
+
 /// What the loop learnt from one event. A later identify without the protocol drops
 /// only its own connection; a push that removes it is not acted on (the next probe
-/// to that peer fails and backs it off for the address).
-fn on_event(event: Event, servers: &mut Servers, candidates: &mut VecDeque<Multiaddr>) {
+/// to that peer fails and backs it off for the address). The address a server
+/// observed us at becomes a candidate when `classifier` calls it public.
+fn on_event(
+    event: Event,
+    classifier: &crate::dial::classify::Classifier,
+    servers: &mut Servers,
+    candidates: &mut VecDeque<Multiaddr>,
+) {
     match event {
         Event::PeerIdentified {
             peer,
             connection,
             protocols,
+            observed_addr,
             ..
         } => {
             let conns = servers.entry(peer).or_default();
             conns.retain(|c| *c != connection);
             if protocols.iter().any(|p| p == DIAL_REQUEST_PROTOCOL) {
                 conns.push(connection);
+                if let Some(addr) = observed_addr.filter(|a| {
+                    !is_circuit(a)
+                        && crate::dial::classify::leading_ip(a).is_some()
+                        && classifier.addr(a) == AddrClass::Public
+                }) {
+                    add_candidate(candidates, addr);
+                }
             }
             if conns.is_empty() {
                 servers.remove(&peer);
@@ -220,12 +254,7 @@ fn on_event(event: Event, servers: &mut Servers, candidates: &mut VecDeque<Multi
                 }
             }
         }
-        Event::ExternalAddrCandidate { addr, .. } if !candidates.contains(&addr) => {
-            if candidates.len() >= MAX_CANDIDATES {
-                candidates.pop_front();
-            }
-            candidates.push_back(addr);
-        }
+        Event::ExternalAddrCandidate { addr, .. } => add_candidate(candidates, addr),
         _ => {}
     }
 }
@@ -239,7 +268,7 @@ fn report(inner: &Inner, changes: Vec<Change>) {
 
 /// Why the loop woke up.
 enum Woke {
-    Probed(Option<Evidence>),
+    Probed(Probe, Option<Evidence>),
     Event(Box<Result<Event, RecvError>>),
     Tick,
 }
@@ -251,7 +280,8 @@ async fn drive(
 ) {
     let mut servers: Servers = HashMap::new();
     let mut candidates: VecDeque<Multiaddr> = VecDeque::new();
-    let mut running: Option<(Probe, BoxFuture<'static, Option<Evidence>>)> = None;
+    let mut running: FuturesUnordered<BoxFuture<'static, (Probe, Option<Evidence>)>> =
+        FuturesUnordered::new();
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let now = Instant::now();
@@ -264,51 +294,59 @@ async fn drive(
         let (changes, next, wakeup) = {
             let mut tracker = lock(&shared.tracker);
             let mut changes = tracker.set_addrs(addrs, now);
-            let mut next = None;
-            if running.is_none() {
+            let mut next = Vec::new();
+            // As many as the tracker's limits allow.
+            loop {
                 let (probe, starved) = tracker.next_probe(now, &live);
                 changes.extend(starved);
-                next = probe;
+                match probe {
+                    Some(probe) => next.push(probe),
+                    None => break,
+                }
             }
             (changes, next, tracker.next_wakeup())
         };
         report(&inner, changes);
-        let conn = next
-            .as_ref()
-            .and_then(|p| server_connection(&inner, &servers, &p.server));
-        drop(inner);
-        if let Some(probe) = next {
+        for probe in next {
+            let conn = server_connection(&inner, &servers, &probe.server);
             debug!(addr = %probe.addr, server = %probe.server, "probing");
-            let work = run_probe(weak.clone(), shared.clone(), probe.clone(), conn).boxed();
-            running = Some((probe, work));
+            let work = run_probe(weak.clone(), shared.clone(), probe.clone(), conn);
+            running.push(async move { (probe, work.await) }.boxed());
         }
+        drop(inner);
         let sleep = wakeup
             .map_or(POLL, |w| w.saturating_duration_since(now))
             .min(POLL);
         let in_flight = async {
-            match running.as_mut() {
-                Some((_, work)) => work.await,
-                None => futures::future::pending::<Option<Evidence>>().await,
+            match running.next().await {
+                Some(done) => done,
+                None => futures::future::pending().await,
             }
         };
         let woke = tokio::select! {
-            evidence = in_flight => Woke::Probed(evidence),
+            (probe, evidence) = in_flight => Woke::Probed(probe, evidence),
             event = events.recv() => Woke::Event(Box::new(event)),
             _ = shared.wake.notified() => Woke::Tick,
             _ = tokio::time::sleep(sleep) => Woke::Tick,
         };
         match woke {
             Woke::Event(event) => match *event {
-                Ok(event) => on_event(event, &mut servers, &mut candidates),
+                Ok(event) => {
+                    let Some(inner) = weak.upgrade() else { return };
+                    on_event(
+                        event,
+                        &inner.dialer.config.classifier,
+                        &mut servers,
+                        &mut candidates,
+                    );
+                }
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,
             },
-            Woke::Probed(evidence) => {
-                if let Some((probe, _)) = running.take() {
-                    let change = lock(&shared.tracker).on_result(&probe, evidence, Instant::now());
-                    if let Some(inner) = weak.upgrade() {
-                        report(&inner, change.into_iter().collect());
-                    }
+            Woke::Probed(probe, evidence) => {
+                let change = lock(&shared.tracker).on_result(&probe, evidence, Instant::now());
+                if let Some(inner) = weak.upgrade() {
+                    report(&inner, change.into_iter().collect());
                 }
             }
             Woke::Tick => {}

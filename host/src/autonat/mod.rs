@@ -1,10 +1,12 @@
 //! AutoNAT v2 in the host (feature `autonat`), on `weft-autonat`.
 //!
-//! - The client ([`HostBuilder::autonat_client`]): probes our addresses one at a
-//!   time (listen addresses, accepted external addresses, and the candidates
-//!   identify's observations produced, [`Event::ExternalAddrCandidate`]) with
-//!   connected peers that speak `/libp2p/autonat/2/dial-request` (identify tells
-//!   which), applies the confidence rule of a [`TrackerConfig`], reports each
+//! - The client ([`HostBuilder::autonat_client`]): probes our addresses, one per
+//!   probe and several probes at once within the [`TrackerConfig`]'s limits
+//!   (listen addresses, accepted external addresses, the candidates identify's
+//!   observations produced, [`Event::ExternalAddrCandidate`], and each public
+//!   address an AutoNAT server observed us at) with connected peers that speak
+//!   `/libp2p/autonat/2/dial-request` (identify tells which), applies the
+//!   confidence rule of a [`TrackerConfig`], reports each
 //!   verdict that changes as [`Event::AddrReachability`] and answers
 //!   [`Host::reachability`]. Addresses the host's classifier does not take as public
 //!   (loopback, private ...; see [`DialConfig::classifier`]) are never probed and

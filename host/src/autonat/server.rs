@@ -21,9 +21,11 @@ use weft_autonat::{
 };
 
 /// Dial-request streams served at once (the server's own limits are lower; this
-/// bounds the streams that wait to be rejected), and per peer.
+/// bounds the streams that wait to be rejected).
 const MAX_REQUEST_STREAMS: usize = 32;
-const MAX_REQUEST_STREAMS_PER_PEER: usize = 2;
+/// Twice the server's own per-peer limit: a client's next request may come while
+/// the handler of its last one is still finishing.
+const MAX_REQUEST_STREAMS_PER_PEER: usize = 4;
 
 /// Registers the dial-request handler, with the dial-back host it dials from.
 pub(crate) fn install(inner: &Arc<Inner>, config: ServerConfig) -> Result<(), BuildError> {
@@ -102,15 +104,28 @@ fn same_family(a: IpAddr, b: IpAddr) -> bool {
 
 impl HostDialBacker {
     async fn deliver(&self, addr: &Multiaddr, nonce: u64, timeout: Duration) -> DialBackResult {
-        let opts = DialOpts::new().with_ignore_backoff(true);
+        // A connection of its own to this very address: one the dial-back host has
+        // to the client already (a dial-back of another address, over another
+        // transport, in flight) proves nothing about this one.
+        let opts = DialOpts::new()
+            .with_ignore_backoff(true)
+            .with_new_connection(true);
         let conn = match self.dialer.dial_with(addr, opts).await {
             Ok(c) => c,
             Err(e) => return DialBackResult::DialFailed(e.to_string()),
         };
         let sent = async {
+            // On this connection: another dial-back to the same client may close
+            // its own meanwhile.
+            let dialed = self
+                .dialer
+                .inner
+                .connection(&conn.id)
+                .ok_or_else(|| "the dial-back connection closed".to_owned())?;
             let mut stream = self
                 .dialer
-                .new_stream(conn.peer, &[DIAL_BACK_PROTOCOL])
+                .inner
+                .open_stream_on(&dialed, &[DIAL_BACK_PROTOCOL])
                 .await
                 .map_err(|e| e.to_string())?;
             dial_back::send_nonce(&mut stream, nonce, timeout)

@@ -1,6 +1,8 @@
 //! The responder (the spec's A): the `/libp2p/dcutr` handler. It answers the
 //! peer's CONNECT with our addresses and dials the peer's when SYNC arrives; each
-//! exchange is one attempt, reported on its own.
+//! exchange is one attempt, reported on its own. When both sides' addresses look
+//! like symmetric NATs the peer ends the exchange instead of sending SYNC, and the
+//! responder reports that reason ([`Failure::BothSymmetric`]), not a failed exchange.
 
 use super::punch::{self, Attempt, PunchError};
 use super::{our_addrs, report, Report, Shared};
@@ -56,8 +58,10 @@ async fn serve(inner: Arc<Inner>, shared: Arc<Shared>, mut stream: Stream) {
     // sending it): from its CONNECT on, an inbound TCP connection from its IPs takes
     // our role of the punch.
     let mut promise = None;
+    let mut remote_symmetric = false;
     let exchanged =
         weft_dcutr::respond_with(&mut stream, &shared.config, Some(peer), &ours, |remote| {
+            remote_symmetric = looks_symmetric(remote);
             let ips = super::punch::tcp_ips(remote);
             promise = Some(inner.inbound_roles.promise(
                 &ips,
@@ -71,6 +75,15 @@ async fn serve(inner: Arc<Inner>, shared: Arc<Shared>, mut stream: Stream) {
         Err(error) if !relayed.is_usable() => {
             debug!(%error, "the relayed connection went away during the exchange");
             Err(Failure::RelayedConnectionClosed { attempt })
+        }
+        // The peer ends the exchange without a SYNC the moment our answer shows that
+        // both sides look symmetric (the initiator's rule): its verdict, not a
+        // broken exchange.
+        Err(error)
+            if shared.config.fail_fast_symmetric && remote_symmetric && looks_symmetric(&ours) =>
+        {
+            debug!(%error, "the peer gave up: both sides look symmetric");
+            Err(Failure::BothSymmetric)
         }
         Err(error) => Err(Failure::Exchange { attempt, error }),
         Ok((remote, received)) if remote.is_empty() => Err(Failure::NoRemoteAddresses { received }),

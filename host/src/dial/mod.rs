@@ -120,6 +120,11 @@ pub struct DialOpts {
     pub role: Option<Role>,
     /// Ask the transport for early (0-RTT) data where it supports it.
     pub early_data: bool,
+    /// Make a connection to the address even when one to the peer is open or being
+    /// dialed ([`Host::dial_with`](crate::Host::dial_with) of an address with a
+    /// `/p2p/` suffix otherwise returns that one): a second connection over another
+    /// transport, say, to be observed on it. The handshake still proves the peer.
+    pub new_connection: bool,
 }
 
 impl DialOpts {
@@ -143,6 +148,13 @@ impl DialOpts {
     /// Asks for early (0-RTT) data.
     pub fn with_early_data(mut self, early_data: bool) -> Self {
         self.early_data = early_data;
+        self
+    }
+
+    /// Dials a new connection even when the peer has one (see
+    /// [`new_connection`](Self::new_connection)).
+    pub fn with_new_connection(mut self, new: bool) -> Self {
+        self.new_connection = new;
         self
     }
 }
@@ -343,6 +355,10 @@ impl Inner {
     ) -> Result<Arc<ConnState>, DialError> {
         let (bare, peer) = split_peer_id(addr);
         match peer {
+            Some(peer) if opts.new_connection => {
+                book::add_dialable_addr(&self.writer, &peer, &bare);
+                self.dial_addresses(Some(peer), vec![bare], opts).await
+            }
             Some(peer) => {
                 book::add_dialable_addr(&self.writer, &peer, &bare);
                 let inner = self.clone();
@@ -490,7 +506,8 @@ impl Inner {
     }
 
     /// Runs the schedule of one dial until an attempt connects, an inbound
-    /// connection from the peer lands, or nothing is left. `errors` collects why
+    /// connection from the peer lands (not with [`DialOpts::new_connection`], which
+    /// wants a connection of its own), or nothing is left. `errors` collects why
     /// each address failed or was skipped.
     async fn run_schedule(
         self: &Arc<Self>,
@@ -502,7 +519,8 @@ impl Inner {
         // Subscribed before looking: an inbound connection that lands from here on
         // is seen either way.
         let mut events = self.events.subscribe();
-        if let Some(conn) = peer.and_then(|p| self.connection_to(&p)) {
+        let reuse = !opts.new_connection;
+        if let Some(conn) = peer.filter(|_| reuse).and_then(|p| self.connection_to(&p)) {
             return Ok(conn);
         }
         let now = Instant::now();
@@ -525,7 +543,7 @@ impl Inner {
             errors.push((addr.clone(), skip_error(peer, &addr, skip)));
         }
         let mut attempts = FuturesUnordered::new();
-        let mut watch_inbound = peer.is_some();
+        let mut watch_inbound = peer.is_some() && reuse;
         loop {
             let now = Instant::now();
             let wake = loop {

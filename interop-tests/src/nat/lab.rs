@@ -14,6 +14,13 @@
 //! Routers reach each other on the bridge (the same /24) and the servers through the
 //! public namespace, which owns the server addresses (no forwarding there). Nothing
 //! is routed to the machine's own network: packets stay in the namespaces.
+//!
+//! A server answers from the address it was contacted at; a connection the public
+//! namespace starts towards a router from a socket bound to no address (an AutoNAT
+//! server's dial-back host has no listener) leaves from the gateway address
+//! [`Lab::outbound_ip`], which no peer ever contacts: the lab's servers dial back
+//! from a second address of theirs, so an address-restricted cone keeps their
+//! dial-backs out (see the interop-tests README, "NAT lab and matrix").
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -120,6 +127,23 @@ impl Lab {
         }
         public.ip(&["addr", "add", &format!("{GATEWAY}/24"), "dev", "br0"])?;
         public.ip(&["link", "set", "br0", "up"])?;
+        // What the kernel picks anyway, said here because the AutoNAT expectations
+        // rest on it: unbound sockets reach the routers from the gateway address,
+        // never from a server address a peer contacted.
+        let routers = format!("{}/24", Ipv4Addr::from(u32::from(GATEWAY) & 0xffff_ff00));
+        public.ip(&[
+            "route",
+            "replace",
+            &routers,
+            "dev",
+            "br0",
+            "proto",
+            "kernel",
+            "scope",
+            "link",
+            "src",
+            &GATEWAY.to_string(),
+        ])?;
         let mut peers = Vec::with_capacity(kinds.len());
         for (index, &kind) in kinds.iter().enumerate() {
             peers.push(add_peer(&id, &public, index, kind)?);
@@ -136,6 +160,13 @@ impl Lab {
     /// The public namespace (relays, AutoNAT servers, the probes' far ends).
     pub fn public(&self) -> &NetNs {
         &self.public
+    }
+
+    /// Where connections that the public namespace starts towards the routers
+    /// come from when their socket is bound to no address: `203.0.113.1`, the
+    /// routers' gateway, an address no peer contacts (the route's source address).
+    pub fn outbound_ip(&self) -> Ipv4Addr {
+        GATEWAY
     }
 
     /// The `n`-th server address of the public namespace (`198.51.100.<n + 1>`,

@@ -120,6 +120,8 @@ pub enum Punch {
     Failed {
         /// Why, as the peer said it.
         reason: String,
+        /// From the relayed connection to the verdict (zero when not reported).
+        after: Duration,
     },
 }
 
@@ -145,27 +147,26 @@ impl Punch {
         reason_field: &str,
     ) -> Option<Punch> {
         let direct = report.get("direct")?.as_bool()?;
+        let ms = report
+            .get(ms_field)
+            .and_then(serde_json::Value::as_f64)
+            .filter(|ms| ms.is_finite())
+            .unwrap_or(0.0);
+        let after = Duration::from_secs_f64(ms.max(0.0) / 1e3);
         if direct {
             let attempt = report
                 .get("attempts")
                 .and_then(serde_json::Value::as_u64)
                 .and_then(|a| u32::try_from(a).ok())
                 .unwrap_or(1);
-            let ms = report
-                .get(ms_field)
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(0.0);
-            Some(Punch::Direct {
-                attempt,
-                after: Duration::from_secs_f64(ms.max(0.0) / 1e3),
-            })
+            Some(Punch::Direct { attempt, after })
         } else {
             let reason = report
                 .get(reason_field)
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("no reason given")
                 .to_owned();
-            Some(Punch::Failed { reason })
+            Some(Punch::Failed { reason, after })
         }
     }
 }
@@ -224,13 +225,25 @@ impl CellReport {
         times.get(times.len() / 2).copied()
     }
 
+    /// The longest time from the relayed connection to a punch's failure verdict:
+    /// how long the slowest give-up took.
+    pub fn slowest_failure(&self) -> Option<Duration> {
+        self.trials
+            .iter()
+            .filter_map(|t| match &t.punch {
+                Some(Punch::Failed { after, .. }) => Some(*after),
+                _ => None,
+            })
+            .max()
+    }
+
     /// The first failure reasons seen (relayed or punch), deduplicated.
     pub fn failures(&self) -> Vec<String> {
         let mut reasons: Vec<String> = Vec::new();
         for trial in &self.trials {
             let reason = match (&trial.relayed, &trial.punch) {
                 (Err(e), _) => Some(format!("relayed: {e}")),
-                (Ok(()), Some(Punch::Failed { reason })) => Some(format!("punch: {reason}")),
+                (Ok(()), Some(Punch::Failed { reason, .. })) => Some(format!("punch: {reason}")),
                 _ => None,
             };
             if let Some(reason) = reason {
@@ -259,12 +272,12 @@ pub struct MatrixReport {
 
 impl MatrixReport {
     /// The Markdown table: one row per cell with the expectation, the relayed and
-    /// direct success rates, the first-attempt share and the median time to direct
-    /// (`-` where no punch was tried).
+    /// direct success rates, the first-attempt share, the median time to direct and
+    /// the slowest give-up of a failed punch (`-` where there is none).
     pub fn to_markdown(&self) -> String {
         let mut out = String::from(
-            "| listener NAT | dialer NAT | transport | expected | relayed | direct | first attempt | time to direct |\n\
-             |---|---|---|---|---|---|---|---|\n",
+            "| listener NAT | dialer NAT | transport | expected | relayed | direct | first attempt | time to direct | gave up after |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
         );
         for report in &self.cells {
             let cell = report.cell;
@@ -290,9 +303,12 @@ impl MatrixReport {
                         .map_or_else(|| "-".to_owned(), |t| format!("{} ms", t.as_millis())),
                 )
             };
+            let gave_up = report
+                .slowest_failure()
+                .map_or_else(|| "-".to_owned(), |t| format!("{:.1} s", t.as_secs_f64()));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {expected} | {}/{tries} | {direct} | {first} | {time} |",
+                "| {} | {} | {} | {expected} | {}/{tries} | {direct} | {first} | {time} | {gave_up} |",
                 cell.listener,
                 cell.dialer,
                 cell.transport,
@@ -343,6 +359,7 @@ mod tests {
             })),
             trial(Some(Punch::Failed {
                 reason: "timed out at attempt 3".into(),
+                after: Duration::from_secs(15),
             })),
             Trial {
                 relayed: Err("no reservation".into()),
@@ -366,8 +383,9 @@ mod tests {
         }
         .to_markdown();
         assert!(
-            table
-                .contains("| full-cone | symmetric | quic | punchable | 3/4 | 2/3 | 1/2 | 90 ms |"),
+            table.contains(
+                "| full-cone | symmetric | quic | punchable | 3/4 | 2/3 | 1/2 | 90 ms | 15.0 s |"
+            ),
             "{table}"
         );
     }
@@ -387,7 +405,8 @@ mod tests {
         assert_eq!(
             Punch::from_report(&failed),
             Some(Punch::Failed {
-                reason: "both sides symmetric".into()
+                reason: "both sides symmetric".into(),
+                after: Duration::ZERO,
             })
         );
         assert_eq!(Punch::from_report(&serde_json::json!({"ok": true})), None);
@@ -404,7 +423,8 @@ mod tests {
         assert_eq!(
             Punch::from_report(&weft_failed),
             Some(Punch::Failed {
-                reason: "timed out at attempt 3".into()
+                reason: "timed out at attempt 3".into(),
+                after: Duration::from_millis(900),
             })
         );
     }
@@ -423,7 +443,7 @@ mod tests {
         }
         .to_markdown();
         assert!(
-            table.contains("| symmetric | symmetric | tcp | relayed only | 2/2 | - | - | - |"),
+            table.contains("| symmetric | symmetric | tcp | relayed only | 2/2 | - | - | - | - |"),
             "{table}"
         );
         assert_eq!(Cell::all().len(), 32);
