@@ -80,6 +80,17 @@ fn closed_port() -> u16 {
         .port()
 }
 
+/// `n` distinct ports nothing listens on: bound all at once, so that no two are the
+/// same (a zone refuses a duplicate record), then closed.
+fn closed_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
 fn tcp_port(addr: &Multiaddr) -> u16 {
     addr.iter()
         .find_map(|p| match p {
@@ -186,11 +197,12 @@ async fn a_txt_answer_too_long_for_udp_is_fetched_over_tcp() {
     let id = server.peer_id();
     // 30 entries of ~90 bytes: about 3 KB, past a UDP answer's 512 bytes (and the
     // 1232 bytes EDNS allows).
-    let mut records: Vec<Rec> = (0..29)
-        .map(|_| {
+    let mut records: Vec<Rec> = closed_ports(29)
+        .into_iter()
+        .map(|port| {
             Rec::Txt(
                 "_dnsaddr.big.example.test.",
-                format!("dnsaddr=/ip4/127.0.0.1/tcp/{}/p2p/{id}", closed_port()),
+                format!("dnsaddr=/ip4/127.0.0.1/tcp/{port}/p2p/{id}"),
             )
         })
         .collect();
