@@ -35,6 +35,8 @@ mod error;
 mod send_window;
 mod socket;
 mod stream;
+#[cfg(test)]
+mod test_budget;
 mod tuning;
 mod window;
 

@@ -279,9 +279,9 @@ impl SendWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use crate::test_budget::{limited, Limited};
     use std::sync::Arc;
-    use weft_upgrader::{Budget, BudgetDenied, MemoryBudget, Priority};
+    use weft_upgrader::Priority;
 
     const MS: Duration = Duration::from_millis(1);
     const MIB: u64 = 1 << 20;
@@ -365,37 +365,10 @@ mod tests {
         assert_eq!(next_window(&epoch, MIB, MAX), 4 * MIB);
     }
 
-    /// Grants reservations while the total stays within `limit` (any priority).
-    struct Limited {
-        limit: usize,
-        used: AtomicUsize,
-    }
-
-    impl MemoryBudget for Limited {
-        fn try_reserve(&self, bytes: usize, _priority: Priority) -> Result<(), BudgetDenied> {
-            let used = self.used.load(Ordering::SeqCst);
-            if used + bytes > self.limit {
-                return Err(BudgetDenied {
-                    requested: bytes,
-                    reason: "over the test limit".into(),
-                });
-            }
-            self.used.fetch_add(bytes, Ordering::SeqCst);
-            Ok(())
-        }
-
-        fn release(&self, bytes: usize) {
-            self.used.fetch_sub(bytes, Ordering::SeqCst);
-        }
-    }
-
     /// A state with a 1 MiB window reserved from a budget of `limit` bytes.
     fn state(limit: usize) -> (Arc<Limited>, State) {
-        let source = Arc::new(Limited {
-            limit,
-            used: AtomicUsize::new(0),
-        });
-        let reservation = Budget::new(source.clone())
+        let (source, budget) = limited(limit);
+        let reservation = budget
             .reserve(MIB as usize, Priority::LOW)
             .expect("the start fits");
         let state = State {
@@ -419,12 +392,12 @@ mod tests {
         let (source, mut state) = state(3 * MIB as usize);
         let now = state.epoch_start + 10 * MS;
         assert_eq!(state.end_epoch(MIB / 2, now, FULL_PATH, MAX), Some(2 * MIB));
-        assert_eq!(source.used.load(Ordering::SeqCst), 2 * MIB as usize);
+        assert_eq!(source.used(), 2 * MIB as usize);
         // 4 MiB would need 2 MiB more: the budget has 1 MiB left.
         let later = now + 10 * MS;
         assert_eq!(state.end_epoch(MIB, later, FULL_PATH, MAX), None);
         assert_eq!(state.window, 2 * MIB);
-        assert_eq!(source.used.load(Ordering::SeqCst), 2 * MIB as usize);
+        assert_eq!(source.used(), 2 * MIB as usize);
     }
 
     #[test]
@@ -436,23 +409,23 @@ mod tests {
             let written = state.window / 2;
             assert_eq!(state.end_epoch(written, now, FULL_PATH, MAX), Some(to));
         }
-        assert_eq!(source.used.load(Ordering::SeqCst), 4 * MIB as usize);
+        assert_eq!(source.used(), 4 * MIB as usize);
         // A slow epoch: 2 MiB in 10 s.
         now += Duration::from_secs(10);
         assert_eq!(state.end_epoch(2 * MIB, now, FULL_PATH, MAX), Some(2 * MIB));
         assert_eq!(
-            source.used.load(Ordering::SeqCst),
+            source.used(),
             4 * MIB as usize,
             "quinn may still hold what was written above 2 MiB"
         );
         now += Duration::from_secs(10);
         assert_eq!(state.end_epoch(MIB, now, FULL_PATH, MAX), Some(MIB));
         assert_eq!(
-            source.used.load(Ordering::SeqCst),
+            source.used(),
             2 * MIB as usize,
             "the first shrink's 2 MiB went back; the second's 1 MiB waits"
         );
         drop(state);
-        assert_eq!(source.used.load(Ordering::SeqCst), 0, "all back on drop");
+        assert_eq!(source.used(), 0, "all back on drop");
     }
 }

@@ -147,39 +147,7 @@ impl MemoryBudget for GrantsNothing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Grants reservations while the total stays within `limit` (any priority).
-    struct Limited {
-        limit: usize,
-        used: AtomicUsize,
-    }
-
-    impl MemoryBudget for Limited {
-        fn try_reserve(&self, bytes: usize, _priority: Priority) -> Result<(), BudgetDenied> {
-            let used = self.used.load(Ordering::SeqCst);
-            if used + bytes > self.limit {
-                return Err(BudgetDenied {
-                    requested: bytes,
-                    reason: "over the test limit".into(),
-                });
-            }
-            self.used.fetch_add(bytes, Ordering::SeqCst);
-            Ok(())
-        }
-
-        fn release(&self, bytes: usize) {
-            self.used.fetch_sub(bytes, Ordering::SeqCst);
-        }
-    }
-
-    fn limited(limit: usize) -> (Arc<Limited>, Budget) {
-        let source = Arc::new(Limited {
-            limit,
-            used: AtomicUsize::new(0),
-        });
-        (source.clone(), Budget::new(source))
-    }
+    use crate::test_budget::limited;
 
     #[test]
     fn an_ample_budget_grants_the_configured_windows() {
@@ -190,11 +158,11 @@ mod tests {
         assert_eq!(windows.stream, config.stream_window);
         assert_eq!(windows.send, config.send_window);
         assert_eq!(
-            source.used.load(Ordering::SeqCst),
+            source.used(),
             (config.connection_window + config.send_window) as usize
         );
         drop(windows);
-        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+        assert_eq!(source.used(), 0);
     }
 
     #[test]
@@ -210,7 +178,7 @@ mod tests {
             "bounded by the connection window anyway"
         );
         assert_eq!(windows.send, 512 << 10, "the send window takes the rest");
-        assert_eq!(source.used.load(Ordering::SeqCst), 1536 << 10);
+        assert_eq!(source.used(), 1536 << 10);
     }
 
     #[test]
@@ -221,6 +189,6 @@ mod tests {
         assert_eq!(windows.reservation.bytes(), 0);
         assert_eq!(windows.send, MIN_WINDOW);
         assert_eq!(windows.send_reservation.bytes(), 0);
-        assert_eq!(source.used.load(Ordering::SeqCst), 0);
+        assert_eq!(source.used(), 0);
     }
 }
