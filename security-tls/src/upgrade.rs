@@ -2,7 +2,6 @@
 
 use crate::alpn;
 use crate::budgeted::{denied, Budgeted, BUFFER_PRIORITY, CHANNEL_MEMORY, HANDSHAKE_MEMORY};
-use crate::certificate::generate_certificate;
 use crate::config::TlsConfig;
 use crate::error::TlsError;
 use crate::verifier::Libp2pCertVerifier;
@@ -117,16 +116,7 @@ impl TlsUpgrade {
 
     /// A fresh certificate and its loaded signing key.
     fn fresh_certified_key(&self) -> Result<Arc<CertifiedKey>, TlsError> {
-        let generated = generate_certificate(&self.identity)?;
-        let key = self
-            .provider
-            .key_provider
-            .load_private_key(generated.private_key)
-            .map_err(|e| TlsError::CertificateGeneration(e.to_string()))?;
-        Ok(Arc::new(CertifiedKey::new(
-            vec![generated.certificate],
-            key,
-        )))
+        crate::rotation::certified_key(&self.identity, &self.provider)
     }
 
     /// The client configuration of one handshake.
