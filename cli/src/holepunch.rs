@@ -47,15 +47,37 @@ impl HolePunchReport {
     }
 }
 
-/// Whether the peer gives up after this failure: an attempt that ran out of time or
-/// whose dials failed is retried up to the third; anything else (a failed exchange,
-/// no addresses, the relayed connection gone) ends it.
-fn final_failure(failure: &Failure) -> bool {
+/// How long a failure that a weft initiator does not retry
+/// ([`Failure::SymmetricUnpunchable`]) waits for a retry anyway, as another
+/// implementation may make one (go-libp2p retries up to its third attempt): its
+/// next exchange starts within an RTT of the miss.
+const RETRY_GRACE: Duration = Duration::from_secs(2);
+
+/// What a failure of the peer's attempt means for the wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFailure {
+    /// The peer retries: wait for the next attempt.
+    Retried,
+    /// A weft peer gives up here; another may still retry within [`RETRY_GRACE`].
+    MaybeRetried,
+    /// Nothing follows.
+    Final,
+}
+
+/// What follows this failure: an attempt that ran out of time or whose dials failed
+/// is retried up to the third; one side symmetric ends it at a weft peer; anything
+/// else (a failed exchange, no addresses, the relayed connection gone) ends it.
+fn after_failure(failure: &Failure) -> AfterFailure {
     match failure {
-        Failure::TimedOut { attempts, .. } | Failure::DialsFailed { attempts, .. } => {
-            *attempts >= 3
+        Failure::TimedOut { attempts, .. } | Failure::DialsFailed { attempts, .. }
+            if *attempts < 3 =>
+        {
+            AfterFailure::Retried
         }
-        _ => true,
+        Failure::SymmetricUnpunchable { attempts, .. } if *attempts < 3 => {
+            AfterFailure::MaybeRetried
+        }
+        _ => AfterFailure::Final,
     }
 }
 
@@ -69,6 +91,9 @@ pub async fn wait(
 ) -> HolePunchReport {
     let mut last: Option<(u8, String)> = None;
     let mut started = false;
+    // After a failure a weft peer does not retry: waiting [`RETRY_GRACE`] for
+    // another exchange.
+    let mut in_grace = false;
     let mut deadline = tokio::time::Instant::now() + START_WAIT;
     loop {
         let event = tokio::select! {
@@ -78,8 +103,9 @@ pub async fn wait(
         match event {
             Ok(Event::OpenedStream {
                 peer: p, protocol, ..
-            }) if p == peer && protocol == weft_host::dcutr::PROTOCOL && !started => {
+            }) if p == peer && protocol == weft_host::dcutr::PROTOCOL && (!started || in_grace) => {
                 started = true;
+                in_grace = false;
                 deadline = tokio::time::Instant::now() + WAIT;
             }
             Ok(Event::HolePunch {
@@ -99,10 +125,15 @@ pub async fn wait(
                     }
                 }
                 Err(failure) => {
-                    let done = final_failure(&failure);
+                    let after = after_failure(&failure);
                     last = Some((attempts, failure.to_string()));
-                    if done {
-                        break;
+                    match after {
+                        AfterFailure::Retried => {}
+                        AfterFailure::MaybeRetried => {
+                            in_grace = true;
+                            deadline = tokio::time::Instant::now() + RETRY_GRACE;
+                        }
+                        AfterFailure::Final => break,
                     }
                 }
             },
@@ -140,17 +171,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_last_attempt_or_a_hopeless_case_is_final() {
+    fn only_the_last_attempt_a_symmetric_miss_or_a_hopeless_case_ends_the_wait() {
         let timed_out = |attempts| Failure::TimedOut {
             attempts,
             local_symmetric: false,
             remote_symmetric: false,
         };
-        assert!(!final_failure(&timed_out(1)));
-        assert!(final_failure(&timed_out(3)));
-        assert!(final_failure(&Failure::NoRemoteAddresses { received: 0 }));
-        assert!(final_failure(&Failure::RelayedConnectionClosed {
-            attempt: 1
-        }));
+        assert_eq!(after_failure(&timed_out(1)), AfterFailure::Retried);
+        assert_eq!(after_failure(&timed_out(3)), AfterFailure::Final);
+        let symmetric = |attempts| Failure::SymmetricUnpunchable {
+            attempts,
+            local_symmetric: true,
+            remote_symmetric: false,
+        };
+        assert_eq!(after_failure(&symmetric(1)), AfterFailure::MaybeRetried);
+        assert_eq!(after_failure(&symmetric(3)), AfterFailure::Final);
+        assert_eq!(
+            after_failure(&Failure::NoRemoteAddresses { received: 0 }),
+            AfterFailure::Final
+        );
+        assert_eq!(
+            after_failure(&Failure::RelayedConnectionClosed { attempt: 1 }),
+            AfterFailure::Final
+        );
     }
 }

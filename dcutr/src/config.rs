@@ -19,6 +19,13 @@ pub struct Config {
     /// Whether to give up at once, without attempts, when both sides' addresses look
     /// like symmetric NATs ([`looks_symmetric`](crate::looks_symmetric)); default on.
     pub fail_fast_symmetric: bool,
+    /// Whether a failed first attempt ends the hole punch when one side's addresses
+    /// look like a symmetric NAT's; default on. Against a full-cone or
+    /// address-restricted NAT the symmetric side's packets get in whatever port they
+    /// leave from, so such a pair punches at the first attempt; when it does not, the
+    /// other NAT filters by port (port-restricted cone, or symmetric without the
+    /// addresses to show it), and retries only cost time.
+    pub one_attempt_when_symmetric: bool,
 }
 
 impl Default for Config {
@@ -28,6 +35,7 @@ impl Default for Config {
             exchange_timeout: Duration::from_secs(10),
             punch_timeout: Duration::from_secs(5),
             fail_fast_symmetric: true,
+            one_attempt_when_symmetric: true,
         }
     }
 }
@@ -60,5 +68,18 @@ impl Config {
     pub fn with_fail_fast_symmetric(mut self, on: bool) -> Self {
         self.fail_fast_symmetric = on;
         self
+    }
+
+    /// Whether a failed first attempt with one symmetric-looking side ends the punch.
+    pub fn with_one_attempt_when_symmetric(mut self, on: bool) -> Self {
+        self.one_attempt_when_symmetric = on;
+        self
+    }
+
+    /// Whether a failed attempt `attempts` ends the hole punch although attempts are
+    /// left, because one side looks symmetric
+    /// ([`one_attempt_when_symmetric`](Self::one_attempt_when_symmetric)).
+    pub fn symmetric_gives_up(&self, local_symmetric: bool, remote_symmetric: bool) -> bool {
+        self.one_attempt_when_symmetric && (local_symmetric || remote_symmetric)
     }
 }

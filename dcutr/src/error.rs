@@ -121,6 +121,24 @@ pub enum Failure {
         /// Whether the peer's addresses look like a symmetric NAT's.
         remote_symmetric: bool,
     },
+    /// Attempt `attempts` produced no direct connection while one side's addresses
+    /// look like a symmetric NAT's, and no retry follows
+    /// ([`Config::one_attempt_when_symmetric`](crate::Config::one_attempt_when_symmetric)):
+    /// a symmetric NAT punches through a full-cone or address-restricted one at the
+    /// first attempt, so the other side's NAT filters by port, which hole punching
+    /// without port prediction cannot cross.
+    #[error(
+        "no direct connection at attempt {attempts}, and {}: the other side's NAT filters by port (port-restricted cone or symmetric), which hole punching without port prediction cannot cross; given up",
+        symmetric_side(*local_symmetric, *remote_symmetric)
+    )]
+    SymmetricUnpunchable {
+        /// Attempts made.
+        attempts: u8,
+        /// Whether our own addresses look like a symmetric NAT's.
+        local_symmetric: bool,
+        /// Whether the peer's addresses look like a symmetric NAT's.
+        remote_symmetric: bool,
+    },
     /// The last attempt's dials all failed.
     #[error("attempt {attempts}: {error}")]
     DialsFailed {
@@ -135,6 +153,15 @@ pub enum Failure {
         /// The attempt it closed in.
         attempt: u8,
     },
+}
+
+/// Which side [`Failure::SymmetricUnpunchable`] names.
+fn symmetric_side(local: bool, remote: bool) -> &'static str {
+    match (local, remote) {
+        (true, false) => "our addresses look like a symmetric NAT's",
+        (false, true) => "the peer's addresses look like a symmetric NAT's",
+        _ => "both sides' addresses look like symmetric NATs'",
+    }
 }
 
 /// What [`Failure::TimedOut`]'s message adds about symmetric-looking addresses.

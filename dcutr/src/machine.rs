@@ -208,8 +208,21 @@ impl Initiator {
     }
 
     /// The current attempt produced no direct connection: retry, or give up after
-    /// the last attempt.
+    /// the last attempt, or at once when one side looks symmetric
+    /// ([`Config::one_attempt_when_symmetric`], [`Failure::SymmetricUnpunchable`]).
     pub fn attempt_failed(&mut self, why: AttemptFailure) -> Next {
+        if !self.is_done()
+            && self
+                .config
+                .symmetric_gives_up(self.local_symmetric, self.remote_symmetric)
+        {
+            self.state = InitiatorState::Done;
+            return Next::GiveUp(Failure::SymmetricUnpunchable {
+                attempts: self.attempt,
+                local_symmetric: self.local_symmetric,
+                remote_symmetric: self.remote_symmetric,
+            });
+        }
         if self.attempt < self.config.max_attempts && !self.is_done() {
             self.state = InitiatorState::Idle;
             return Next::Retry {
@@ -606,14 +619,61 @@ mod tests {
         let reply = HolePunch::connect(symmetric("5.6.7.8").iter().map(|a| a.to_vec()).collect());
         assert_eq!(b.on_message(&reply, t0), Err(Failure::BothSymmetric));
 
-        // One symmetric side is tried, and named in the timeout.
-        let mut b = Initiator::new(Config::default().with_max_attempts(1), None, t0);
+        // One symmetric side is tried once, and named in the reason.
+        let mut b = Initiator::new(Config::default(), None, t0);
+        b.connect(&symmetric("1.2.3.4"), t0).unwrap();
+        let (_, plan) = b.on_message(&theirs(), t0).unwrap();
+        let next = b.on_timeout(plan.deadline);
+        assert_eq!(
+            next,
+            Some(Next::GiveUp(Failure::SymmetricUnpunchable {
+                attempts: 1,
+                local_symmetric: true,
+                remote_symmetric: false
+            }))
+        );
+        assert!(b.is_done());
+        assert_eq!(
+            Failure::SymmetricUnpunchable {
+                attempts: 1,
+                local_symmetric: false,
+                remote_symmetric: true
+            }
+            .to_string(),
+            "no direct connection at attempt 1, and the peer's addresses look like a symmetric NAT's: \
+             the other side's NAT filters by port (port-restricted cone or symmetric), which hole \
+             punching without port prediction cannot cross; given up"
+        );
+        // Failed dials end it the same way.
+        let mut b = Initiator::new(Config::default(), None, t0);
+        b.connect(&ours(), t0).unwrap();
+        b.on_message(&reply, t0).unwrap();
+        assert!(matches!(
+            b.attempt_failed(AttemptFailure::DialsFailed("refused".into())),
+            Next::GiveUp(Failure::SymmetricUnpunchable {
+                attempts: 1,
+                local_symmetric: false,
+                remote_symmetric: true
+            })
+        ));
+
+        // Off: one symmetric side gets every attempt, and is named in the timeout.
+        let config = Config::default()
+            .with_one_attempt_when_symmetric(false)
+            .with_max_attempts(2);
+        let mut b = Initiator::new(config, None, t0);
         b.connect(&symmetric("1.2.3.4"), t0).unwrap();
         let (_, plan) = b.on_message(&theirs(), t0).unwrap();
         assert_eq!(
             b.on_timeout(plan.deadline),
+            Some(Next::Retry { attempt: 2 })
+        );
+        b.connect(&symmetric("1.2.3.4"), plan.deadline).unwrap();
+        let (_, plan) = b.on_message(&theirs(), plan.deadline).unwrap();
+        assert_eq!(
+            b.on_timeout(plan.deadline),
             Some(Next::GiveUp(Failure::TimedOut {
-                attempts: 1,
+                attempts: 2,
                 local_symmetric: true,
                 remote_symmetric: false
             }))

@@ -3,6 +3,8 @@
 //! exchange is one attempt, reported on its own. When both sides' addresses look
 //! like symmetric NATs the peer ends the exchange instead of sending SYNC, and the
 //! responder reports that reason ([`Failure::BothSymmetric`]), not a failed exchange.
+//! When one side looks symmetric, a missed attempt is reported as
+//! [`Failure::SymmetricUnpunchable`], the initiator's last word under the same rule.
 
 use super::punch::{self, Attempt, PunchError};
 use super::{our_addrs, report, Report, Shared};
@@ -106,6 +108,20 @@ async fn serve(inner: Arc<Inner>, shared: Arc<Shared>, mut stream: Stream) {
                     Ok(direct)
                 }
                 Err(PunchError::RelayedClosed) => Err(Failure::RelayedConnectionClosed { attempt }),
+                // The initiator's rule: with a symmetric-looking side, a missed
+                // attempt is the last (when the peer is weft; another
+                // implementation may still retry, and is answered).
+                Err(PunchError::Attempt(_))
+                    if shared
+                        .config
+                        .symmetric_gives_up(looks_symmetric(&ours), looks_symmetric(&remote)) =>
+                {
+                    Err(Failure::SymmetricUnpunchable {
+                        attempts: attempt,
+                        local_symmetric: looks_symmetric(&ours),
+                        remote_symmetric: looks_symmetric(&remote),
+                    })
+                }
                 Err(PunchError::Attempt(AttemptFailure::DialsFailed(error))) => {
                     Err(Failure::DialsFailed {
                         attempts: attempt,
