@@ -59,6 +59,8 @@ enum Start {
     As(Role),
     /// Simultaneous open decides the role.
     SimultaneousOpen,
+    /// Respond if the remote speaks within this long, else initiate.
+    RespondUnlessSilent(std::time::Duration),
 }
 
 impl Upgrader {
@@ -173,6 +175,32 @@ impl Upgrader {
         self.run(io, Start::As(role), expected, budget).await
     }
 
+    /// Upgrades as the [`Role::Responder`] a connection whose remote should speak
+    /// first, unless it says nothing within `silence`: then we initiate, charging the
+    /// connection's buffers to `budget`.
+    ///
+    /// For a hole punch over TCP that assigned us the responder role: our SYN can
+    /// reach the remote's listening socket before its own SYN leaves (its NAT let it
+    /// in), and a remote that is not weft then takes the connection as an ordinary
+    /// inbound one, a listener waiting for a dialer to speak. Two responders would wait
+    /// for each other until the upgrade timeout; leading after a silence makes the
+    /// connection. `silence` should exceed the round trip, so that a remote that did
+    /// take the initiator role has been heard by then.
+    ///
+    /// # Errors
+    ///
+    /// As [`Upgrader::upgrade`].
+    pub async fn upgrade_responding_unless_silent(
+        &self,
+        io: BoxedIo,
+        silence: std::time::Duration,
+        expected: Option<PeerId>,
+        budget: Budget,
+    ) -> Result<Connection, UpgradeError> {
+        self.run(io, Start::RespondUnlessSilent(silence), expected, budget)
+            .await
+    }
+
     /// Upgrades a stream we dialed while the remote may have dialed us on the same
     /// socket pair (TCP simultaneous open): the deprecated
     /// `/libp2p/simultaneous-connect` extension of multistream-select picks one
@@ -252,6 +280,15 @@ impl Upgrader {
             Start::SimultaneousOpen => {
                 steps.set(UpgradeStep::SimultaneousOpen);
                 self.simultaneous_open(io).await?
+            }
+            Start::RespondUnlessSilent(silence) => {
+                steps.set(UpgradeStep::NegotiateSecurity);
+                let (role, io) = crate::io::first_speaker(io, silence)
+                    .await
+                    .map_err(|e| UpgradeError::NegotiateSecurity(NegotiationError::Io(e)))?;
+                tracing::debug!(?role, "the remote spoke first, or was silent");
+                let (protocol, io) = self.negotiate_security(io, role).await?;
+                (role, protocol, io)
             }
         };
         let security = find(&self.settings.security, &security_protocol, |s| {

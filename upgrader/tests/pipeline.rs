@@ -12,7 +12,7 @@ use support::plaintext::Plaintext;
 use support::single_stream::SingleStream;
 use support::tcp_pair;
 use weft_upgrader::{
-    Connection, NegotiationError, Role, SecurityError, UpgradeError, UpgradeStep, Upgrader,
+    Budget, Connection, NegotiationError, Role, SecurityError, UpgradeError, UpgradeStep, Upgrader,
 };
 
 const PLAINTEXT: &str = "/plaintext/2.0.0";
@@ -348,6 +348,51 @@ async fn simultaneous_open_picks_exactly_one_initiator() {
     let (at_a, at_b) = tokio::join!(ua.upgrade_simultaneous_open(x, None), ub.upgrade_inbound(y));
     assert_eq!(at_a.unwrap().role, Role::Initiator);
     assert_eq!(at_b.unwrap().role, Role::Responder);
+}
+
+/// A hole punch's responder whose SYN reached the remote's listener: the remote
+/// waits as a listener, so after the silence we initiate; a remote that initiates is
+/// heard at once and answered (its first bytes replayed to the negotiation), a
+/// remote that closes is an error, not a hang.
+#[tokio::test]
+async fn responding_unless_silent_leads_a_silent_listener_and_answers_an_initiator() {
+    let (a, b) = (Node::new(), Node::new());
+    let ua = a.upgrader(&[PLAINTEXT], &[SINGLE], true);
+    let ub = b.upgrader(&[PLAINTEXT], &[SINGLE], true);
+    let silence = Duration::from_millis(200);
+
+    let (x, y) = tcp_pair().await;
+    let started = std::time::Instant::now();
+    let (at_a, at_b) = tokio::join!(
+        ua.upgrade_responding_unless_silent(x, silence, Some(b.peer_id()), Budget::unlimited()),
+        ub.upgrade_inbound(y)
+    );
+    let (at_a, at_b) = (at_a.unwrap(), at_b.unwrap());
+    assert!(started.elapsed() >= silence, "led only after the silence");
+    assert_eq!(at_a.role, Role::Initiator);
+    assert_eq!(at_b.role, Role::Responder);
+    assert_eq!(at_a.remote_peer, b.peer_id());
+    exchange(at_a, at_b).await;
+
+    let (x, y) = tcp_pair().await;
+    let (at_a, at_b) = tokio::join!(
+        ua.upgrade_responding_unless_silent(x, silence, Some(b.peer_id()), Budget::unlimited()),
+        ub.upgrade_outbound(y, Some(a.peer_id()))
+    );
+    let (at_a, at_b) = (at_a.unwrap(), at_b.unwrap());
+    assert_eq!(at_a.role, Role::Responder);
+    assert_eq!(at_b.role, Role::Initiator);
+    exchange(at_b, at_a).await;
+
+    let (x, y) = tcp_pair().await;
+    drop(y);
+    let closed = ua
+        .upgrade_responding_unless_silent(x, silence, None, Budget::unlimited())
+        .await;
+    assert!(
+        matches!(closed, Err(UpgradeError::NegotiateSecurity(_))),
+        "{closed:?}"
+    );
 }
 
 #[test]

@@ -5,7 +5,11 @@
 //!   (port reuse), with the security role of their side; for the attempt, an
 //!   inbound TCP connection from the peer's IPs takes that role too
 //!   ([`InboundRoles`](crate::inbound_roles)), so whichever SYN lands first (a
-//!   simultaneous open, or one side's listener) the roles agree.
+//!   simultaneous open, or one side's listener) the roles agree. A peer that is not
+//!   weft makes no such promise: our SYN can land on its listener, which waits as a
+//!   listener does; as the responder we therefore initiate after all when the peer
+//!   says nothing for [`lead_after_silence`] (its own role would have spoken within a
+//!   round trip).
 //! - QUIC: the responder dials; the initiator sends random datagrams from its
 //!   listening socket to each QUIC address of the responder at random 10-200 ms
 //!   intervals, so that its NAT lets the responder's dial in, and, unless that
@@ -49,6 +53,16 @@ const QUIC_INITIATOR_DIAL_DELAY: Duration = Duration::from_millis(500);
 
 /// How long an attempt whose dials all failed still waits for the peer's connection.
 const DIALS_FAILED_GRACE: Duration = Duration::from_secs(2);
+
+/// The least silence after which a TCP punch's responder initiates after all.
+const MIN_LEAD_AFTER_SILENCE: Duration = Duration::from_millis(300);
+
+/// How long a TCP punch's responder waits for the peer to speak before it initiates:
+/// twice the round trip DCUtR measured, at least [`MIN_LEAD_AFTER_SILENCE`].
+fn lead_after_silence(rtt: Option<Duration>) -> Duration {
+    rtt.map_or(MIN_LEAD_AFTER_SILENCE, |rtt| rtt.saturating_mul(2))
+        .max(MIN_LEAD_AFTER_SILENCE)
+}
 
 /// Bytes of one QUIC punching datagram.
 const PUNCH_PACKET_LEN: usize = 64;
@@ -155,7 +169,12 @@ pub(super) async fn run(
                     };
                     let inner = inner.clone();
                     let addr = addr.clone();
-                    let opts = DialOpts::new().with_ignore_backoff(true).with_role(dial_role);
+                    let silence = (kind == PunchTransport::Tcp && role == weft_upgrader::Role::Responder)
+                        .then(|| lead_after_silence(attempt.rtt));
+                    let opts = DialOpts::new()
+                        .with_ignore_backoff(true)
+                        .with_role(dial_role)
+                        .with_lead_after_silence(silence);
                     let direct_already = inner.clone();
                     // Each dial runs to its end even when the attempt ends first: a
                     // dial dropped halfway through its handshake resets a socket

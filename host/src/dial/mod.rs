@@ -118,6 +118,12 @@ pub struct DialOpts {
     /// The security role to take on the new connection (hole punching assigns
     /// roles); `None`: the dialer initiates.
     pub role: Option<Role>,
+    /// With [`role`](Self::role) `Responder` on a transport that yields a raw
+    /// stream (TCP): initiate after all when the remote says nothing for this long.
+    /// A hole punch sets it: its SYN can reach the remote's listener, which then
+    /// waits as a listener does (see
+    /// [`Upgrader::upgrade_responding_unless_silent`](weft_upgrader::Upgrader::upgrade_responding_unless_silent)).
+    pub lead_after_silence: Option<Duration>,
     /// Ask the transport for early (0-RTT) data where it supports it.
     pub early_data: bool,
     /// Make a connection to the address even when one to the peer is open or being
@@ -142,6 +148,13 @@ impl DialOpts {
     /// Forces the security role of the new connection.
     pub fn with_role(mut self, role: Option<Role>) -> Self {
         self.role = role;
+        self
+    }
+
+    /// Initiates after all when, as the responder, the remote is silent this long
+    /// (see [`lead_after_silence`](Self::lead_after_silence)).
+    pub fn with_lead_after_silence(mut self, silence: Option<Duration>) -> Self {
+        self.lead_after_silence = silence;
         self
     }
 
@@ -669,19 +682,30 @@ impl Inner {
             let connection = match output {
                 // Its budget is adopted once the connection joins its peer's scope.
                 TransportOutput::Connection(c) => *c,
-                TransportOutput::Raw(io) => self
-                    .upgrader
-                    .upgrade_with_budget(
-                        io,
-                        opts.role.unwrap_or(Role::Initiator),
-                        peer,
-                        admission::budget(&scope),
-                    )
-                    .await
-                    .map_err(|e| DialError::Upgrade {
+                TransportOutput::Raw(io) => {
+                    let budget = admission::budget(&scope);
+                    let upgraded = match (opts.role, opts.lead_after_silence) {
+                        (Some(Role::Responder), Some(silence)) => {
+                            self.upgrader
+                                .upgrade_responding_unless_silent(io, silence, peer, budget)
+                                .await
+                        }
+                        (role, _) => {
+                            self.upgrader
+                                .upgrade_with_budget(
+                                    io,
+                                    role.unwrap_or(Role::Initiator),
+                                    peer,
+                                    budget,
+                                )
+                                .await
+                        }
+                    };
+                    upgraded.map_err(|e| DialError::Upgrade {
                         addr: addr.clone(),
                         source: Arc::new(e),
-                    })?,
+                    })?
+                }
             };
             if let Some(expected) = peer {
                 if connection.remote_peer != expected {
