@@ -169,15 +169,15 @@ pub async fn dial_with(host: &Host, opts: &DialOptions) -> Result<DialReport, St
     })??;
     let (agent_version, protocol_version, protocols, listen_addrs) = identified;
     // Through a relay the peer punches a hole (it accepted the relayed connection);
-    // the pings and the echo then go over the direct connection if there is one.
+    // the pings and the echo then go over the direct connection if there is one. A
+    // peer need not list /libp2p/dcutr to start the exchange (rust-libp2p accepts
+    // DCUtR streams only where it dialed the relayed connection), so it is waited
+    // for either way.
     let hole_punch = if !info.is_relayed() {
         None
-    } else if protocols.iter().any(|p| p == weft_host::dcutr::PROTOCOL) {
-        Some(crate::holepunch::wait(&mut punch_events, peer, connected_at).await)
     } else {
-        Some(crate::holepunch::HolePunchReport::not_attempted(
-            "the peer does not speak /libp2p/dcutr",
-        ))
+        let advertised = protocols.iter().any(|p| p == weft_host::dcutr::PROTOCOL);
+        Some(crate::holepunch::wait(&mut punch_events, peer, connected_at, advertised).await)
     };
     let mut rtts_ms = Vec::new();
     for _ in 0..opts.pings {

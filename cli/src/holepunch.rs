@@ -34,19 +34,6 @@ pub struct HolePunchReport {
     pub reason: Option<String>,
 }
 
-impl HolePunchReport {
-    /// No hole punch was attempted, for `reason`.
-    pub fn not_attempted(reason: &str) -> Self {
-        HolePunchReport {
-            direct: false,
-            remote_addr: None,
-            after_ms: 0.0,
-            attempts: 0,
-            reason: Some(reason.to_string()),
-        }
-    }
-}
-
 /// How long a failure that a weft initiator does not retry
 /// ([`Failure::SymmetricUnpunchable`]) waits for a retry anyway, as another
 /// implementation may make one (go-libp2p retries up to its third attempt): its
@@ -83,11 +70,13 @@ fn after_failure(failure: &Failure) -> AfterFailure {
 
 /// Waits for the outcome of the hole punch with `peer` (we are the responder), at
 /// most [`START_WAIT`] for it to start and [`WAIT`] from then; `since` is when the
-/// relayed connection was up.
+/// relayed connection was up, `advertised` whether the peer lists the DCUtR protocol
+/// (it need not, to start the exchange; the report's reason says so when it did not).
 pub async fn wait(
     events: &mut broadcast::Receiver<Event>,
     peer: PeerId,
     since: Instant,
+    advertised: bool,
 ) -> HolePunchReport {
     let mut last: Option<(u8, String)> = None;
     let mut started = false;
@@ -149,11 +138,14 @@ pub async fn wait(
         if started {
             (0, format!("the hole punch did not end within {WAIT:?}"))
         } else {
+            let why = if advertised {
+                "it may know no public address of its own"
+            } else {
+                "it does not list /libp2p/dcutr"
+            };
             (
                 0,
-                format!(
-                    "the peer started no hole punch within {START_WAIT:?} (it may know no public address of its own)"
-                ),
+                format!("the peer started no hole punch within {START_WAIT:?} ({why})"),
             )
         }
     });
