@@ -29,8 +29,10 @@
 //!
 //! [`LabProcess`] runs a long-lived program (a relay, a listening peer) inside a
 //! namespace; [`NetNs::output`] runs one to completion. [`matrix`] keeps the trials
-//! per NAT pair and transport and reports success rates.
+//! per NAT pair and transport and reports success rates; [`cross`] runs it across
+//! implementations.
 
+pub mod cross;
 mod kind;
 mod lab;
 pub mod matrix;
@@ -84,6 +86,9 @@ pub enum LabError {
         /// The limit.
         limit: Duration,
     },
+    /// The lab or its inputs do not fit what a run needs.
+    #[error("the lab does not fit the run: {0}")]
+    Plan(String),
     /// More peers than the address plan has room for.
     #[error("{0} peers asked for, a lab holds at most {MAX_PEERS}")]
     TooManyPeers(usize),
