@@ -1,7 +1,7 @@
 //! Ping (`/ipfs/ping/1.0.0`): 32 random bytes echoed back, the round trip timed.
 //!
 //! The exchange itself ([`ping_once`], [`serve`]) works on any stream; the host serves
-//! it (at most 2 inbound streams per peer) and pings with
+//! it (at most 4 inbound streams per peer) and pings with
 //! [`Host::ping`](crate::Host::ping), one stream per peer at a time.
 
 use crate::handlers::HandlerOptions;
@@ -19,9 +19,13 @@ use tracing::debug;
 pub const PROTOCOL: &str = "/ipfs/ping/1.0.0";
 /// The payload size the spec fixes.
 const PAYLOAD_LEN: usize = 32;
-/// Inbound ping streams served at once per peer (the spec: a listener SHOULD accept
-/// at most 2).
-const MAX_INBOUND_STREAMS_PER_PEER: usize = 2;
+/// Inbound ping streams served at once per peer. The spec says a listener SHOULD
+/// accept at most 2, but rust-libp2p keeps one ping stream open on every connection,
+/// and on a connection whose stream was refused it stops answering our pings too: a
+/// hole punch leaves a relayed connection and up to two direct ones (each side's
+/// dial), so 2 would make one of them deaf to ping. Each stream costs a 32-byte
+/// echo; 4 bounds a peer all the same.
+const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
 
 /// Why a ping failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +78,8 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<
 }
 
 impl Inner {
-    /// Serves ping. The spec: a listener SHOULD accept at most 2 ping streams per
-    /// peer; more get `na`.
+    /// Serves ping: at most [`MAX_INBOUND_STREAMS_PER_PEER`] streams per peer at
+    /// once; more get `na`.
     pub(crate) fn serve_ping(&self) {
         self.handlers.insert_exact(
             PROTOCOL.to_string(),

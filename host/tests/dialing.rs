@@ -155,15 +155,17 @@ async fn ipv6_loopback_works_where_available() {
 }
 
 #[tokio::test]
-async fn a_peer_gets_at_most_two_ping_streams_at_once() {
+async fn a_peer_gets_at_most_four_ping_streams_at_once() {
     let server = Host::builder().build().unwrap();
     let addr = server.listen(&tcp()).await.unwrap()[0]
         .clone()
         .with(Protocol::P2p(server.peer_id()));
     let client = Host::builder().build().unwrap();
     client.dial(&addr).await.unwrap();
+    // One per connection, as rust-libp2p keeps them: a relayed and two direct
+    // connections after a hole punch, and one more.
     let mut open = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..4 {
         let mut s = client
             .new_stream(server.peer_id(), &["/ipfs/ping/1.0.0"])
             .await
@@ -171,18 +173,18 @@ async fn a_peer_gets_at_most_two_ping_streams_at_once() {
         weft_host::ping::ping_once(&mut s).await.unwrap();
         open.push(s);
     }
-    // Both stay open; a third concurrent ping stream is reset by the listener.
-    let mut third = client
+    // All stay open; a fifth concurrent ping stream is reset by the listener.
+    let mut fifth = client
         .new_stream(server.peer_id(), &["/ipfs/ping/1.0.0"])
         .await
         .unwrap();
     let r = tokio::time::timeout(
         Duration::from_secs(5),
-        weft_host::ping::ping_once(&mut third),
+        weft_host::ping::ping_once(&mut fifth),
     )
     .await
     .unwrap();
-    assert!(r.is_err(), "a third ping stream was served");
+    assert!(r.is_err(), "a fifth ping stream was served");
     // Closing one frees a slot.
     let mut first = open.remove(0);
     first.close().await.unwrap();

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use weft_host::Multiaddr;
+use weft_interop_tests::nat::cross::{json_dial_trial, weft_dialer_args, WEFT_PUBLIC};
 use weft_interop_tests::nat::matrix::{
     tries_per_cell, Cell, CellReport, MatrixReport, Punch, Transport, Trial,
 };
@@ -37,8 +38,6 @@ use weft_interop_tests::weft_binary;
 const WAIT: Duration = Duration::from_secs(90);
 /// What `weft dial` itself is given (`--timeout-secs`), below [`WAIT`].
 const DIAL_TIMEOUT_SECS: u64 = 75;
-/// The address classes the lab's peers take as public: the lab's addresses.
-const PUBLIC: &str = "documentation";
 const RELAY_PORT: u16 = 4001;
 /// The observers' port on each server address (on the relay's address, the next).
 const OBSERVER_PORT: u16 = 4002;
@@ -73,51 +72,9 @@ async fn dial_trial(
     transport: Transport,
     observers: &[Multiaddr],
 ) -> Trial {
-    let mut args = vec![
-        "--json".to_owned(),
-        "dial".to_owned(),
-        circuit.to_string(),
-        "--ping".to_owned(),
-        "1".to_owned(),
-        "--timeout-secs".to_owned(),
-        DIAL_TIMEOUT_SECS.to_string(),
-        "--listen".to_owned(),
-        transport.listen_addr(std::net::Ipv4Addr::UNSPECIFIED),
-        "--public".to_owned(),
-        PUBLIC.to_owned(),
-    ];
+    let mut args = weft_dialer_args(transport, circuit, DIAL_TIMEOUT_SECS);
     args.extend(connect_args(observers));
-    let output = match ns.output(weft, &args, WAIT).await {
-        Ok(output) => output,
-        Err(e) => {
-            return Trial {
-                relayed: Err(e.to_string()),
-                punch: None,
-            }
-        }
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: serde_json::Value = match serde_json::from_str(stdout.trim()) {
-        Ok(report) => report,
-        Err(e) => {
-            return Trial {
-                relayed: Err(format!(
-                    "no JSON report ({e}): {stdout}; stderr: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                )),
-                punch: None,
-            }
-        }
-    };
-    let relayed = if report["ok"] == true && output.status.success() {
-        Ok(())
-    } else {
-        Err(report["error"].as_str().unwrap_or("not ok").to_owned())
-    };
-    Trial {
-        relayed,
-        punch: Punch::from_report(&report),
-    }
+    json_dial_trial(ns, weft, &args, WAIT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,7 +131,7 @@ async fn every_nat_pair_connects_through_a_weft_relay() {
                 format!("/ip4/{ip}/udp/{port}/quic-v1"),
                 "--autonat-server".to_owned(),
                 "--public".to_owned(),
-                PUBLIC.to_owned(),
+                WEFT_PUBLIC.to_owned(),
             ],
         )
         .unwrap();
@@ -204,7 +161,7 @@ async fn every_nat_pair_connects_through_a_weft_relay() {
                 "--relay".to_owned(),
                 relay_addrs[&transport].to_string(),
                 "--public".to_owned(),
-                PUBLIC.to_owned(),
+                WEFT_PUBLIC.to_owned(),
             ];
             args.extend(connect_args(&observers[&transport]));
             let mut listener = LabProcess::spawn(

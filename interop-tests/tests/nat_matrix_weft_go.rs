@@ -12,7 +12,12 @@
 
 use std::time::Duration;
 
-use weft_interop_tests::nat::cross::{any_port, punch_misses, run_matrix, spawn_weft_relay, Role};
+use weft_host::Multiaddr;
+
+use weft_interop_tests::nat::cross::{
+    punch_misses, relayed_failures, run_matrix, spawn_weft_relay, weft_dialer_args,
+    weft_listener_args, Role,
+};
 use weft_interop_tests::nat::matrix::{tries_per_cell, Cell, Transport};
 use weft_interop_tests::nat::{require_lab, Lab, NatKind};
 use weft_interop_tests::{prepare_async, require_impls, weft_binary, Impl};
@@ -22,8 +27,6 @@ const WAIT: Duration = Duration::from_secs(90);
 const DIAL_TIMEOUT_SECS: u64 = 60;
 const RELAY_PORT: u16 = 4001;
 const PUBLIC_RANGES: &str = "198.51.100.0/24,203.0.113.0/24";
-/// weft's `--public` class for the same ranges.
-const PUBLIC: &str = "documentation";
 
 /// Which implementation listens and which dials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +48,7 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
         .await
         .unwrap();
 
-    let go_listener = |transport: Transport, relay: &weft_host::Multiaddr| {
+    let go_listener = |transport: Transport, relay: &Multiaddr| {
         vec![
             "relay-listen".into(),
             relay.to_string(),
@@ -56,33 +59,7 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
             PUBLIC_RANGES.into(),
         ]
     };
-    let weft_listener = |transport: Transport, relay: &weft_host::Multiaddr| {
-        vec![
-            "listen".into(),
-            "--listen".into(),
-            any_port(transport),
-            "--relay".into(),
-            relay.to_string(),
-            "--public".into(),
-            PUBLIC.into(),
-        ]
-    };
-    let weft_dialer = |transport: Transport, circuit: &weft_host::Multiaddr| {
-        vec![
-            "--json".into(),
-            "dial".into(),
-            circuit.to_string(),
-            "--ping".into(),
-            "1".into(),
-            "--timeout-secs".into(),
-            DIAL_TIMEOUT_SECS.to_string(),
-            "--listen".into(),
-            any_port(transport),
-            "--public".into(),
-            PUBLIC.into(),
-        ]
-    };
-    let go_dialer = |transport: Transport, circuit: &weft_host::Multiaddr| {
+    let go_dialer = |transport: Transport, circuit: &Multiaddr| {
         vec![
             "relay-dial".into(),
             circuit.to_string(),
@@ -96,6 +73,10 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
             "--public-ranges".into(),
             PUBLIC_RANGES.into(),
         ]
+    };
+
+    let weft_dialer = |transport: Transport, circuit: &Multiaddr| {
+        weft_dialer_args(transport, circuit, DIAL_TIMEOUT_SECS)
     };
 
     let mut failed = Vec::new();
@@ -118,7 +99,7 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
                 Role {
                     label: "weft listener",
                     program: &weft,
-                    args: &weft_listener,
+                    args: &weft_listener_args,
                 },
                 Role {
                     label: "go dialer",
@@ -135,13 +116,7 @@ async fn weft_and_go_libp2p_connect_across_every_nat_pair_both_roles() {
             tries_per_cell(),
             matrix.to_markdown()
         );
-        failed.extend(
-            matrix
-                .cells
-                .iter()
-                .filter(|r| r.relayed_ok() < r.trials.len())
-                .map(|r| format!("{roles:?} {}: {:?}", r.cell, r.failures())),
-        );
+        failed.extend(relayed_failures(&matrix, &format!("{roles:?}")));
         missed.extend(
             punch_misses(&matrix, |cell| go_may_report_relayed(roles, cell))
                 .into_iter()

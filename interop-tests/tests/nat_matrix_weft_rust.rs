@@ -17,7 +17,10 @@
 use std::time::Duration;
 
 use weft_host::Multiaddr;
-use weft_interop_tests::nat::cross::{any_port, punch_misses, run_matrix, spawn_weft_relay, Role};
+use weft_interop_tests::nat::cross::{
+    any_port, punch_misses, relayed_failures, run_matrix, spawn_weft_relay, weft_dialer_args,
+    weft_listener_args, Role,
+};
 use weft_interop_tests::nat::matrix::{tries_per_cell, Transport};
 use weft_interop_tests::nat::{require_lab, Lab, NatKind};
 use weft_interop_tests::{prepare_rust_dcutr, weft_binary};
@@ -30,8 +33,6 @@ const DIAL_TIMEOUT_SECS: u64 = 60;
 /// and weft's listener makes up to three attempts.
 const RUST_PUNCH_WAIT_SECS: u64 = 30;
 const RELAY_PORT: u16 = 4001;
-/// weft's `--public` class for the lab's ranges.
-const PUBLIC: &str = "documentation";
 
 /// Which implementation listens and which dials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,32 +66,6 @@ async fn weft_and_rust_libp2p_connect_across_every_nat_pair_both_roles() {
             any_port(transport),
         ]
     };
-    let weft_listener = |transport: Transport, relay: &Multiaddr| {
-        vec![
-            "listen".into(),
-            "--listen".into(),
-            any_port(transport),
-            "--relay".into(),
-            relay.to_string(),
-            "--public".into(),
-            PUBLIC.into(),
-        ]
-    };
-    let weft_dialer = |transport: Transport, circuit: &Multiaddr| {
-        vec![
-            "--json".into(),
-            "dial".into(),
-            circuit.to_string(),
-            "--ping".into(),
-            "1".into(),
-            "--timeout-secs".into(),
-            DIAL_TIMEOUT_SECS.to_string(),
-            "--listen".into(),
-            any_port(transport),
-            "--public".into(),
-            PUBLIC.into(),
-        ]
-    };
     let rust_dialer = |transport: Transport, circuit: &Multiaddr| {
         vec![
             "dial".into(),
@@ -101,6 +76,10 @@ async fn weft_and_rust_libp2p_connect_across_every_nat_pair_both_roles() {
             "--punch-wait-secs".into(),
             RUST_PUNCH_WAIT_SECS.to_string(),
         ]
+    };
+
+    let weft_dialer = |transport: Transport, circuit: &Multiaddr| {
+        weft_dialer_args(transport, circuit, DIAL_TIMEOUT_SECS)
     };
 
     let mut failed = Vec::new();
@@ -123,7 +102,7 @@ async fn weft_and_rust_libp2p_connect_across_every_nat_pair_both_roles() {
                 Role {
                     label: "weft listener",
                     program: &weft,
-                    args: &weft_listener,
+                    args: &weft_listener_args,
                 },
                 Role {
                     label: "rust-libp2p dialer",
@@ -140,13 +119,7 @@ async fn weft_and_rust_libp2p_connect_across_every_nat_pair_both_roles() {
             tries_per_cell(),
             matrix.to_markdown()
         );
-        failed.extend(
-            matrix
-                .cells
-                .iter()
-                .filter(|r| r.relayed_ok() < r.trials.len())
-                .map(|r| format!("{roles:?} {}: {:?}", r.cell, r.failures())),
-        );
+        failed.extend(relayed_failures(&matrix, &format!("{roles:?}")));
         missed.extend(
             punch_misses(&matrix, |_| false)
                 .into_iter()

@@ -83,7 +83,7 @@ fn tail(text: &str, max: usize) -> &str {
 
 /// Runs a dialer to completion inside `ns` and makes its JSON report a trial: the
 /// relayed connection worked when the report says `"ok": true` and the program exited
-/// 0; the punch is what [`Punch::from_report`] finds in it. A failed trial keeps the
+/// 0; the punch is what [`Punch::from_report`] finds in it (kept either way). A failed trial keeps the
 /// end of the dialer's stderr (set `WEFT_LOG` for weft's logs there).
 pub async fn json_dial_trial(ns: &NetNs, program: &Path, args: &[String], wait: Duration) -> Trial {
     let output = match ns.output(program, args, wait).await {
@@ -107,7 +107,7 @@ pub async fn json_dial_trial(ns: &NetNs, program: &Path, args: &[String], wait: 
                 report["error"].as_str().unwrap_or("not ok"),
                 tail(&String::from_utf8_lossy(&output.stderr), STDERR_TAIL)
             )),
-            punch: None,
+            punch: Punch::from_report(&report),
         },
         Err(e) => Trial {
             relayed: Err(format!(
@@ -230,4 +230,54 @@ pub fn punch_misses(matrix: &MatrixReport, excused: impl Fn(Cell) -> bool) -> Ve
         }
     }
     wrong
+}
+
+/// weft's `--public` class for the lab's ranges.
+pub const WEFT_PUBLIC: &str = "documentation";
+
+/// `weft listen` behind a NAT, reserved at `relay`: on any port of `transport`, the
+/// lab's ranges public.
+pub fn weft_listener_args(transport: Transport, relay: &Multiaddr) -> Vec<String> {
+    vec![
+        "listen".into(),
+        "--listen".into(),
+        any_port(transport),
+        "--relay".into(),
+        relay.to_string(),
+        "--public".into(),
+        WEFT_PUBLIC.into(),
+    ]
+}
+
+/// `weft --json dial` of `circuit` with one ping, within `timeout_secs`: on any port
+/// of `transport`, the lab's ranges public.
+pub fn weft_dialer_args(
+    transport: Transport,
+    circuit: &Multiaddr,
+    timeout_secs: u64,
+) -> Vec<String> {
+    vec![
+        "--json".into(),
+        "dial".into(),
+        circuit.to_string(),
+        "--ping".into(),
+        "1".into(),
+        "--timeout-secs".into(),
+        timeout_secs.to_string(),
+        "--listen".into(),
+        any_port(transport),
+        "--public".into(),
+        WEFT_PUBLIC.into(),
+    ]
+}
+
+/// The cells of `matrix` where some relayed connection failed, one line each,
+/// prefixed with `label`.
+pub fn relayed_failures(matrix: &MatrixReport, label: &str) -> Vec<String> {
+    matrix
+        .cells
+        .iter()
+        .filter(|r| r.relayed_ok() < r.trials.len())
+        .map(|r| format!("{label} {}: {:?}", r.cell, r.failures()))
+        .collect()
 }
