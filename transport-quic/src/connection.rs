@@ -259,7 +259,9 @@ pub(crate) fn into_connection(
     ));
     let closed = connection.clone();
     let driver = Box::pin(async move {
-        match muxer_error(closed.closed().await) {
+        let reason = closed.closed().await;
+        log_path_stats(&closed, &reason);
+        match muxer_error(reason) {
             MuxerError::Closed => Ok(()),
             error => Err(error),
         }
@@ -280,6 +282,24 @@ pub(crate) fn into_connection(
         }),
         driver,
     }
+}
+
+/// Logs (at debug) what the path did over a connection's life, once it closed: how
+/// a transfer went on a long or lossy link (lost packets, congestion events, the last
+/// congestion window and round trip).
+fn log_path_stats(connection: &quinn::Connection, reason: &quinn::ConnectionError) {
+    let stats = connection.stats();
+    tracing::debug!(
+        remote = %connection.remote_address(),
+        %reason,
+        rtt = ?stats.path.rtt,
+        cwnd = stats.path.cwnd,
+        sent_packets = stats.path.sent_packets,
+        lost_packets = stats.path.lost_packets,
+        lost_bytes = stats.path.lost_bytes,
+        congestion_events = stats.path.congestion_events,
+        "QUIC connection closed"
+    );
 }
 
 /// What a connection handed out before its handshake completed still has to check.

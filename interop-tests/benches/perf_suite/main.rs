@@ -17,6 +17,7 @@
 //! ... -- --weft-no-boost       # weft without its long-link window boost
 //! ... -- --weft-boost-rate-gib 1000   # the boost's link rate (default 1.5 GiB/s)
 //! ... -- --mib 256             # bytes per throughput transfer (default 1024, quick 64)
+//! RUST_LOG=weft_transport_quic=debug cargo bench ...   # logs to stderr (QUIC path stats at close)
 //! ```
 
 mod connections;
@@ -194,6 +195,12 @@ impl Options {
 fn main() -> BenchResult<()> {
     if let Ok(spec) = std::env::var(memory::CHILD_ENV) {
         return memory::child_main(&spec);
+    }
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
     }
     let options = Options::parse()?;
     let mut yamux = weft_muxer_yamux::YamuxConfig::default();
