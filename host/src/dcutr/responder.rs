@@ -56,6 +56,7 @@ async fn serve(inner: Arc<Inner>, shared: Arc<Shared>, mut stream: Stream) {
     let started = Instant::now();
     let mut events = inner.events.subscribe();
     let ours = our_addrs(&inner);
+    let local_symmetric = looks_symmetric(&ours);
     // The peer may punch before its SYNC is read here (it dials half an RTT after
     // sending it): from its CONNECT on, an inbound TCP connection from its IPs takes
     // our role of the punch.
@@ -81,15 +82,14 @@ async fn serve(inner: Arc<Inner>, shared: Arc<Shared>, mut stream: Stream) {
         // The peer ends the exchange without a SYNC the moment our answer shows that
         // both sides look symmetric (the initiator's rule): its verdict, not a
         // broken exchange.
-        Err(error)
-            if shared.config.fail_fast_symmetric && remote_symmetric && looks_symmetric(&ours) =>
-        {
+        Err(error) if shared.config.fail_fast_symmetric && remote_symmetric && local_symmetric => {
             debug!(%error, "the peer gave up: both sides look symmetric");
             Err(Failure::BothSymmetric)
         }
         Err(error) => Err(Failure::Exchange { attempt, error }),
         Ok((remote, received)) if remote.is_empty() => Err(Failure::NoRemoteAddresses { received }),
         Ok((remote, _)) => {
+            let remote_symmetric = looks_symmetric(&remote);
             let now = Instant::now();
             let plan = Attempt {
                 side: Side::Responder,
@@ -114,12 +114,12 @@ async fn serve(inner: Arc<Inner>, shared: Arc<Shared>, mut stream: Stream) {
                 Err(PunchError::Attempt(_))
                     if shared
                         .config
-                        .symmetric_gives_up(looks_symmetric(&ours), looks_symmetric(&remote)) =>
+                        .symmetric_gives_up(local_symmetric, remote_symmetric) =>
                 {
                     Err(Failure::SymmetricUnpunchable {
                         attempts: attempt,
-                        local_symmetric: looks_symmetric(&ours),
-                        remote_symmetric: looks_symmetric(&remote),
+                        local_symmetric,
+                        remote_symmetric,
                     })
                 }
                 Err(PunchError::Attempt(AttemptFailure::DialsFailed(error))) => {
@@ -130,8 +130,8 @@ async fn serve(inner: Arc<Inner>, shared: Arc<Shared>, mut stream: Stream) {
                 }
                 Err(PunchError::Attempt(_)) => Err(Failure::TimedOut {
                     attempts: attempt,
-                    local_symmetric: looks_symmetric(&ours),
-                    remote_symmetric: looks_symmetric(&remote),
+                    local_symmetric,
+                    remote_symmetric,
                 }),
             }
         }
