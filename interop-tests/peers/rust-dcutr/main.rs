@@ -186,23 +186,22 @@ struct DialReport {
 
 impl DialReport {
     fn to_json(&self) -> String {
-        let quote = |s: &str| format!("{s:?}");
-        let mut fields = vec![
-            format!("\"ok\":{}", self.relayed_ok()),
-            format!("\"direct\":{}", self.direct_after.is_some()),
-            format!("\"attempts\":{}", self.attempts),
-            format!("\"dcutr_event\":{}", self.dcutr_event),
-        ];
+        let mut report = serde_json::json!({
+            "ok": self.relayed_ok(),
+            "direct": self.direct_after.is_some(),
+            "attempts": self.attempts,
+            "dcutr_event": self.dcutr_event,
+        });
         if let Some(after) = self.direct_after {
-            fields.push(format!("\"time_to_direct_ms\":{}", after.as_millis()));
+            report["time_to_direct_ms"] = serde_json::json!(after.as_millis() as u64);
         }
         if let Some(e) = &self.punch_error {
-            fields.push(format!("\"punch_error\":{}", quote(e)));
+            report["punch_error"] = serde_json::json!(e);
         }
         if let Some(e) = &self.error {
-            fields.push(format!("\"error\":{}", quote(e)));
+            report["error"] = serde_json::json!(e);
         }
-        format!("{{{}}}", fields.join(","))
+        report.to_string()
     }
 
     /// Whether the relayed connection worked: it carried a ping, or the DCUtR
