@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use weft_host::Multiaddr;
-use weft_interop_tests::nat::cross::{json_dial_trial, weft_dialer_args, WEFT_PUBLIC};
+use weft_interop_tests::nat::cross::{json_dial_trial, weft_dialer_args, REPORT_OK, WEFT_PUBLIC};
 use weft_interop_tests::nat::matrix::{
     tries_per_cell, Cell, CellReport, MatrixReport, Punch, Transport, Trial,
 };
@@ -74,7 +74,7 @@ async fn dial_trial(
 ) -> Trial {
     let mut args = weft_dialer_args(transport, circuit, DIAL_TIMEOUT_SECS);
     args.extend(connect_args(observers));
-    json_dial_trial(ns, weft, &args, WAIT).await
+    json_dial_trial(ns, weft, &args, WAIT, REPORT_OK).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use weft_host::Multiaddr;
+use weft_interop_tests::nat::cross::json_dial_trial;
 use weft_interop_tests::nat::matrix::{
-    tries_per_cell, Cell, CellReport, MatrixReport, Punch, Transport, Trial,
+    tries_per_cell, Cell, CellReport, MatrixReport, Transport, Trial,
 };
 use weft_interop_tests::nat::{require_lab, Lab, LabProcess, NatKind, NetNs};
 use weft_interop_tests::{prepare_async, require_impls, Impl};
@@ -53,34 +54,8 @@ async fn go_dial_trial(
         "--timeout-secs".to_owned(),
         "20".to_owned(),
     ];
-    let output = match ns.output(go, &args, WAIT).await {
-        Ok(output) => output,
-        Err(e) => {
-            return Trial {
-                relayed: Err(e.to_string()),
-                punch: None,
-            }
-        }
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: serde_json::Value = match serde_json::from_str(stdout.trim()) {
-        Ok(report) => report,
-        Err(e) => {
-            return Trial {
-                relayed: Err(format!("no JSON report ({e}): {stdout}")),
-                punch: None,
-            }
-        }
-    };
-    let relayed = if report["ok"] == true && report["relayed"] == true {
-        Ok(())
-    } else {
-        Err(report["error"].as_str().unwrap_or("not relayed").to_owned())
-    };
-    Trial {
-        relayed,
-        punch: Punch::from_report(&report),
-    }
+    // go's report also says whether the connection it made was a circuit.
+    json_dial_trial(ns, go, &args, WAIT, &["ok", "relayed"]).await
 }
 
 /// The punchable cells go-libp2p punches: all but a symmetric NAT in front of the

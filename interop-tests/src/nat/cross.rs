@@ -81,11 +81,22 @@ fn tail(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
+/// The report fields every dialer's JSON report must have `true` for a working
+/// relayed connection.
+pub const REPORT_OK: &[&str] = &["ok"];
+
 /// Runs a dialer to completion inside `ns` and makes its JSON report a trial: the
-/// relayed connection worked when the report says `"ok": true` and the program exited
-/// 0; the punch is what [`Punch::from_report`] finds in it (kept either way). A failed trial keeps the
-/// end of the dialer's stderr (set `WEFT_LOG` for weft's logs there).
-pub async fn json_dial_trial(ns: &NetNs, program: &Path, args: &[String], wait: Duration) -> Trial {
+/// relayed connection worked when the report has `true` in each of `required` (at
+/// least [`REPORT_OK`]) and the program exited 0; the punch is what
+/// [`Punch::from_report`] finds in it (kept either way). A failed trial keeps the end
+/// of the dialer's stderr (set `WEFT_LOG` for weft's logs there).
+pub async fn json_dial_trial(
+    ns: &NetNs,
+    program: &Path,
+    args: &[String],
+    wait: Duration,
+    required: &[&str],
+) -> Trial {
     let output = match ns.output(program, args, wait).await {
         Ok(output) => output,
         Err(e) => {
@@ -97,14 +108,22 @@ pub async fn json_dial_trial(ns: &NetNs, program: &Path, args: &[String], wait: 
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     match serde_json::from_str::<serde_json::Value>(stdout.trim()) {
-        Ok(report) if report["ok"] == true && output.status.success() => Trial {
-            relayed: Ok(()),
-            punch: Punch::from_report(&report),
-        },
+        Ok(report) if required.iter().all(|f| report[*f] == true) && output.status.success() => {
+            Trial {
+                relayed: Ok(()),
+                punch: Punch::from_report(&report),
+            }
+        }
         Ok(report) => Trial {
             relayed: Err(format!(
                 "{}; stderr ends: {}",
-                report["error"].as_str().unwrap_or("not ok"),
+                report["error"].as_str().map_or_else(
+                    || format!(
+                        "the report lacks true {required:?}, or exit {}",
+                        output.status
+                    ),
+                    str::to_owned
+                ),
                 tail(&String::from_utf8_lossy(&output.stderr), STDERR_TAIL)
             )),
             punch: Punch::from_report(&report),
@@ -186,7 +205,7 @@ pub async fn run_matrix(
     for _ in 0..tries_per_cell() {
         let trials = join_all(
             jobs.iter()
-                .map(|(_, ns, args)| json_dial_trial(ns, dialer.program, args, wait)),
+                .map(|(_, ns, args)| json_dial_trial(ns, dialer.program, args, wait, REPORT_OK)),
         )
         .await;
         for ((cell, _, _), trial) in jobs.iter().zip(trials) {
