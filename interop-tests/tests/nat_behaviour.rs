@@ -72,7 +72,7 @@ async fn udp_external_addrs(lab: &Lab, peer: &NatPeer, dests: &[SocketAddr]) -> 
     let inside = peer.inside().udp_socket(inside_any(INSIDE_PORT)).unwrap();
     let mut seen = Vec::new();
     for &dest in dests {
-        let server = lab.public().udp_socket(dest).unwrap();
+        let server = public_udp(lab, dest);
         inside.send_to(b"map", dest).await.unwrap();
         let mut buf = [0u8; 16];
         let (_, from) = tokio::time::timeout(WAIT, server.recv_from(&mut buf))
@@ -105,11 +105,29 @@ async fn udp_mapping_is_endpoint_independent_except_behind_a_symmetric_nat() {
     }
 }
 
+/// A UDP socket of the public namespace bound to `addr`. A failure says what holds
+/// the namespace's UDP ports (`ss`), as a port that is taken here is a lab fault.
+fn public_udp(lab: &Lab, addr: SocketAddr) -> tokio::net::UdpSocket {
+    lab.public().udp_socket(addr).unwrap_or_else(|e| {
+        let sockets = lab
+            .public()
+            .std_command("ss")
+            .args(["-uanp"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("(ss: {e})"));
+        panic!(
+            "binding {addr} in {}: {e}; its UDP sockets:\n{sockets}",
+            lab.id()
+        )
+    })
+}
+
 /// Which of the two probes (another port of the contacted host, another host) reach
 /// an inside UDP endpoint that sent to one public server.
 async fn udp_probes_let_in(lab: &Lab, peer: &NatPeer) -> (bool, bool) {
     let inside = peer.inside().udp_socket(inside_any(INSIDE_PORT)).unwrap();
-    let contacted = lab.public().udp_socket(lab.public_addr(0, 7000)).unwrap();
+    let contacted = public_udp(lab, lab.public_addr(0, 7000));
     inside
         .send_to(b"out", lab.public_addr(0, 7000))
         .await
@@ -119,8 +137,8 @@ async fn udp_probes_let_in(lab: &Lab, peer: &NatPeer) -> (bool, bool) {
         .await
         .expect("the contacted server hears the inside")
         .unwrap();
-    let other_port = lab.public().udp_socket(lab.public_addr(0, 7001)).unwrap();
-    let other_host = lab.public().udp_socket(lab.public_addr(2, 7000)).unwrap();
+    let other_port = public_udp(lab, lab.public_addr(0, 7001));
+    let other_host = public_udp(lab, lab.public_addr(2, 7000));
     other_port.send_to(b"other-port", external).await.unwrap();
     other_host.send_to(b"other-host", external).await.unwrap();
     // The contacted server's answer always gets in: once it is there, the probes
@@ -275,7 +293,7 @@ async fn peers_behind_two_nats_reach_each_others_wan_only_through_a_mapping() {
         .inside()
         .udp_socket(inside_any(INSIDE_PORT))
         .unwrap();
-    let server = lab.public().udp_socket(lab.public_addr(1, 7100)).unwrap();
+    let server = public_udp(&lab, lab.public_addr(1, 7100));
     inside
         .send_to(b"map", lab.public_addr(1, 7100))
         .await
