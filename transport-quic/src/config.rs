@@ -1,5 +1,6 @@
 //! Settings of the QUIC endpoints and connections.
 
+use crate::Congestion;
 use std::time::Duration;
 pub use weft_security_tls::DEFAULT_CERTIFICATE_LIFETIME;
 
@@ -87,6 +88,9 @@ pub struct Config {
     /// [`DEFAULT_CERTIFICATE_LIFETIME`], 60 s; `Duration::ZERO`: a fresh one per
     /// handshake). Sessions resume across rotations.
     pub certificate_rotation: Duration,
+    /// The congestion controller of each connection (default
+    /// [`Congestion::Cubic`]).
+    pub congestion: Congestion,
 }
 
 impl Default for Config {
@@ -105,6 +109,7 @@ impl Default for Config {
             max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
             mtu_discovery: true,
             certificate_rotation: DEFAULT_CERTIFICATE_LIFETIME,
+            congestion: Congestion::default(),
         }
     }
 }
@@ -192,6 +197,12 @@ impl Config {
     /// Sets how long one TLS certificate is presented before it is rotated.
     pub fn with_certificate_rotation(mut self, interval: Duration) -> Self {
         self.certificate_rotation = interval;
+        self
+    }
+
+    /// Sets the congestion controller.
+    pub fn with_congestion(mut self, congestion: Congestion) -> Self {
+        self.congestion = congestion;
         self
     }
 }

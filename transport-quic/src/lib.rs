@@ -24,11 +24,14 @@
 //!   ([`Config::certificate_rotation`], [`QuicEndpoints::rotate_certificate`]).
 //! - [`Config`]: handshake timeout, idle timeout and keep-alive (a dead peer is
 //!   reported within about 6 s), windows, stream limit, socket buffers, MTU discovery.
+//! - [`Congestion`]: each connection's congestion controller, quinn's CUBIC (the
+//!   default) or BBR.
 //! - [`multiaddr_to_socket`] / [`socket_to_multiaddr`] for `/ip4|ip6/../udp/../quic-v1`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod addr;
 mod config;
+mod congestion;
 mod connection;
 mod endpoint;
 mod error;
@@ -47,6 +50,7 @@ pub use config::{
     DEFAULT_MAX_PENDING_INBOUND, DEFAULT_MAX_SEND_WINDOW, DEFAULT_MAX_STREAMS, DEFAULT_SEND_WINDOW,
     DEFAULT_SOCKET_BUFFER, DEFAULT_STREAM_WINDOW, INITIAL_MTU, MIN_WINDOW,
 };
+pub use congestion::Congestion;
 pub use connection::{QuicMuxed, MUXER_PROTOCOL, SECURITY_PROTOCOL};
 pub use endpoint::{Established, Inbound, QuicEndpoints, QuicListener};
 pub use error::QuicError;

@@ -117,7 +117,8 @@ fn transport_config(
         .max_idle_timeout(IdleTimeout::try_from(config.idle_timeout).ok())
         .initial_mtu(INITIAL_MTU)
         .min_mtu(INITIAL_MTU)
-        .mtu_discovery_config(config.mtu_discovery.then(MtuDiscoveryConfig::default));
+        .mtu_discovery_config(config.mtu_discovery.then(MtuDiscoveryConfig::default))
+        .congestion_controller_factory(config.congestion.factory());
     Arc::new(transport)
 }
 

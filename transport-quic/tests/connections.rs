@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::Limited;
-use weft_transport_quic::{Config, Established, QuicEndpoints, QuicError, QuicListener};
+use weft_transport_quic::{
+    Config, Congestion, Established, QuicEndpoints, QuicError, QuicListener,
+};
 use weft_upgrader::{Budget, MuxerError, Role};
 
 const LOCALHOST: &str = "127.0.0.1:0";
@@ -179,6 +181,23 @@ async fn sixteen_mib_go_both_ways_with_half_close() {
     let outbound = outbound.expect("dials");
     tokio::spawn(outbound.connection.driver);
     let data = pattern(16 << 20);
+    assert!(echo(outbound.connection.muxed.as_ref(), &data).await == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bbr_carries_four_mib_both_ways() {
+    let config = Config::default().with_congestion(Congestion::Bbr);
+    let (a, _) = node(config.clone());
+    let (b, b_id) = node(config);
+    let listener = listen(&b, LOCALHOST);
+    let (outbound, inbound) = tokio::join!(
+        a.dial(listener.local_addr(), Some(b_id), Budget::unlimited()),
+        accept_one(&listener),
+    );
+    let _server = serve_echo(inbound.expect("accepts"));
+    let outbound = outbound.expect("dials");
+    tokio::spawn(outbound.connection.driver);
+    let data = pattern(4 << 20);
     assert!(echo(outbound.connection.muxed.as_ref(), &data).await == data);
 }
 

@@ -13,6 +13,7 @@
 //! ... -- --only loopback,relay0,relay,loss,dials,ttfb,streams,memory   # some sections
 //! ... -- --transports quic     # only the QUIC rows (or tcp; default tcp,quic)
 //! ... -- --weft-quic-window-mib 16   # weft's QUIC stream window and the most its connection and send windows grow to
+//! ... -- --weft-quic-congestion bbr   # weft's QUIC congestion controller: cubic (default) or bbr
 //! ... -- --weft-window-mib 64 --weft-split-kib 64          # weft yamux knobs
 //! ... -- --weft-no-boost       # weft without its long-link window boost
 //! ... -- --weft-boost-rate-gib 1000   # the boost's link rate (default 1.5 GiB/s)
@@ -60,6 +61,7 @@ struct Options {
     boost_rate_gib: Option<u64>,
     mib: Option<u64>,
     quic_window_mib: Option<u32>,
+    quic_congestion: Option<weft_transport_quic::Congestion>,
 }
 
 impl Options {
@@ -74,6 +76,7 @@ impl Options {
             boost_rate_gib: None,
             mib: None,
             quic_window_mib: None,
+            quic_congestion: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -118,6 +121,18 @@ impl Options {
                         );
                     }
                     options.quic_window_mib = Some(mib);
+                }
+                "--weft-quic-congestion" => {
+                    use weft_transport_quic::Congestion;
+                    options.quic_congestion = Some(match args.next().as_deref() {
+                        Some("cubic") => Congestion::Cubic,
+                        Some("bbr") => Congestion::Bbr,
+                        other => {
+                            return Err(
+                                format!("--weft-quic-congestion {other:?}: cubic or bbr").into()
+                            )
+                        }
+                    });
                 }
                 "--weft-boost-rate-gib" => {
                     options.boost_rate_gib = Some(args.next().ok_or("needs a value")?.parse()?)
@@ -221,11 +236,17 @@ fn main() -> BenchResult<()> {
     }
     println!("weft yamux: {yamux:?}");
     weft_side::set_yamux_config(yamux)?;
-    if let Some(mib) = options.quic_window_mib {
-        let config = weft_transport_quic::Config::default()
-            .with_stream_window(mib << 20)
-            .with_max_connection_window(mib << 20)
-            .with_max_send_window(mib << 20);
+    if options.quic_window_mib.is_some() || options.quic_congestion.is_some() {
+        let mut config = weft_transport_quic::Config::default();
+        if let Some(mib) = options.quic_window_mib {
+            config = config
+                .with_stream_window(mib << 20)
+                .with_max_connection_window(mib << 20)
+                .with_max_send_window(mib << 20);
+        }
+        if let Some(congestion) = options.quic_congestion {
+            config = config.with_congestion(congestion);
+        }
         println!("weft QUIC: {config:?}");
         weft_side::set_quic_config(config)?;
     }
