@@ -55,6 +55,37 @@ fn serve_echo(established: Established) -> Arc<dyn weft_upgrader::MuxedConnectio
     muxed
 }
 
+/// Two nodes with the same config, connected: the dialer's side (its driver spawned)
+/// and the listener's, which echoes every stream; endpoints and listener live as long
+/// as this.
+struct EchoPair {
+    client: Arc<dyn weft_upgrader::MuxedConnection>,
+    _server: Arc<dyn weft_upgrader::MuxedConnection>,
+    _endpoints: (QuicEndpoints, QuicEndpoints),
+    _listener: QuicListener,
+}
+
+impl EchoPair {
+    async fn connect(config: Config) -> EchoPair {
+        let (a, _) = node(config.clone());
+        let (b, b_id) = node(config);
+        let listener = listen(&b, LOCALHOST);
+        let (outbound, inbound) = tokio::join!(
+            a.dial(listener.local_addr(), Some(b_id), Budget::unlimited()),
+            accept_one(&listener),
+        );
+        let server = serve_echo(inbound.expect("accepts"));
+        let outbound = outbound.expect("dials");
+        tokio::spawn(outbound.connection.driver);
+        EchoPair {
+            client: outbound.connection.muxed,
+            _server: server,
+            _endpoints: (a, b),
+            _listener: listener,
+        }
+    }
+}
+
 /// Sends `data` on a new stream, half-closes, and returns what came back.
 async fn echo(muxed: &dyn weft_upgrader::MuxedConnection, data: &[u8]) -> Vec<u8> {
     let mut stream = muxed.open_stream().await.expect("opens a stream");
@@ -143,17 +174,8 @@ async fn a_dial_that_expects_another_peer_fails_in_the_handshake() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_streams_echo() {
-    let (a, _) = node(Config::default());
-    let (b, b_id) = node(Config::default());
-    let listener = listen(&b, LOCALHOST);
-    let (outbound, inbound) = tokio::join!(
-        a.dial(listener.local_addr(), Some(b_id), Budget::unlimited()),
-        accept_one(&listener),
-    );
-    let _server = serve_echo(inbound.expect("accepts"));
-    let outbound = outbound.expect("dials");
-    tokio::spawn(outbound.connection.driver);
-    let client = outbound.connection.muxed;
+    let pair = EchoPair::connect(Config::default()).await;
+    let client = pair.client.clone();
     // More streams than the concurrent limit: openers wait for credit, none fail.
     let echoes = (0..400usize).map(|i| {
         let client = client.clone();
@@ -170,35 +192,16 @@ async fn many_concurrent_streams_echo() {
 // 16 MiB echo took 11-18 s instead of about 2 s (debug test build, 2 shared cores).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_mib_go_both_ways_with_half_close() {
-    let (a, _) = node(Config::default());
-    let (b, b_id) = node(Config::default());
-    let listener = listen(&b, LOCALHOST);
-    let (outbound, inbound) = tokio::join!(
-        a.dial(listener.local_addr(), Some(b_id), Budget::unlimited()),
-        accept_one(&listener),
-    );
-    let _server = serve_echo(inbound.expect("accepts"));
-    let outbound = outbound.expect("dials");
-    tokio::spawn(outbound.connection.driver);
+    let pair = EchoPair::connect(Config::default()).await;
     let data = pattern(16 << 20);
-    assert!(echo(outbound.connection.muxed.as_ref(), &data).await == data);
+    assert!(echo(pair.client.as_ref(), &data).await == data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bbr_carries_four_mib_both_ways() {
-    let config = Config::default().with_congestion(Congestion::Bbr);
-    let (a, _) = node(config.clone());
-    let (b, b_id) = node(config);
-    let listener = listen(&b, LOCALHOST);
-    let (outbound, inbound) = tokio::join!(
-        a.dial(listener.local_addr(), Some(b_id), Budget::unlimited()),
-        accept_one(&listener),
-    );
-    let _server = serve_echo(inbound.expect("accepts"));
-    let outbound = outbound.expect("dials");
-    tokio::spawn(outbound.connection.driver);
+    let pair = EchoPair::connect(Config::default().with_congestion(Congestion::Bbr)).await;
     let data = pattern(4 << 20);
-    assert!(echo(outbound.connection.muxed.as_ref(), &data).await == data);
+    assert!(echo(pair.client.as_ref(), &data).await == data);
 }
 
 #[tokio::test]
