@@ -16,6 +16,13 @@
 //! router's full queue does) and the relay keeps at most
 //! [`UdpRelayConfig::max_sessions`] clients.
 //!
+//! I/O goes through `quinn-udp`, as a QUIC endpoint's does: one system call reads a
+//! batch of datagrams (`recvmmsg`), a run of same-sized datagrams from one sender
+//! arrives coalesced (UDP GRO) and leaves as one segmented send (UDP GSO), and the
+//! link model queues such a run as one entry. So the relay pays per batch, not per
+//! datagram, and is not what limits a fast QUIC transfer through it; loss and reorder
+//! decisions are still made for every datagram.
+//!
 //! Socket buffers: each socket asks for [`UdpRelayConfig::socket_buffer`] (4 MiB) of
 //! SO_RCVBUF and SO_SNDBUF. Linux grants at most `net.core.rmem_max` / `wmem_max`
 //! (see [`UdpRelay::socket_buffers`]); with the kernel's 208 KiB default a burst of
@@ -24,14 +31,17 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -41,6 +51,9 @@ use tokio::time::Instant;
 const MAX_DATAGRAM: usize = 65_535;
 /// A client silent for this long may be evicted to make room for a new one.
 const SESSION_IDLE: Duration = Duration::from_secs(30);
+/// How many receive buffers (of [`MAX_DATAGRAM`] bytes, each one datagram or one
+/// coalesced run) one read fills at most: 512 KiB per socket.
+const RECV_BATCH: usize = 8;
 
 /// How the relay treats datagrams, in each direction alike.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +190,7 @@ struct Queued<T> {
     due: Instant,
     seq: u64,
     len: usize,
+    datagrams: u64,
     item: T,
 }
 
@@ -235,6 +249,75 @@ impl<T> LinkModel<T> {
 
     /// Offers a datagram of `len` bytes that arrived at `now`.
     pub fn offer(&mut self, now: Instant, len: usize, item: T) -> Verdict {
+        let verdict = self.admit(len);
+        match verdict {
+            Verdict::Queued => self.push(now + self.delay, len, 1, item),
+            Verdict::HeldBack => self.push(now + self.delay + self.reorder_delay, len, 1, item),
+            Verdict::Lost | Verdict::Overflow => {}
+        }
+        verdict
+    }
+
+    /// Offers the datagrams that arrived together at `now` in `data`, one every
+    /// `stride` bytes (a coalesced run; the last may be shorter). Each datagram gets
+    /// its own verdict, as from [`offer`](Self::offer); each unbroken run of queued
+    /// datagrams becomes one entry, made by `make` from its bytes, and each held-back
+    /// datagram an entry of its own. Returns how many datagrams were queued.
+    pub fn offer_datagrams(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        stride: usize,
+        mut make: impl FnMut(&[u8]) -> T,
+    ) -> u64 {
+        let stride = stride.max(1);
+        let mut queued = 0;
+        let mut run: Option<Range<usize>> = None;
+        for start in (0..data.len()).step_by(stride) {
+            let end = (start + stride).min(data.len());
+            let verdict = self.admit(end - start);
+            if verdict != Verdict::Queued {
+                if let Some(done) = run.take() {
+                    self.push_run(now, data, done, &mut make, stride);
+                }
+            }
+            match verdict {
+                Verdict::Queued => {
+                    queued += 1;
+                    run = Some(run.map_or(start..end, |r| r.start..end));
+                }
+                Verdict::HeldBack => {
+                    queued += 1;
+                    let due = now + self.delay + self.reorder_delay;
+                    self.push(due, end - start, 1, make(&data[start..end]));
+                }
+                Verdict::Lost | Verdict::Overflow => {}
+            }
+        }
+        if let Some(done) = run {
+            self.push_run(now, data, done, &mut make, stride);
+        }
+        queued
+    }
+
+    /// Queues the admitted run `range` of `data`, due after the one-way delay.
+    fn push_run(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        range: Range<usize>,
+        make: &mut impl FnMut(&[u8]) -> T,
+        stride: usize,
+    ) {
+        let len = range.len();
+        let datagrams = len.div_ceil(stride) as u64;
+        let item = make(&data[range]);
+        self.push(now + self.delay, len, datagrams, item);
+    }
+
+    /// Decides one datagram's fate, counts it, and for a queued one reserves its
+    /// bytes in the queue (the caller then [`push`](Self::push)es it).
+    fn admit(&mut self, len: usize) -> Verdict {
         self.stats.offered += 1;
         // Both draws are made for every datagram, so one fraction's decisions do not
         // shift the other's.
@@ -248,25 +331,26 @@ impl<T> LinkModel<T> {
             self.stats.overflowed += 1;
             return Verdict::Overflow;
         }
-        let mut due = now + self.delay;
-        if held {
-            due += self.reorder_delay;
-            self.stats.held_back += 1;
-        }
         self.queued_bytes += len;
         self.stats.peak_queued_bytes = self.stats.peak_queued_bytes.max(self.queued_bytes);
+        if held {
+            self.stats.held_back += 1;
+            Verdict::HeldBack
+        } else {
+            Verdict::Queued
+        }
+    }
+
+    /// Queues an entry whose bytes [`admit`](Self::admit) reserved.
+    fn push(&mut self, due: Instant, len: usize, datagrams: u64, item: T) {
         self.seq += 1;
         self.queue.push(Reverse(Queued {
             due,
             seq: self.seq,
             len,
+            datagrams,
             item,
         }));
-        if held {
-            Verdict::HeldBack
-        } else {
-            Verdict::Queued
-        }
     }
 
     /// When the next datagram is due, if any is queued.
@@ -281,7 +365,7 @@ impl<T> LinkModel<T> {
         }
         let Reverse(queued) = self.queue.pop()?;
         self.queued_bytes -= queued.len;
-        self.stats.delivered += 1;
+        self.stats.delivered += queued.datagrams;
         Some(queued.item)
     }
 
@@ -317,14 +401,17 @@ impl<T> Direction<T> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn offer(&self, len: usize, item: T) {
-        let verdict = self.lock().offer(Instant::now(), len, item);
-        if matches!(verdict, Verdict::Queued | Verdict::HeldBack) {
+    /// Offers the datagrams of one receive buffer (see [`LinkModel::offer_datagrams`]).
+    fn offer(&self, data: &[u8], stride: usize, make: impl FnMut(&[u8]) -> T) {
+        let queued = self
+            .lock()
+            .offer_datagrams(Instant::now(), data, stride, make);
+        if queued > 0 {
             self.wake.notify_one();
         }
     }
 
-    /// Sends every datagram when it is due, forever.
+    /// Sends every entry when it is due, forever.
     async fn drain<F, Fut>(self: Arc<Self>, mut send: F)
     where
         F: FnMut(T) -> Fut,
@@ -356,6 +443,113 @@ impl<T> Direction<T> {
     }
 }
 
+/// A run of datagrams to send: `stride` bytes each (the last may be shorter).
+#[derive(Debug)]
+struct Datagrams {
+    data: Vec<u8>,
+    stride: usize,
+}
+
+impl Datagrams {
+    fn copy(data: &[u8], stride: usize) -> Self {
+        Datagrams {
+            data: data.to_vec(),
+            stride,
+        }
+    }
+}
+
+/// A Tokio UDP socket driven through `quinn-udp`: batched reads with GRO, segmented
+/// sends with GSO where the kernel offers them.
+struct BatchSocket {
+    socket: UdpSocket,
+    state: UdpSocketState,
+}
+
+impl BatchSocket {
+    fn new(socket: Socket) -> io::Result<Self> {
+        let socket: std::net::UdpSocket = socket.into();
+        let state = UdpSocketState::new((&socket).into())?;
+        Ok(BatchSocket {
+            socket: UdpSocket::from_std(socket)?,
+            state,
+        })
+    }
+
+    /// Waits for datagrams and reads what is there into `bufs`, one [`RecvMeta`] per
+    /// buffer filled; returns how many were.
+    async fn recv(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> io::Result<usize> {
+        loop {
+            self.socket.readable().await?;
+            match self.socket.try_io(Interest::READABLE, || {
+                self.state.recv((&self.socket).into(), bufs, meta)
+            }) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// Sends `datagrams` to `destination`, in as few segmented sends as the socket
+    /// allows; a failure is logged (the datagrams are lost, as on a real link).
+    async fn send(&self, destination: SocketAddr, datagrams: &Datagrams) {
+        let stride = datagrams.stride.max(1);
+        let mut rest = &datagrams.data[..];
+        while !rest.is_empty() {
+            let take = rest
+                .len()
+                .min(stride * self.state.max_gso_segments().max(1));
+            let (chunk, after) = rest.split_at(take);
+            rest = after;
+            let transmit = Transmit {
+                destination,
+                ecn: None,
+                contents: chunk,
+                segment_size: (chunk.len() > stride).then_some(stride),
+                src_ip: None,
+            };
+            if let Err(error) = self.send_one(&transmit).await {
+                tracing::debug!(%error, %destination, "UDP relay: send failed");
+            }
+        }
+    }
+
+    async fn send_one(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        loop {
+            self.socket.writable().await?;
+            match self.socket.try_io(Interest::WRITABLE, || {
+                self.state.try_send((&self.socket).into(), transmit)
+            }) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// Reads forever; hands each filled buffer, with its sender and stride, to `each`.
+    async fn serve(&self, what: &'static str, mut each: impl FnMut(SocketAddr, &[u8], usize)) {
+        let mut storage = vec![0u8; MAX_DATAGRAM * RECV_BATCH];
+        let mut meta = [RecvMeta::default(); RECV_BATCH];
+        loop {
+            let mut bufs: Vec<IoSliceMut<'_>> = storage
+                .chunks_mut(MAX_DATAGRAM)
+                .map(IoSliceMut::new)
+                .collect();
+            match self.recv(&mut bufs, &mut meta).await {
+                Ok(filled) => {
+                    for (m, buf) in meta.iter().zip(bufs.iter()).take(filled) {
+                        let len = m.len.min(buf.len());
+                        each(m.addr, &buf[..len], m.stride);
+                    }
+                }
+                // ICMP errors (a refused port while the far side is down) surface here
+                // on Linux; the socket stays usable.
+                Err(error) => tracing::debug!(%error, what, "UDP relay: receive failed"),
+            }
+        }
+    }
+}
+
 /// Aborts a task when dropped.
 struct TaskGuard(JoinHandle<()>);
 
@@ -367,10 +561,16 @@ impl Drop for TaskGuard {
 
 /// One client: its socket towards the target and the task reading it.
 struct Session {
-    back: Arc<UdpSocket>,
+    back: Arc<BatchSocket>,
     last_seen: Instant,
     _reader: TaskGuard,
 }
+
+/// The target-bound queue's entries: the client's socket towards the target and what
+/// to send on it.
+type ToTarget = Direction<(Arc<BatchSocket>, Datagrams)>;
+/// The client-bound queue's entries: the client and what to send it.
+type ToClient = Direction<(SocketAddr, Datagrams)>;
 
 /// A running relay: datagrams to [`local_addr`](Self::local_addr) go on to the
 /// target, the target's answers come back, both delayed (and dropped or reordered) as
@@ -379,8 +579,8 @@ pub struct UdpRelay {
     local_addr: SocketAddr,
     target: SocketAddr,
     socket_buffers: (usize, usize),
-    to_target: Arc<Direction<(Arc<UdpSocket>, Vec<u8>)>>,
-    to_client: Arc<Direction<(SocketAddr, Vec<u8>)>>,
+    to_target: Arc<ToTarget>,
+    to_client: Arc<ToClient>,
     sessions: Arc<Mutex<SessionTable>>,
     _tasks: Vec<TaskGuard>,
 }
@@ -424,40 +624,32 @@ impl UdpRelay {
     /// socket cannot be bound (or no Tokio runtime runs).
     pub async fn start(target: SocketAddr, config: UdpRelayConfig) -> Result<Self, UdpRelayError> {
         config.validate()?;
-        let front = Arc::new(bind(
-            SocketAddr::new(loopback(target), 0),
-            config.socket_buffer,
-        )?);
-        let local_addr = front.local_addr()?;
-        let socket_buffers = {
-            let sock = socket2::SockRef::from(front.as_ref());
-            (sock.recv_buffer_size()?, sock.send_buffer_size()?)
-        };
-        let to_target = Direction::new(&config, config.seed);
-        let to_client = Direction::new(&config, config.seed.wrapping_add(1));
+        let front = bind_socket(SocketAddr::new(loopback(target), 0), config.socket_buffer)?;
+        let local_addr = front.local_addr()?.as_socket().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "the front socket has no address",
+            )
+        })?;
+        let socket_buffers = (front.recv_buffer_size()?, front.send_buffer_size()?);
+        let front = Arc::new(BatchSocket::new(front)?);
+        let to_target: Arc<ToTarget> = Direction::new(&config, config.seed);
+        let to_client: Arc<ToClient> = Direction::new(&config, config.seed.wrapping_add(1));
         let sessions = Arc::new(Mutex::new(SessionTable::default()));
 
         let forward = tokio::spawn(to_target.clone().drain(
-            |(back, data): (Arc<UdpSocket>, Vec<u8>)| async move {
-                if let Err(error) = back.send(&data).await {
-                    tracing::debug!(%error, "UDP relay: send to the target failed");
-                }
+            move |(back, datagrams): (Arc<BatchSocket>, Datagrams)| async move {
+                back.send(target, &datagrams).await;
             },
         ));
         let reverse = {
             let front = front.clone();
-            tokio::spawn(
-                to_client
-                    .clone()
-                    .drain(move |(client, data): (SocketAddr, Vec<u8>)| {
-                        let front = front.clone();
-                        async move {
-                            if let Err(error) = front.send_to(&data, client).await {
-                                tracing::debug!(%error, %client, "UDP relay: send to a client failed");
-                            }
-                        }
-                    }),
-            )
+            tokio::spawn(to_client.clone().drain(
+                move |(client, datagrams): (SocketAddr, Datagrams)| {
+                    let front = front.clone();
+                    async move { front.send(client, &datagrams).await }
+                },
+            ))
         };
         let accept = tokio::spawn(serve_front(
             front,
@@ -517,35 +709,30 @@ fn lock_sessions(sessions: &Mutex<SessionTable>) -> MutexGuard<'_, SessionTable>
 /// Reads the front socket: each datagram goes into the target-bound queue, through
 /// its client's session (made on the client's first datagram).
 async fn serve_front(
-    front: Arc<UdpSocket>,
+    front: Arc<BatchSocket>,
     target: SocketAddr,
     config: UdpRelayConfig,
-    to_target: Arc<Direction<(Arc<UdpSocket>, Vec<u8>)>>,
-    to_client: Arc<Direction<(SocketAddr, Vec<u8>)>>,
+    to_target: Arc<ToTarget>,
+    to_client: Arc<ToClient>,
     sessions: Arc<Mutex<SessionTable>>,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        let (len, client) = match front.recv_from(&mut buf).await {
-            Ok(got) => got,
-            Err(error) => {
-                // ICMP errors surface here on Linux; the socket stays usable.
-                tracing::debug!(%error, "UDP relay: receive from a client failed");
-                continue;
+    front
+        .serve("from a client", |client, data, stride| {
+            let back = {
+                let mut table = lock_sessions(&sessions);
+                session_for(&mut table, client, target, &config, &to_client)
+            };
+            match back {
+                Ok(Some(back)) => to_target.offer(data, stride, |run| {
+                    (back.clone(), Datagrams::copy(run, stride))
+                }),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(%error, %client, "UDP relay: no socket for a new client")
+                }
             }
-        };
-        let back = {
-            let mut table = lock_sessions(&sessions);
-            session_for(&mut table, client, target, &config, &to_client)
-        };
-        match back {
-            Ok(Some(back)) => to_target.offer(len, (back, buf[..len].to_vec())),
-            Ok(None) => {}
-            Err(error) => {
-                tracing::debug!(%error, %client, "UDP relay: no socket for a new client")
-            }
-        }
-    }
+        })
+        .await;
 }
 
 /// The socket towards the target for `client`, made (with its reader) on first use;
@@ -555,8 +742,8 @@ fn session_for(
     client: SocketAddr,
     target: SocketAddr,
     config: &UdpRelayConfig,
-    to_client: &Arc<Direction<(SocketAddr, Vec<u8>)>>,
-) -> io::Result<Option<Arc<UdpSocket>>> {
+    to_client: &Arc<ToClient>,
+) -> io::Result<Option<Arc<BatchSocket>>> {
     let now = Instant::now();
     if let Some(session) = table.by_client.get_mut(&client) {
         session.last_seen = now;
@@ -573,7 +760,7 @@ fn session_for(
     }
     let socket = bind_socket(SocketAddr::new(loopback(target), 0), config.socket_buffer)?;
     socket.connect(&target.into())?;
-    let back = Arc::new(UdpSocket::from_std(socket.into())?);
+    let back = Arc::new(BatchSocket::new(socket)?);
     let reader = tokio::spawn(serve_back(back.clone(), client, to_client.clone()));
     table.by_client.insert(
         client,
@@ -588,21 +775,11 @@ fn session_for(
 
 /// Reads one client's socket towards the target: the answers go into the
 /// client-bound queue.
-async fn serve_back(
-    back: Arc<UdpSocket>,
-    client: SocketAddr,
-    to_client: Arc<Direction<(SocketAddr, Vec<u8>)>>,
-) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        match back.recv(&mut buf).await {
-            Ok(len) => to_client.offer(len, (client, buf[..len].to_vec())),
-            // A refused port (ICMP) while the target is down: keep serving.
-            Err(error) => {
-                tracing::debug!(%error, %client, "UDP relay: receive from the target failed")
-            }
-        }
-    }
+async fn serve_back(back: Arc<BatchSocket>, client: SocketAddr, to_client: Arc<ToClient>) {
+    back.serve("from the target", |_, data, stride| {
+        to_client.offer(data, stride, |run| (client, Datagrams::copy(run, stride)))
+    })
+    .await;
 }
 
 /// The loopback address of `target`'s family.
@@ -611,11 +788,6 @@ fn loopback(target: SocketAddr) -> IpAddr {
         SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
         SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
     }
-}
-
-/// A non-blocking Tokio UDP socket bound to `addr`; see [`bind_socket`].
-fn bind(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
-    UdpSocket::from_std(bind_socket(addr, buffer)?.into())
 }
 
 /// A non-blocking UDP socket bound to `addr`, asking for `buffer` bytes of receive and
@@ -693,6 +865,64 @@ mod tests {
         let held = link.stats().held_back;
         assert!((60..=140).contains(&held), "{held} of 1000 held back");
         assert!(overtaken > 0 && overtaken as u64 <= held, "{overtaken}");
+    }
+
+    /// Datagrams of `stride` bytes, each starting with its index.
+    fn numbered(count: u8, stride: usize) -> Vec<u8> {
+        (0..count)
+            .flat_map(|i| std::iter::once(i).chain(std::iter::repeat_n(0, stride - 1)))
+            .collect()
+    }
+
+    #[test]
+    fn a_coalesced_run_is_one_entry_of_many_datagrams() {
+        let mut link = LinkModel::new(&config(0.0, 0.0), 1);
+        let t0 = Instant::now();
+        // Ten datagrams of 1200 bytes and a short last one.
+        let mut data = numbered(10, 1_200);
+        data.extend_from_slice(&[10; 500]);
+        let queued = link.offer_datagrams(t0, &data, 1_200, <[u8]>::to_vec);
+        assert_eq!(queued, 11);
+        assert_eq!(link.queued_bytes(), data.len());
+        let run = link.pop_due(t0 + Duration::from_millis(30)).expect("due");
+        assert_eq!(run, data, "one entry, the bytes unchanged");
+        assert_eq!(link.pop_due(t0 + Duration::from_secs(1)), None);
+        let stats = link.stats();
+        assert_eq!((stats.offered, stats.delivered), (11, 11));
+    }
+
+    #[test]
+    fn a_run_gets_the_same_verdicts_as_its_datagrams_one_by_one() {
+        let (count, stride) = (200u8, 100);
+        let data = numbered(count, stride);
+        let t0 = Instant::now();
+        let mut one_by_one = LinkModel::new(&config(0.2, 0.1), 9);
+        let mut expected: Vec<u8> = (0..count)
+            .filter(|_| {
+                let verdict = one_by_one.offer(t0, stride, ());
+                matches!(verdict, Verdict::Queued | Verdict::HeldBack)
+            })
+            .collect();
+        let mut batched = LinkModel::new(&config(0.2, 0.1), 9);
+        let queued = batched.offer_datagrams(t0, &data, stride, <[u8]>::to_vec);
+        assert_eq!(queued, expected.len() as u64);
+        let mut got = Vec::new();
+        let mut entries = 0;
+        while let Some(run) = batched.pop_due(t0 + Duration::from_secs(1)) {
+            entries += 1;
+            assert_eq!(run.len() % stride, 0, "whole datagrams only");
+            got.extend(run.chunks(stride).map(|d| d[0]));
+        }
+        got.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(got, expected, "the same datagrams survive");
+        assert!(entries > 1 && entries < expected.len(), "{entries} entries");
+        let (a, b) = (one_by_one.stats(), batched.stats());
+        assert_eq!(
+            (a.offered, a.lost, a.held_back),
+            (b.offered, b.lost, b.held_back)
+        );
+        assert_eq!(b.delivered, expected.len() as u64);
     }
 
     #[test]

@@ -243,3 +243,56 @@ async fn clients_beyond_the_session_limit_are_turned_away() {
     let stats = relay.stats();
     assert_eq!((answered, stats.sessions, stats.refused), (2, 2, 1));
 }
+
+#[tokio::test]
+async fn a_segmented_send_arrives_as_its_datagrams_unchanged() {
+    // The client sends one GSO batch where the kernel offers it (quinn-udp falls back
+    // to one datagram per send otherwise), as a QUIC endpoint does; the relay reads it
+    // coalesced and forwards it segmented; the echo comes back datagram by datagram.
+    let relay = UdpRelay::start(
+        echo_server().await,
+        UdpRelayConfig::with_delay(Duration::from_millis(5)),
+    )
+    .await
+    .expect("starts");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
+    let state = quinn_udp::UdpSocketState::new((&socket).into()).expect("a quinn-udp socket");
+    let segments = state.max_gso_segments().min(20);
+    let (stride, count) = (1_200, segments * 2);
+    let mut sent = Vec::new();
+    for batch in 0..2 {
+        let contents: Vec<u8> = (0..segments)
+            .flat_map(|i| {
+                let n = (batch * segments + i) as u8;
+                std::iter::repeat_n(n, stride)
+            })
+            .collect();
+        sent.extend((0..segments).map(|i| (batch * segments + i) as u8));
+        let transmit = quinn_udp::Transmit {
+            destination: relay.local_addr(),
+            ecn: None,
+            contents: &contents,
+            segment_size: (segments > 1).then_some(stride),
+            src_ip: None,
+        };
+        state
+            .try_send((&socket).into(), &transmit)
+            .expect("sends the batch");
+    }
+    socket.set_nonblocking(true).expect("non-blocking");
+    let socket = UdpSocket::from_std(socket).expect("a Tokio socket");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(Ok((n, _))) = timeout(QUIET, socket.recv_from(&mut buf)).await {
+        assert_eq!(n, stride, "each datagram keeps its size");
+        assert!(buf[..n].iter().all(|&b| b == buf[0]), "and its bytes");
+        got.push(buf[0]);
+    }
+    assert_eq!(got, sent, "all {count} echoed, in order");
+    let stats = relay.stats();
+    assert_eq!(
+        (stats.to_target.delivered, stats.to_client.delivered),
+        (count as u64, count as u64),
+        "the relay counts datagrams, not batches"
+    );
+}
