@@ -54,6 +54,8 @@ const SESSION_IDLE: Duration = Duration::from_secs(30);
 /// How many receive buffers (of [`MAX_DATAGRAM`] bytes, each one datagram or one
 /// coalesced run) one read fills at most: 512 KiB per socket.
 const RECV_BATCH: usize = 8;
+/// The longest a reader waits out a receive error that keeps coming back.
+const MAX_RECV_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How the relay treats datagrams, in each direction alike.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,12 +252,20 @@ impl<T> LinkModel<T> {
     /// Offers a datagram of `len` bytes that arrived at `now`.
     pub fn offer(&mut self, now: Instant, len: usize, item: T) -> Verdict {
         let verdict = self.admit(len);
-        match verdict {
-            Verdict::Queued => self.push(now + self.delay, len, 1, item),
-            Verdict::HeldBack => self.push(now + self.delay + self.reorder_delay, len, 1, item),
-            Verdict::Lost | Verdict::Overflow => {}
+        if let Some(due) = self.due(now, verdict) {
+            self.push(due, len, 1, item);
         }
         verdict
+    }
+
+    /// When a datagram that arrived at `now` with `verdict` is due; `None` for a
+    /// dropped one.
+    fn due(&self, now: Instant, verdict: Verdict) -> Option<Instant> {
+        match verdict {
+            Verdict::Queued => Some(now + self.delay),
+            Verdict::HeldBack => Some(now + self.delay + self.reorder_delay),
+            Verdict::Lost | Verdict::Overflow => None,
+        }
     }
 
     /// Offers the datagrams that arrived together at `now` in `data`, one every
@@ -288,8 +298,9 @@ impl<T> LinkModel<T> {
                 }
                 Verdict::HeldBack => {
                     queued += 1;
-                    let due = now + self.delay + self.reorder_delay;
-                    self.push(due, end - start, 1, make(&data[start..end]));
+                    if let Some(due) = self.due(now, verdict) {
+                        self.push(due, end - start, 1, make(&data[start..end]));
+                    }
                 }
                 Verdict::Lost | Verdict::Overflow => {}
             }
@@ -529,25 +540,39 @@ impl BatchSocket {
     /// Reads forever; hands each filled buffer, with its sender and stride, to `each`.
     async fn serve(&self, what: &'static str, mut each: impl FnMut(SocketAddr, &[u8], usize)) {
         let mut storage = vec![0u8; MAX_DATAGRAM * RECV_BATCH];
+        let mut bufs: Vec<IoSliceMut<'_>> = storage
+            .chunks_mut(MAX_DATAGRAM)
+            .map(IoSliceMut::new)
+            .collect();
         let mut meta = [RecvMeta::default(); RECV_BATCH];
+        let mut failures = 0u32;
         loop {
-            let mut bufs: Vec<IoSliceMut<'_>> = storage
-                .chunks_mut(MAX_DATAGRAM)
-                .map(IoSliceMut::new)
-                .collect();
             match self.recv(&mut bufs, &mut meta).await {
                 Ok(filled) => {
+                    failures = 0;
                     for (m, buf) in meta.iter().zip(bufs.iter()).take(filled) {
                         let len = m.len.min(buf.len());
                         each(m.addr, &buf[..len], m.stride);
                     }
                 }
                 // ICMP errors (a refused port while the far side is down) surface here
-                // on Linux; the socket stays usable.
-                Err(error) => tracing::debug!(%error, what, "UDP relay: receive failed"),
+                // on Linux; the socket stays usable. An error that keeps coming back is
+                // waited out, so it cannot spin the reader.
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::debug!(%error, what, failures, "UDP relay: receive failed");
+                    tokio::time::sleep(recv_backoff(failures)).await;
+                }
             }
         }
     }
+}
+
+/// How long a reader waits after its `failures`-th receive error in a row: 1 ms,
+/// doubling with each further one, at most [`MAX_RECV_BACKOFF`].
+fn recv_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    Duration::from_millis(1 << doublings).min(MAX_RECV_BACKOFF)
 }
 
 /// Aborts a task when dropped.
@@ -944,6 +969,17 @@ mod tests {
         // Draining makes room again.
         assert!(link.pop_due(t0 + Duration::from_secs(1)).is_some());
         assert_eq!(link.offer(t0, 1_500, 999), Verdict::Queued);
+    }
+
+    #[test]
+    fn a_recurring_receive_error_is_waited_out_longer_each_time_up_to_a_cap() {
+        assert_eq!(recv_backoff(1), Duration::from_millis(1));
+        assert_eq!(recv_backoff(2), Duration::from_millis(2));
+        assert_eq!(recv_backoff(5), Duration::from_millis(16));
+        assert_eq!(recv_backoff(8), MAX_RECV_BACKOFF);
+        assert_eq!(recv_backoff(u32::MAX), MAX_RECV_BACKOFF);
+        let waits: Vec<_> = (1..12).map(recv_backoff).collect();
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
     }
 
     #[test]

@@ -27,6 +27,13 @@ async fn echo_server() -> SocketAddr {
     addr
 }
 
+/// A relay with `config` in front of a fresh [`echo_server`].
+async fn echo_relay(config: UdpRelayConfig) -> UdpRelay {
+    UdpRelay::start(echo_server().await, config)
+        .await
+        .expect("starts")
+}
+
 /// A client socket connected to the relay.
 async fn client(relay: &UdpRelay) -> UdpSocket {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("binds");
@@ -77,12 +84,7 @@ fn total_lost(stats: &UdpRelayStats) -> u64 {
 
 #[tokio::test]
 async fn each_direction_waits_its_one_way_delay() {
-    let relay = UdpRelay::start(
-        echo_server().await,
-        UdpRelayConfig::with_delay(Duration::from_millis(30)),
-    )
-    .await
-    .expect("starts");
+    let relay = echo_relay(UdpRelayConfig::with_delay(Duration::from_millis(30))).await;
     let (rcv, snd) = relay.socket_buffers();
     assert!(rcv > 0 && snd > 0, "buffers {rcv} / {snd}");
     let socket = client(&relay).await;
@@ -115,9 +117,7 @@ async fn a_seeded_fraction_is_dropped() {
         seed: 42,
         ..UdpRelayConfig::with_delay(Duration::from_millis(1))
     };
-    let relay = UdpRelay::start(echo_server().await, config)
-        .await
-        .expect("starts");
+    let relay = echo_relay(config).await;
     let socket = client(&relay).await;
     // Spaced, so neither the kernel nor the relay's queue drops any.
     let got = send_and_receive(socket, 500, 100, Duration::from_micros(200)).await;
@@ -154,9 +154,7 @@ async fn a_seeded_fraction_is_overtaken() {
         seed: 5,
         ..UdpRelayConfig::with_delay(Duration::from_millis(5))
     };
-    let relay = UdpRelay::start(echo_server().await, config)
-        .await
-        .expect("starts");
+    let relay = echo_relay(config).await;
     let socket = client(&relay).await;
     let got = send_and_receive(socket, 300, 100, Duration::from_millis(1)).await;
     let stats = relay.stats();
@@ -178,9 +176,7 @@ async fn a_flood_stays_within_the_queue_limit() {
         queue_limit: limit,
         ..UdpRelayConfig::with_delay(Duration::from_millis(200))
     };
-    let relay = UdpRelay::start(echo_server().await, config)
-        .await
-        .expect("starts");
+    let relay = echo_relay(config).await;
     let socket = client(&relay).await;
     let got = send_and_receive(socket, 2_000, 1_200, Duration::ZERO).await;
     let stats = relay.stats();
@@ -195,12 +191,7 @@ async fn a_flood_stays_within_the_queue_limit() {
 
 #[tokio::test]
 async fn each_client_is_its_own_peer_to_the_target() {
-    let relay = UdpRelay::start(
-        echo_server().await,
-        UdpRelayConfig::with_delay(Duration::ZERO),
-    )
-    .await
-    .expect("starts");
+    let relay = echo_relay(UdpRelayConfig::with_delay(Duration::ZERO)).await;
     let (a, b) = (client(&relay).await, client(&relay).await);
     a.send(b"from a").await.expect("sends");
     b.send(b"from b").await.expect("sends");
@@ -224,9 +215,7 @@ async fn clients_beyond_the_session_limit_are_turned_away() {
         max_sessions: 2,
         ..UdpRelayConfig::with_delay(Duration::ZERO)
     };
-    let relay = UdpRelay::start(echo_server().await, config)
-        .await
-        .expect("starts");
+    let relay = echo_relay(config).await;
     let clients = [
         client(&relay).await,
         client(&relay).await,
@@ -249,12 +238,7 @@ async fn a_segmented_send_arrives_as_its_datagrams_unchanged() {
     // The client sends one GSO batch where the kernel offers it (quinn-udp falls back
     // to one datagram per send otherwise), as a QUIC endpoint does; the relay reads it
     // coalesced and forwards it segmented; the echo comes back datagram by datagram.
-    let relay = UdpRelay::start(
-        echo_server().await,
-        UdpRelayConfig::with_delay(Duration::from_millis(5)),
-    )
-    .await
-    .expect("starts");
+    let relay = echo_relay(UdpRelayConfig::with_delay(Duration::from_millis(5))).await;
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
     let state = quinn_udp::UdpSocketState::new((&socket).into()).expect("a quinn-udp socket");
     let segments = state.max_gso_segments().min(20);
