@@ -18,6 +18,7 @@
 //! ... -- --weft-no-boost       # weft without its long-link window boost
 //! ... -- --weft-boost-rate-gib 1000   # the boost's link rate (default 1.5 GiB/s)
 //! ... -- --mib 256             # bytes per throughput transfer (default 1024, quick 64)
+//! ... -- --weft-only           # the throughput sections measure weft alone (no rust-libp2p column)
 //! RUST_LOG=weft_transport_quic=debug cargo bench ...   # logs to stderr (QUIC path stats at close)
 //! ```
 
@@ -62,6 +63,8 @@ struct Options {
     mib: Option<u64>,
     quic_window_mib: Option<u32>,
     quic_congestion: Option<weft_transport_quic::Congestion>,
+    /// The throughput sections leave rust-libp2p out (to study weft alone, faster).
+    weft_only: bool,
 }
 
 impl Options {
@@ -77,6 +80,7 @@ impl Options {
             mib: None,
             quic_window_mib: None,
             quic_congestion: None,
+            weft_only: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -113,6 +117,7 @@ impl Options {
                     options.split_kib = Some(args.next().ok_or("needs a value")?.parse()?)
                 }
                 "--weft-no-boost" => options.no_boost = true,
+                "--weft-only" => options.weft_only = true,
                 "--weft-quic-window-mib" => {
                     let mib: u32 = args.next().ok_or("needs a value")?.parse()?;
                     if mib == 0 || mib > 1024 {
@@ -323,7 +328,11 @@ async fn run(options: &Options) -> BenchResult<Vec<Row>> {
             };
             let mib = bytes >> 20;
             let w = throughput::measure::<Weft>(security, delay, loss, bytes, runs).await?;
-            let l = throughput::measure::<Libp2p>(security, delay, loss, bytes, runs).await?;
+            let l = if options.weft_only {
+                throughput::Throughput::default()
+            } else {
+                throughput::measure::<Libp2p>(security, delay, loss, bytes, runs).await?
+            };
             let name = |dir: &str| format!("{dir} {mib} MiB, {}, {path}", security.label());
             both(name("upload"), "MiB/s", w.upload, l.upload);
             both(name("download"), "MiB/s", w.download, l.download);
@@ -483,6 +492,9 @@ fn find<'a>(rows: &'a [Row], pattern: &str) -> Vec<&'a Row> {
     rows.iter().filter(|r| r.figure.contains(pattern)).collect()
 }
 
+/// A goal against rust-libp2p whose column `--weft-only` left out.
+const NOT_MEASURED: &str = "rust-libp2p not measured (--weft-only)";
+
 /// Prints each goal of the brief with the measured value.
 fn print_goals(rows: &[Row]) {
     println!("### Goals");
@@ -507,6 +519,13 @@ fn print_goals(rows: &[Row]) {
                 );
             }
         }
+        if relay.libp2p.is_empty() {
+            println!(
+                "- long link ≥2x rust-libp2p, {}: {NOT_MEASURED}",
+                relay.figure
+            );
+            continue;
+        }
         println!(
             "- long link ≥2x rust-libp2p, {}: {}x → {}",
             relay.figure,
@@ -515,7 +534,12 @@ fn print_goals(rows: &[Row]) {
         );
     }
     for lo in find(rows, "yamux, loopback") {
-        if lo.unit == "MiB/s" {
+        if lo.unit == "MiB/s" && lo.libp2p.is_empty() {
+            println!(
+                "- loopback ≥1.5x rust-libp2p, {}: {NOT_MEASURED}",
+                lo.figure
+            );
+        } else if lo.unit == "MiB/s" {
             println!(
                 "- loopback ≥1.5x rust-libp2p, {}: {}x → {}",
                 lo.figure,
@@ -578,6 +602,13 @@ fn print_goals(rows: &[Row]) {
                 share * 100.0,
                 verdict(share >= 0.8)
             );
+        }
+        if relay.libp2p.is_empty() {
+            println!(
+                "- QUIC long link ≥2x rust-libp2p QUIC, {}: {NOT_MEASURED}",
+                relay.figure
+            );
+            continue;
         }
         println!(
             "- QUIC long link ≥2x rust-libp2p QUIC, {}: {}x → {}",

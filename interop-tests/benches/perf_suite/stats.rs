@@ -16,6 +16,11 @@ impl Samples {
         v
     }
 
+    /// Whether nothing was measured (a column left out with `--weft-only`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The median (mean of the two middle values for an even count); NaN when empty.
     pub fn median(&self) -> f64 {
         let v = self.sorted();
