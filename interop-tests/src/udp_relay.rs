@@ -252,19 +252,21 @@ impl<T> LinkModel<T> {
     /// Offers a datagram of `len` bytes that arrived at `now`.
     pub fn offer(&mut self, now: Instant, len: usize, item: T) -> Verdict {
         let verdict = self.admit(len);
-        if let Some(due) = self.due(now, verdict) {
-            self.push(due, len, 1, item);
+        match verdict {
+            Verdict::Queued => self.push(self.due(now, false), len, 1, item),
+            Verdict::HeldBack => self.push(self.due(now, true), len, 1, item),
+            Verdict::Lost | Verdict::Overflow => {}
         }
         verdict
     }
 
-    /// When a datagram that arrived at `now` with `verdict` is due; `None` for a
-    /// dropped one.
-    fn due(&self, now: Instant, verdict: Verdict) -> Option<Instant> {
-        match verdict {
-            Verdict::Queued => Some(now + self.delay),
-            Verdict::HeldBack => Some(now + self.delay + self.reorder_delay),
-            Verdict::Lost | Verdict::Overflow => None,
+    /// When a datagram admitted at `now` is due: after the one-way delay, plus the
+    /// reorder delay if it is `held_back`.
+    fn due(&self, now: Instant, held_back: bool) -> Instant {
+        if held_back {
+            now + self.delay + self.reorder_delay
+        } else {
+            now + self.delay
         }
     }
 
@@ -298,9 +300,8 @@ impl<T> LinkModel<T> {
                 }
                 Verdict::HeldBack => {
                     queued += 1;
-                    if let Some(due) = self.due(now, verdict) {
-                        self.push(due, end - start, 1, make(&data[start..end]));
-                    }
+                    let due = self.due(now, true);
+                    self.push(due, end - start, 1, make(&data[start..end]));
                 }
                 Verdict::Lost | Verdict::Overflow => {}
             }
@@ -323,7 +324,7 @@ impl<T> LinkModel<T> {
         let len = range.len();
         let datagrams = len.div_ceil(stride) as u64;
         let item = make(&data[range]);
-        self.push(now + self.delay, len, datagrams, item);
+        self.push(self.due(now, false), len, datagrams, item);
     }
 
     /// Decides one datagram's fate, counts it, and for a queued one reserves its
