@@ -41,6 +41,11 @@ const FIRST_PORT: u16 = 4001;
 const NAT_TIMEOUT_SECS: u64 = 100;
 /// How long one `weft nat` may take, beyond its own timeout.
 const WAIT: Duration = Duration::from_secs(NAT_TIMEOUT_SECS + 20);
+/// The client's log: its AutoNAT probes at debug (each probe's server, address and
+/// outcome, and why a probe taught nothing), so that a wrong verdict shows its cause.
+const CLIENT_LOG: &str = "warn,weft_host::autonat=debug";
+/// Log lines of a failing try that are kept in the failure message.
+const LOG_LINES: usize = 40;
 /// How long a server may take to print its addresses.
 const START: Duration = Duration::from_secs(60);
 /// The address classes taken as public: the lab's.
@@ -81,12 +86,43 @@ fn parse_addr(entry: &serde_json::Value) -> Option<Addr> {
     })
 }
 
-/// One `weft nat` behind a NAT, asking `servers`: its addresses, or why not.
-async fn ask(
-    weft: &std::path::Path,
-    ns: &NetNs,
-    servers: &[weft_host::Multiaddr],
-) -> Result<Vec<Addr>, String> {
+/// What one `weft nat` reported: its addresses, or why not, and its log (stderr).
+struct Asked {
+    addrs: Result<Vec<Addr>, String>,
+    log: String,
+}
+
+/// The last [`LOG_LINES`] lines of `log` that tell about probes, indented.
+fn probe_log(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("autonat")).collect();
+    let skip = lines.len().saturating_sub(LOG_LINES);
+    lines[skip..].iter().map(|l| format!("\n    {l}")).collect()
+}
+
+/// One `weft nat` behind a NAT, asking `servers`.
+async fn ask(weft: &std::path::Path, ns: &NetNs, servers: &[weft_host::Multiaddr]) -> Asked {
+    match ns
+        .output_with_env(
+            weft,
+            args(servers),
+            &[("WEFT_LOG", CLIENT_LOG), ("NO_COLOR", "1")],
+            WAIT,
+        )
+        .await
+    {
+        Ok(output) => Asked {
+            addrs: report(&output),
+            log: String::from_utf8_lossy(&output.stderr).into_owned(),
+        },
+        Err(e) => Asked {
+            addrs: Err(e.to_string()),
+            log: String::new(),
+        },
+    }
+}
+
+/// The arguments of `weft nat` asking `servers`.
+fn args(servers: &[weft_host::Multiaddr]) -> Vec<String> {
     let mut args: Vec<String> = ["--json", "nat", "--public", PUBLIC, "--timeout-secs"]
         .map(str::to_owned)
         .into();
@@ -99,10 +135,11 @@ async fn ask(
         args.push("--server".into());
         args.push(server.to_string());
     }
-    let output = ns
-        .output(weft, &args, WAIT)
-        .await
-        .map_err(|e| e.to_string())?;
+    args
+}
+
+/// The addresses in the JSON report of a `weft nat` that ran to its end.
+fn report(output: &std::process::Output) -> Result<Vec<Addr>, String> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|e| {
         format!(
@@ -320,13 +357,16 @@ async fn autonat_gives_each_nat_kind_its_verdict() {
                 .iter()
                 .map(move |peer| async move {
                     let started = std::time::Instant::now();
-                    let addrs = ask(weft, peer.inside(), set).await;
-                    (peer, addrs, started.elapsed())
+                    let asked = ask(weft, peer.inside(), set).await;
+                    (peer, asked, started.elapsed())
                 })
         }))
         .await;
-        for (peer, addrs, took) in runs {
-            let checked = addrs.and_then(|addrs| check(peer.kind(), peer.wan_ip(), &addrs));
+        for (peer, asked, took) in runs {
+            let checked = asked
+                .addrs
+                .and_then(|addrs| check(peer.kind(), peer.wan_ip(), &addrs))
+                .map_err(|e| format!("{e}; its probes:{}", probe_log(&asked.log)));
             match checked {
                 Ok(outcomes) => {
                     for (transport, outcome) in outcomes {

@@ -131,10 +131,27 @@ impl NetNs {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.output_with_env(program, args, &[], limit).await
+    }
+
+    /// [`output`](Self::output), with `env` (name, value) set for the program besides
+    /// what it inherits.
+    pub async fn output_with_env<I, S>(
+        &self,
+        program: impl AsRef<OsStr>,
+        args: I,
+        env: &[(&str, &str)],
+        limit: Duration,
+    ) -> Result<Output, LabError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let program = program.as_ref().to_owned();
         let child = self
             .command(&program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
