@@ -495,10 +495,33 @@ fn find<'a>(rows: &'a [Row], pattern: &str) -> Vec<&'a Row> {
 /// A goal against rust-libp2p whose column `--weft-only` left out.
 const NOT_MEASURED: &str = "rust-libp2p not measured (--weft-only)";
 
+/// A goal's verdict.
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+/// Prints `goal` (weft at least `at_least` times rust-libp2p) for `row`, or that its
+/// rust-libp2p column was not measured.
+fn print_ratio_goal(goal: &str, row: &Row, at_least: f64) {
+    if row.libp2p.is_empty() {
+        println!("- {goal}, {}: {NOT_MEASURED}", row.figure);
+    } else {
+        println!(
+            "- {goal}, {}: {}x → {}",
+            row.figure,
+            num(row.ratio()),
+            verdict(row.ratio() >= at_least)
+        );
+    }
+}
+
 /// Prints each goal of the brief with the measured value.
 fn print_goals(rows: &[Row]) {
     println!("### Goals");
-    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     // Long link against weft's own loopback figure, and against rust-libp2p.
     for relay in find(rows, "yamux, relay 60 ms RTT") {
         if relay.unit != "MiB/s" {
@@ -519,33 +542,11 @@ fn print_goals(rows: &[Row]) {
                 );
             }
         }
-        if relay.libp2p.is_empty() {
-            println!(
-                "- long link ≥2x rust-libp2p, {}: {NOT_MEASURED}",
-                relay.figure
-            );
-            continue;
-        }
-        println!(
-            "- long link ≥2x rust-libp2p, {}: {}x → {}",
-            relay.figure,
-            num(relay.ratio()),
-            verdict(relay.ratio() >= 2.0)
-        );
+        print_ratio_goal("long link ≥2x rust-libp2p", relay, 2.0);
     }
     for lo in find(rows, "yamux, loopback") {
-        if lo.unit == "MiB/s" && lo.libp2p.is_empty() {
-            println!(
-                "- loopback ≥1.5x rust-libp2p, {}: {NOT_MEASURED}",
-                lo.figure
-            );
-        } else if lo.unit == "MiB/s" {
-            println!(
-                "- loopback ≥1.5x rust-libp2p, {}: {}x → {}",
-                lo.figure,
-                num(lo.ratio()),
-                verdict(lo.ratio() >= 1.5)
-            );
+        if lo.unit == "MiB/s" {
+            print_ratio_goal("loopback ≥1.5x rust-libp2p", lo, 1.5);
         }
     }
     for r in find(rows, "round trips through the relay") {
@@ -580,12 +581,7 @@ fn print_goals(rows: &[Row]) {
         .iter()
         .filter(|r| r.unit == "dials/s" || r.unit == "streams/s")
     {
-        println!(
-            "- ≥1.2x rust-libp2p, {}: {}x → {}",
-            r.figure,
-            num(r.ratio()),
-            verdict(r.ratio() >= 1.2)
-        );
+        print_ratio_goal("≥1.2x rust-libp2p", r, 1.2);
     }
     // QUIC's long link: against the same build through the relay at 0 ms (the
     // relay's own cost factored out), and against rust-libp2p QUIC.
@@ -603,19 +599,7 @@ fn print_goals(rows: &[Row]) {
                 verdict(share >= 0.8)
             );
         }
-        if relay.libp2p.is_empty() {
-            println!(
-                "- QUIC long link ≥2x rust-libp2p QUIC, {}: {NOT_MEASURED}",
-                relay.figure
-            );
-            continue;
-        }
-        println!(
-            "- QUIC long link ≥2x rust-libp2p QUIC, {}: {}x → {}",
-            relay.figure,
-            num(relay.ratio()),
-            verdict(relay.ratio() >= 2.0)
-        );
+        print_ratio_goal("QUIC long link ≥2x rust-libp2p QUIC", relay, 2.0);
     }
     for r in find(rows, "memory per idle connection") {
         println!(
