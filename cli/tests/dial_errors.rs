@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{listen, run_weft, tcp_port};
+use support::{closed_tcp_port, listen, run_weft, tcp_port};
 
 /// A peer id nobody listens as.
 async fn fresh_peer_id() -> String {
@@ -15,12 +15,7 @@ async fn fresh_peer_id() -> String {
 
 #[tokio::test]
 async fn a_refused_connection_asks_whether_weft_listen_runs_on_that_port() {
-    // A port that was free a moment ago, and is closed now.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = closed_tcp_port();
     let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", fresh_peer_id().await);
     for command in ["dial", "perf"] {
         let out = run_weft(&[command, &addr, "--timeout-secs", "20"]).await;

@@ -5,14 +5,9 @@
 
 mod support;
 
-use support::{listen, run_weft};
+use support::{closed_tcp_port, listen, run_weft};
 
 const LOOPBACK_TCP: &str = "/ip4/127.0.0.1/tcp/0";
-
-fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weft_nat_prints_a_verdict_per_address() {
@@ -28,7 +23,8 @@ async fn weft_nat_prints_a_verdict_per_address() {
         .await;
         servers.push(server);
     }
-    let dead = format!("/ip4/127.0.0.1/tcp/{}", dead_port());
+    let (_held, dead_port) = closed_tcp_port();
+    let dead = format!("/ip4/127.0.0.1/tcp/{dead_port}");
     let mut args = vec![
         "--json",
         "nat",

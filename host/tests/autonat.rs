@@ -3,6 +3,10 @@
 //! address that really accepts connections is confirmed reachable, a port nobody
 //! listens on unreachable, and without the override loopback is never confirmed.
 
+#[path = "support/closed_port.rs"]
+mod closed_port;
+
+use closed_port::ClosedPort;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use weft_host::autonat::{
@@ -44,12 +48,6 @@ fn client(dial: DialConfig, config: AutonatClientConfig) -> Host {
         .autonat_client(config)
         .build()
         .unwrap()
-}
-
-/// A TCP port on 127.0.0.1 that nothing listens on (bound, then released).
-fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// Waits until `addr` has a verdict that `done` accepts, from the events (the
@@ -98,9 +96,8 @@ async fn a_dialable_address_is_confirmed_reachable_and_a_dead_port_unreachable()
         .await
         .unwrap()
         .remove(0);
-    let dead: Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", dead_port())
-        .parse()
-        .unwrap();
+    let closed = ClosedPort::bind();
+    let dead = closed.addr();
     client.add_external_addr(dead.clone());
     connect_all(&client, &servers).await;
 

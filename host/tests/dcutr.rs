@@ -4,6 +4,10 @@
 //! one, over TCP and over QUIC. Unpunchable setups fail with their reason and stay
 //! relayed.
 
+#[path = "support/closed_port.rs"]
+mod closed_port;
+
+use closed_port::ClosedPort;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use weft_host::dcutr::{DirectConnection, Failure, PunchTransport, Side};
@@ -201,15 +205,10 @@ async fn a_peer_without_addresses_leaves_the_connection_relayed_with_that_reason
 async fn unreachable_addresses_fail_after_three_attempts_and_stay_relayed() {
     let (_r, r_addr) = relay().await;
     // Neither side listens directly; each claims a port where nothing listens.
-    let dead = || {
-        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = socket.local_addr().unwrap().port();
-        drop(socket);
-        addr(&format!("/ip4/127.0.0.1/tcp/{port}"))
-    };
+    let (closed_b, closed_a) = (ClosedPort::bind(), ClosedPort::bind());
     let b = host();
     let mut b_events = b.subscribe();
-    b.add_external_addr(dead());
+    b.add_external_addr(closed_b.addr());
     let circuit = r_addr.clone().with(Protocol::P2pCircuit);
     tokio::time::timeout(WAIT, b.listen(&circuit))
         .await
@@ -217,7 +216,7 @@ async fn unreachable_addresses_fail_after_three_attempts_and_stay_relayed() {
         .unwrap();
     let a = host();
     let mut a_events = a.subscribe();
-    a.add_external_addr(dead());
+    a.add_external_addr(closed_a.addr());
     let relayed = tokio::time::timeout(WAIT, a.dial(&circuit.with(Protocol::P2p(b.peer_id()))))
         .await
         .unwrap()

@@ -4,6 +4,10 @@
 //! that never reads, and IPv6. (Inbound stream limits
 //! are in `slots.rs`.)
 
+#[path = "support/closed_port.rs"]
+mod closed_port;
+
+use closed_port::ClosedPort;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use std::time::{Duration, Instant};
 use weft_host::{
@@ -201,19 +205,6 @@ async fn a_peer_gets_at_most_four_ping_streams_at_once() {
     server.shutdown().await;
 }
 
-/// A TCP port on 127.0.0.1 nothing listens on (bound, then closed): connecting is
-/// refused at once.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn closed_addr() -> Multiaddr {
-    format!("/ip4/127.0.0.1/tcp/{}", closed_port())
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_refused_address_starts_the_next_at_once() {
     let server = Host::builder().build().unwrap();
@@ -222,7 +213,8 @@ async fn a_refused_address_starts_the_next_at_once() {
     // can only start early because the dead one failed.
     let config = HostConfig::default().with_dial_stagger(Duration::from_secs(5));
     let client = Host::builder().config(config).build().unwrap();
-    let dead = closed_addr();
+    let closed = ClosedPort::bind();
+    let dead = closed.addr();
     // Same group (IPv4 loopback): the given order holds, the dead one goes first.
     client
         .peerstore()
@@ -246,7 +238,8 @@ async fn a_failing_peer_is_backed_off_and_the_failure_reported_per_address() {
     let client = Host::builder().build().unwrap();
     let mut events = client.subscribe();
     let peer = PeerId::random();
-    let dead = closed_addr();
+    let closed = ClosedPort::bind();
+    let dead = closed.addr();
     let webrtc: Multiaddr = "/ip4/127.0.0.1/udp/1/webrtc-direct".parse().unwrap();
     client
         .peerstore()

@@ -1,6 +1,10 @@
 //! `/dns*` and `/dnsaddr` against a real DNS server: `hickory-server` serving an
 //! in-memory zone on 127.0.0.1 over UDP and TCP.
 
+#[path = "support/closed_port.rs"]
+mod closed_port;
+
+use closed_port::ClosedPort;
 use hickory_server::proto::rr::rdata::{A, SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
@@ -72,25 +76,6 @@ async fn dns_server(records: &[Rec], tcp: bool) -> (Server<Catalog>, SocketAddr)
     panic!("no UDP and TCP port pair free on 127.0.0.1");
 }
 
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `n` distinct ports nothing listens on: bound all at once, so that no two are the
-/// same (a zone refuses a duplicate record), then closed.
-fn closed_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
 fn tcp_port(addr: &Multiaddr) -> u16 {
     addr.iter()
         .find_map(|p| match p {
@@ -120,7 +105,8 @@ async fn dnsaddr_resolves_recursively_for_the_peer_and_the_dial_connects() {
     let (server, live) = listening_host().await;
     let id = server.peer_id();
     let other = PeerId::random();
-    let dead = closed_port();
+    let closed = ClosedPort::bind();
+    let dead = closed.port();
     let records = [
         Rec::Txt(
             "_dnsaddr.peer.example.test.",
@@ -197,12 +183,14 @@ async fn a_txt_answer_too_long_for_udp_is_fetched_over_tcp() {
     let id = server.peer_id();
     // 30 entries of ~90 bytes: about 3 KB, past a UDP answer's 512 bytes (and the
     // 1232 bytes EDNS allows).
-    let mut records: Vec<Rec> = closed_ports(29)
-        .into_iter()
-        .map(|port| {
+    // Held all at once, so no two are the same (a zone refuses a duplicate record).
+    let closed: Vec<ClosedPort> = (0..29).map(|_| ClosedPort::bind()).collect();
+    let mut records: Vec<Rec> = closed
+        .iter()
+        .map(|c| {
             Rec::Txt(
                 "_dnsaddr.big.example.test.",
-                format!("dnsaddr=/ip4/127.0.0.1/tcp/{port}/p2p/{id}"),
+                format!("dnsaddr=/ip4/127.0.0.1/tcp/{}/p2p/{id}", c.port()),
             )
         })
         .collect();

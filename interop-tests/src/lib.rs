@@ -51,6 +51,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod attacker;
+mod closed_port;
 mod command;
 mod dialer;
 mod error;
@@ -70,6 +71,7 @@ pub mod udp_relay;
 mod weft_cli;
 
 pub use attacker::{AttackPlan, AttackProgress, Attacker};
+pub use closed_port::ClosedTcpPort;
 pub use command::PeerCommand;
 pub use dialer::{run_dialer, run_dialer_command, DialOptions, DEFAULT_ECHO_BYTES};
 pub use error::{HarnessError, Result};

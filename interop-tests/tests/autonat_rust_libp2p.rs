@@ -19,6 +19,7 @@ use weft_host::autonat::{
 };
 use weft_host::dial::classify::{AddrClass, Classifier};
 use weft_host::{DialConfig, Event, Host};
+use weft_interop_tests::ClosedTcpPort;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -118,14 +119,10 @@ async fn a_weft_client_gets_verdicts_from_rust_libp2p_servers() {
         .unwrap();
     let mut rx = client.subscribe();
     let listen = client.listen(&loopback_tcp()).await.unwrap().remove(0);
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = ClosedTcpPort::bind().unwrap();
     let dead = Multiaddr::empty()
         .with(Protocol::Ip4([127, 0, 0, 1].into()))
-        .with(Protocol::Tcp(dead_port));
+        .with(Protocol::Tcp(closed.port()));
     client.add_external_addr(dead.clone());
     for addr in &servers {
         client.dial(addr).await.unwrap();

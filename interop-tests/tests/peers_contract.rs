@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use weft_interop_tests::{
-    prepare_async, require_impls, run_dialer, run_dialer_command, DialOptions, HarnessError, Impl,
-    ListeningPeer, Security,
+    prepare_async, require_impls, run_dialer, run_dialer_command, ClosedTcpPort, DialOptions,
+    HarnessError, Impl, ListeningPeer, Security,
 };
 
 /// Every peer reports a security mismatch as a failure (not a hang, not ok:true).
@@ -50,12 +50,8 @@ async fn dialing_a_closed_port_fails_cleanly() {
     if !require_impls(&[Impl::Go]) {
         return;
     }
-    // Take a free port and close it again.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = ClosedTcpPort::bind().unwrap();
+    let port = closed.port();
     let listener = ListeningPeer::spawn(Impl::Go, Security::Noise)
         .await
         .unwrap();

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use weft_interop_tests::{require_impls, run_dialer, DelayRelay, Impl, ListeningPeer, Security};
+use weft_interop_tests::{
+    require_impls, run_dialer, ClosedTcpPort, DelayRelay, Impl, ListeningPeer, Security,
+};
 
 const DELAY: Duration = Duration::from_millis(30);
 
@@ -150,11 +152,8 @@ async fn a_reset_on_one_side_resets_the_other() {
 
 #[tokio::test]
 async fn an_unreachable_target_resets_the_client() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let relay = DelayRelay::start(closed, DELAY).await.unwrap();
+    let closed = ClosedTcpPort::bind().unwrap();
+    let relay = DelayRelay::start(closed.addr(), DELAY).await.unwrap();
     let mut client = TcpStream::connect(relay.local_addr()).await.unwrap();
     let mut buf = [0u8; 1];
     let result = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf))

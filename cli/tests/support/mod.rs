@@ -63,6 +63,15 @@ pub fn tcp_port(addr: &str) -> u16 {
         .unwrap_or_else(|| panic!("no tcp port in {addr}"))
 }
 
+/// A TCP port on 127.0.0.1 that refuses connections while the socket lives: bound,
+/// never listened on, so no listener started later is handed the same port.
+pub fn closed_tcp_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket.bind(([127, 0, 0, 1], 0).into()).expect("binds");
+    let port = socket.local_addr().expect("bound").port();
+    (socket, port)
+}
+
 /// Runs `weft ARGS` to its end, within [`WAIT`].
 pub async fn run_weft(args: &[&str]) -> Output {
     let run = Command::new(weft())
