@@ -28,6 +28,8 @@ const TEST_TIMEOUT_SECS: u64 = 60;
 const RUNNER_TIMEOUT: Duration = Duration::from_secs(TEST_TIMEOUT_SECS + 15);
 /// How long redis-server may take to accept connections.
 const REDIS_START: Duration = Duration::from_secs(10);
+/// Ports tried before a redis-server start counts as failed.
+const REDIS_TRIES: usize = 3;
 /// The stacks every pair runs: TCP x {noise, tls} x yamux, and QUIC.
 const CELLS: [Cell; 3] = [Cell::Tcp("noise"), Cell::Tcp("tls"), Cell::Quic];
 const README_BEGIN: &str = "<!-- transport-interop:begin -->";
@@ -128,14 +130,26 @@ struct RedisServer {
 }
 
 impl RedisServer {
+    /// Starts one, on a fresh port each try: the port is free when read, but another
+    /// test's listener may take it before redis binds it.
     async fn start() -> Self {
-        // A free port: bind, read it, release it for redis.
+        let mut errors = Vec::new();
+        for _ in 0..REDIS_TRIES {
+            match Self::try_start().await {
+                Ok(server) => return server,
+                Err(e) => errors.push(e),
+            }
+        }
+        panic!("redis-server did not start: {}", errors.join("; "));
+    }
+
+    async fn try_start() -> Result<Self, String> {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
-            .expect("a free port")
+            .map_err(|e| format!("no free port: {e}"))?
             .port();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
             .stdin(Stdio::null())
@@ -143,23 +157,59 @@ impl RedisServer {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("start redis-server");
+            .map_err(|e| format!("cannot run redis-server: {e}"))?;
+        let pid = child.id().ok_or("redis-server exited at once")?;
         let ready = async {
             loop {
-                if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                    return;
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("redis-server on port {port} exited ({status})"));
+                }
+                // Whatever took the port (another test's redis, say) may answer too.
+                if is_redis_of(addr, pid).await {
+                    return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
         tokio::time::timeout(REDIS_START, ready)
             .await
-            .expect("redis-server accepts connections");
-        RedisServer {
+            .map_err(|_| format!("redis-server on port {port} not ready in {REDIS_START:?}"))??;
+        Ok(RedisServer {
             _child: child,
             addr,
-        }
+        })
     }
+}
+
+/// Whether the redis server at `addr` is the process `pid` (its `INFO server` says
+/// `process_id:<pid>`).
+async fn is_redis_of(addr: SocketAddr, pid: u32) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    if stream.write_all(b"INFO server\r\n").await.is_err() {
+        return false;
+    }
+    let wanted = format!("process_id:{pid}\r\n");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        // The section is a few hundred bytes; 64 KiB bounds whatever else answers.
+        while reply.len() < 64 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+            if String::from_utf8_lossy(&reply).contains(&wanted) {
+                return true;
+            }
+        }
+        false
+    };
+    tokio::time::timeout(Duration::from_secs(1), read)
+        .await
+        .unwrap_or(false)
 }
 
 /// The outcome of one test.
